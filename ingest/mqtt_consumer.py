@@ -1,0 +1,198 @@
+"""The MQTT side of ingest: paho-mqtt (MQTT 5), a persistent shared subscription, ack after commit.
+
+Memory is bounded by the MQTT 5 Receive Maximum we announce: the broker sends at most that many
+unacknowledged QoS-1 messages, and we acknowledge only after their batch has committed. When the
+database is down, batches wait and the broker holds everything else in our session.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest.contract import subscription_filters
+from ingest.pipeline import Message, PipelineConfig, process
+from ingest.registry import RegistryCache
+from ingest.stats import IngestStats
+from ingest.validation import Limits
+from ingest.writer import BatchWriter, CommittedReadings
+from mimamori.errors import ConfigError, UnreachableError
+from mimamori.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    message: Message
+    mid: int
+    qos: int
+    generation: int  # connection the message came on; acks are only valid on that one
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        topic_prefix=settings.mqtt_topic_prefix,
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        limits=Limits(
+            max_future=timedelta(seconds=settings.ingest_max_future_s),
+            max_past=timedelta(days=settings.ingest_max_past_days),
+        ),
+    )
+
+
+def make_client(settings: Settings, client_id: str, *, manual_ack: bool) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    if settings.mqtt_username:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        client.username_pw_set(settings.mqtt_username, password)
+    if settings.mqtt.tls:
+        client.tls_set(ca_certs=settings.mqtt_ca_file)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+class MqttIngestor:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ConnectionPool,
+        *,
+        committed: CommittedReadings | None = None,
+        stats: IngestStats | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or IngestStats()
+        self.writer = BatchWriter(pool, committed)
+        self.registry = RegistryCache(pool)
+        self._cfg = pipeline_config(settings)
+        self._queue: queue.Queue[_Item] = queue.Queue()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._connect_error: str | None = None
+        self._client = make_client(settings, settings.mqtt_client_id, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # -- paho callbacks (network thread) ---------------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, flags: mqtt.ConnectFlags, reason: object, _props: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            self._connect_error = str(reason)
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        self._connect_error = None
+        self.stats.connected = True
+        self._connected.set()
+        log.info("connected to %s (session present: %s)", self.settings.mqtt, flags.session_present)
+        options = SubscribeOptions(qos=1)
+        topics = [
+            (f, options)
+            for f in subscription_filters(self.settings.mqtt_topic_prefix, self.settings.mqtt_share_group or None)
+        ]
+        client.subscribe(topics)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        self.stats.connected = False
+        self._connected.clear()
+        log.warning("disconnected from broker: %s", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
+        message = Message("mqtt", msg.topic, msg.payload, datetime.now(UTC), content_type)
+        self._queue.put(_Item(message, msg.mid, msg.qos, self._generation))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def connect(self, timeout_s: float = 10.0) -> None:
+        """Connect once, synchronously, so a wrong address or credentials fail with one clear line."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        props.ReceiveMaximum = self.settings.mqtt_receive_maximum
+        addr = self.settings.mqtt
+        try:
+            self._client.connect(addr.host, addr.port, keepalive=30, clean_start=False, properties=props)
+        except (OSError, ValueError) as exc:
+            raise UnreachableError(f"cannot connect to MQTT broker at {addr}: {exc}") from None
+        self._client.loop_start()
+        deadline = time.monotonic() + timeout_s
+        while not self._connected.wait(0.1):
+            if self._connect_error:
+                self._client.loop_stop()
+                raise ConfigError(f"MQTT broker at {addr} refused us: {self._connect_error}")
+            if time.monotonic() > deadline:
+                self._client.loop_stop()
+                raise UnreachableError(f"MQTT broker at {addr} did not accept the connection in {timeout_s:g}s")
+
+    def run(self, stop: threading.Event) -> None:
+        """Take batches until ``stop`` is set; the batch in hand is committed and acknowledged first."""
+        try:
+            while not stop.is_set():
+                batch = self._take_batch(stop)
+                if batch:
+                    self._commit(batch, stop)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def _take_batch(self, stop: threading.Event) -> list[_Item]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.ingest_batch_ms / 1000.0
+        limit = self.settings.ingest_batch_max
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stop.is_set():
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit(self, batch: list[_Item], stop: threading.Event) -> None:
+        devices = {m.message.topic.split("/")[-2] for m in batch if m.message.topic.count("/") >= 2}
+        delay = 0.1
+        while True:
+            try:
+                snapshot = self.registry.snapshot(devices)
+                break
+            except (psycopg.OperationalError, PoolTimeout):
+                if stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+        outcomes = [process(item.message, snapshot, self._cfg) for item in batch]
+        result = self.writer.write(outcomes, stop)
+        if result is None:
+            return  # stopping before the database came back: nothing acked, the broker redelivers
+        generation = self._generation
+        for item in batch:
+            if item.qos > 0 and item.generation == generation:
+                self._client.ack(item.mid, item.qos)
+        self.stats.add_batch(
+            len(batch), result.stored, result.duplicates, [str(d.reason) for o in outcomes for d in o.dead]
+        )

@@ -1,0 +1,162 @@
+"""One message in, its outcome out: readings to store, dead letters, a liveness update. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from ingest.codecs import decode_status, decode_telemetry
+from ingest.contract import STATUS, Reading, Reason, Rejection, Status, parse_topic
+from ingest.registry import RegistrySnapshot
+from ingest.validation import Limits, check_device, validate_readings
+
+_T = TypeVar("_T")
+_LIVENESS_METRICS = ("battery", "signal")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as it arrived, from MQTT or HTTP."""
+
+    source: str  # "mqtt" or "http"
+    topic: str
+    payload: bytes
+    received: datetime
+    content_type: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity of the message, so a redelivery does not dead-letter twice."""
+        digest = hashlib.sha256(self.topic.encode("utf-8", "replace") + b"\0" + self.payload)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source: str
+    topic: str
+    device_id: str | None
+    tenant_id: str | None
+    reason: Reason
+    detail: str
+    payload: bytes
+    message_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    device_id: str
+    seen: datetime  # hub time the device was last heard
+    last_reading: datetime | None = None
+    online: bool | None = None
+    battery: float | None = None
+    signal: float | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    liveness: Liveness | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    topic_prefix: str
+    max_payload_bytes: int
+    limits: Limits
+
+
+def process(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig) -> Outcome:
+    out = Outcome()
+    topic = parse_topic(cfg.topic_prefix, msg.topic) if msg.topic else None
+
+    def reject(rej: Rejection, device_id: str | None = None, tenant_id: str | None = None) -> None:
+        out.dead.append(
+            DeadLetter(msg.source, msg.topic, device_id, tenant_id, rej.reason, rej.detail, msg.payload, msg.key)
+        )
+
+    if topic is None:
+        reject(
+            Rejection(Reason.bad_topic, f"topic {msg.topic[:200]!r} is not {cfg.topic_prefix}/<tenant>/<device>/...")
+        )
+        return out
+    if len(msg.payload) > cfg.max_payload_bytes:
+        out.dead.append(
+            DeadLetter(
+                msg.source,
+                msg.topic,
+                topic.device,
+                topic.tenant,
+                Reason.oversized,
+                f"{len(msg.payload)} bytes > {cfg.max_payload_bytes} (payload truncated)",
+                msg.payload[: cfg.max_payload_bytes],
+                msg.key,
+            )
+        )
+        return out
+    device = registry.devices.get(topic.device)
+    bad_device = check_device(device, topic.tenant, topic.device)
+    if bad_device or device is None:
+        reject(bad_device or Rejection(Reason.unknown_device, topic.device), topic.device, topic.tenant)
+        return out
+
+    if topic.kind == STATUS:
+        status = decode_status(msg.payload, msg.received)
+        if isinstance(status, Rejection):
+            reject(status, device.id, device.tenant_id)
+        else:
+            out.liveness = _liveness_from_status(device.id, msg.received, status)
+        return out
+
+    decoded = decode_telemetry(msg.payload, msg.content_type, msg.received)
+    for rej in decoded.rejections:
+        reject(rej, device.id, device.tenant_id)
+    accepted, rejected = validate_readings(
+        device.id, decoded.readings, registry.specs_for(device), msg.received, cfg.limits
+    )
+    for rej in rejected:
+        reject(rej, device.id, device.tenant_id)
+    out.readings = accepted
+    out.liveness = _liveness_from_readings(device.id, msg.received, accepted)
+    return out
+
+
+def _liveness_from_status(device_id: str, received: datetime, status: Status) -> Liveness:
+    return Liveness(device_id, received, None, status.online, status.battery, status.signal)
+
+
+def _liveness_from_readings(device_id: str, received: datetime, readings: list[Reading]) -> Liveness:
+    newest = max((r.time for r in readings), default=None)
+    extra: dict[str, float] = {}
+    for metric in _LIVENESS_METRICS:
+        latest = max((r for r in readings if r.metric == metric), key=lambda r: r.time, default=None)
+        if latest is not None:
+            extra[metric] = latest.value
+    return Liveness(device_id, received, newest, True, extra.get("battery"), extra.get("signal"))
+
+
+def merge_liveness(updates: list[Liveness]) -> list[Liveness]:
+    """One row per device for a whole batch: the newest of each field."""
+    merged: dict[str, Liveness] = {}
+    for u in updates:
+        old = merged.get(u.device_id)
+        if old is None:
+            merged[u.device_id] = u
+            continue
+        newer = u.seen >= old.seen
+        merged[u.device_id] = Liveness(
+            u.device_id,
+            max(u.seen, old.seen),
+            max((t for t in (u.last_reading, old.last_reading) if t is not None), default=None),
+            _pick(u.online, old.online, newer),
+            _pick(u.battery, old.battery, newer),
+            _pick(u.signal, old.signal, newer),
+        )
+    return list(merged.values())
+
+
+def _pick(mine: _T | None, theirs: _T | None, mine_is_newer: bool) -> _T | None:
+    return mine if mine is not None and (mine_is_newer or theirs is None) else theirs

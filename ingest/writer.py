@@ -1,0 +1,95 @@
+"""Writes a batch of message outcomes in one transaction, and hands committed readings on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest.contract import Reading
+from ingest.pipeline import Outcome, merge_liveness
+from ingest.queries import insert_dead_letters, insert_readings, upsert_latest, upsert_liveness
+
+log = logging.getLogger(__name__)
+
+ReadingListener = Callable[[list[Reading]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: int  # new readings
+    duplicates: int  # readings already stored (redelivery, repeated sends)
+    dead: int
+
+
+class CommittedReadings:
+    """Fan-out of committed readings to in-process listeners (the alert engine subscribes here)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ReadingListener] = []
+
+    def subscribe(self, listener: ReadingListener) -> None:
+        self._listeners.append(listener)
+
+    def publish(self, readings: list[Reading]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(readings)
+            except Exception:  # a broken listener must not stop ingest; the readings are already stored
+                log.exception("committed-reading listener failed")
+
+
+def write_batch(conn: psycopg.Connection, outcomes: list[Outcome]) -> tuple[BatchResult, list[Reading]]:
+    readings = [r for o in outcomes for r in o.readings]
+    dead = [d for o in outcomes for d in o.dead]
+    liveness = merge_liveness([o.liveness for o in outcomes if o.liveness is not None])
+    with conn.transaction():
+        new = insert_readings(conn, readings)
+        upsert_latest(conn, new)
+        insert_dead_letters(conn, dead)
+        upsert_liveness(conn, liveness)
+    return BatchResult(len(new), len(readings) - len(new), len(dead)), new
+
+
+class BatchWriter:
+    """Commits batches, retrying with capped exponential back-off while the database is unavailable."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        committed: CommittedReadings | None = None,
+        *,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self._pool = pool
+        self.committed = committed or CommittedReadings()
+        self._max_backoff = max_backoff_s
+        self.db_available = True
+
+    def write(self, outcomes: list[Outcome], stop: threading.Event | None = None) -> BatchResult | None:
+        """Commit, or keep retrying until committed. None only when ``stop`` is set before it could commit."""
+        delay = 0.1
+        while True:
+            try:
+                with self._pool.connection(timeout=5) as conn:
+                    result, new = write_batch(conn, outcomes)
+            except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+                if self.db_available:
+                    log.warning("database unavailable, holding the batch and retrying: %s", str(exc).strip()[:200])
+                self.db_available = False
+                if stop is not None and stop.wait(delay):
+                    return None
+                if stop is None:
+                    time.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            if not self.db_available:
+                log.info("database available again")
+            self.db_available = True
+            self.committed.publish(new)
+            return result

@@ -1,0 +1,215 @@
+"""The ``mimamori`` command. Subcommands are thin: they parse, call the owning package, and print."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mimamori.errors import MimamoriError
+from mimamori.logs import setup_logging
+from mimamori.settings import Settings, load_settings, redact_url
+
+app = typer.Typer(help="Mimamori: smart-city IoT data hub.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
+devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants: the city and partner companies.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(devices_app, name="devices")
+app.add_typer(tenants_app, name="tenants")
+
+out = Console()
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def prepare_database(settings: Settings) -> str:
+    """Migrate and load the device catalogue; returns the storage mode."""
+    from devices import load_catalogue, sync_catalogue
+    from mimamori.db import connect
+    from mimamori.migrate import migrate
+
+    report = migrate(settings)
+    with connect(settings.dsn) as conn:
+        sync_catalogue(conn, load_catalogue())
+        conn.commit()
+    if report.applied:
+        out.print(f"applied {len(report.applied)} migration(s): {', '.join(report.applied)}")
+    return report.mode
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database if needed and apply pending migrations (safe to run twice, or concurrently)."""
+    settings = _settings()
+    mode = prepare_database(settings)
+    out.print(f"database up to date ({mode} mode)")
+
+
+@db_app.command("info")
+def db_info() -> None:
+    """Storage mode, server and extension versions, and row counts."""
+    from mimamori.db import connect
+    from mimamori.dbinfo import database_info
+
+    settings = _settings()
+    with connect(settings.dsn) as conn:
+        info = database_info(conn)
+    table = Table(title=f"Mimamori database {redact_url(settings.dsn)}", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command("ingest")
+def ingest_cmd() -> None:
+    """Subscribe to the broker and store readings (run several on the shared subscription)."""
+    from ingest.mqtt_consumer import MqttIngestor
+    from mimamori.db import make_pool
+
+    settings = _settings()
+    pool = make_pool(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        ingestor = MqttIngestor(settings, pool)
+        ingestor.connect()
+        out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
+        ingestor.run(stop)
+    finally:
+        pool.close()
+
+
+@app.command("api")
+def api_cmd() -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    from mimamori.db import connect
+
+    connect(settings.dsn).close()  # fail with one line now, not inside the server's start-up
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@app.command("up")
+def up_cmd() -> None:
+    """Everything in one process for a laptop: migrate, seed, ingest and the API."""
+    import uvicorn
+
+    from api.app import create_app
+    from devices.seed import seed_city
+    from ingest.mqtt_consumer import MqttIngestor
+    from mimamori.db import make_pool
+
+    settings = _settings()
+    mode = prepare_database(settings)
+    pool = make_pool(settings)
+    try:
+        with pool.connection() as conn:
+            seeded = seed_city(conn)
+        ingestor = MqttIngestor(settings, pool)
+        ingestor.connect()
+        stop = threading.Event()
+        worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
+        worker.start()
+        out.print(f"[bold]Mimamori is up[/] ({mode} mode, {seeded} city devices)")
+        out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
+        out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings, pool), host=settings.api_host, port=settings.api_port)
+        )
+        server.run()
+        stop.set()
+        worker.join(timeout=30)
+    finally:
+        pool.close()
+
+
+@tenants_app.command("add")
+def tenants_add(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    kind: Annotated[str, typer.Option(help="operator or partner.")] = "partner",
+) -> None:
+    """Create or rename a tenant."""
+    from devices import upsert_tenant
+    from mimamori.db import connect
+
+    settings = _settings()
+    with connect(settings.dsn) as conn:
+        upsert_tenant(conn, tenant_id, name or tenant_id, kind)
+        conn.commit()
+    out.print(f"tenant {tenant_id} saved")
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: str,
+    tenant: Annotated[str, typer.Option(help="Owning tenant id.")],
+    device_type: Annotated[str, typer.Option("--type", help="Device type id from the catalogue.")],
+    name: Annotated[str, typer.Option()] = "",
+    lon: Annotated[float | None, typer.Option()] = None,
+    lat: Annotated[float | None, typer.Option()] = None,
+    interval_s: Annotated[int, typer.Option(help="Expected reporting interval in seconds.")] = 600,
+) -> None:
+    """Register (or update) a device."""
+    from devices import upsert_device
+    from mimamori.db import connect
+
+    settings = _settings()
+    with connect(settings.dsn) as conn:
+        upsert_device(
+            conn,
+            device_id=device_id,
+            tenant_id=tenant,
+            device_type=device_type,
+            name=name,
+            lon=lon,
+            lat=lat,
+            expected_interval=timedelta(seconds=interval_s),
+        )
+        conn.commit()
+    out.print(f"device {device_id} saved")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every MimamoriError becomes one line on stderr and a non-zero exit code."""
+    import psycopg
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except MimamoriError as exc:
+        print(f"mimamori: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except psycopg.Error as exc:
+        print(f"mimamori: database error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

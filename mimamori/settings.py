@@ -1,0 +1,125 @@
+"""The hub's single settings object: environment variables ``MIMAMORI_*`` with laptop defaults."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mimamori.errors import ConfigError
+
+
+class TimescaleMode(StrEnum):
+    auto = "auto"  # use TimescaleDB when the extension can be created
+    on = "on"  # require it
+    off = "off"  # plain PostgreSQL even if the extension exists
+
+
+class MqttAddress:
+    """A parsed ``mqtt://`` or ``mqtts://`` URL."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ConfigError(f"MIMAMORI_MQTT_URL must start with mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ConfigError(f"MIMAMORI_MQTT_URL has no host: {url!r}")
+        self.tls = parts.scheme == "mqtts"
+        self.host = parts.hostname
+        try:
+            self.port = parts.port or (8883 if self.tls else 1883)
+        except ValueError as exc:
+            raise ConfigError(f"MIMAMORI_MQTT_URL has a bad port: {url!r}") from exc
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub. Read once at start and passed in; no module reads the environment itself."""
+
+    model_config = SettingsConfigDict(env_prefix="MIMAMORI_", env_file=".env", extra="ignore")
+
+    database_url: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/mimamori"),
+        description="PostgreSQL connection URL (libpq form).",
+    )
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    timescaledb: TimescaleMode = Field(TimescaleMode.auto, description="auto, on or off.")
+    retention_days: int = Field(3650, ge=1, description="Raw readings kept this long (TimescaleDB only).")
+    compress_after_days: int = Field(7, ge=1, description="Chunks older than this are compressed.")
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL, mqtt:// or mqtts://.")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: str | None = Field(None, description="CA bundle for mqtts:// (system store when unset).")
+    mqtt_client_id: str = Field("mimamori-ingest-1", description="Stable id: the broker keeps its session.")
+    mqtt_share_group: str = Field("mimamori-ingest", description="Shared-subscription group of ingestors.")
+    mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    mqtt_receive_maximum: int = Field(
+        4000, ge=1, le=65535, description="Unacknowledged messages the broker may send us (bounds memory)."
+    )
+    mqtt_topic_prefix: str = "mimamori/v1"
+
+    ingest_batch_max: int = Field(4000, ge=1, description="Messages per database transaction, at most.")
+    ingest_batch_ms: int = Field(50, ge=1, description="A batch is closed after this many ms.")
+    ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
+    ingest_max_future_s: int = Field(300, ge=0, description="Readings further ahead are rejected.")
+    ingest_max_past_days: int = Field(365, ge=1, description="Readings older than this are rejected.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        try:
+            MqttAddress(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @cached_property
+    def mqtt(self) -> MqttAddress:
+        return MqttAddress(self.mqtt_url)
+
+    @property
+    def dsn(self) -> str:
+        return self.database_url.get_secret_value()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning pydantic's report into one ConfigError line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MIMAMORI_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"bad configuration: {problems}") from None
