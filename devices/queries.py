@@ -120,9 +120,17 @@ def upsert_device(
     )
 
 
-def latest_readings(conn: psycopg.Connection, device_id: str) -> dict[str, tuple[datetime, float]] | None:
-    """Newest (time, value) per metric of a device; None when the device does not exist."""
-    exists = conn.execute("SELECT 1 FROM devices WHERE id = %s", (device_id,)).fetchone()
+def latest_readings(
+    conn: psycopg.Connection, device_id: str, tenant_id: str | None
+) -> dict[str, tuple[datetime, float]] | None:
+    """Newest (time, value) per metric of a device; None when it does not exist or is not ``tenant_id``'s.
+
+    ``tenant_id`` None means the caller may see every tenant.
+    """
+    exists = conn.execute(
+        "SELECT 1 FROM devices WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)",
+        (device_id, tenant_id, tenant_id),
+    ).fetchone()
     if not exists:
         return None
     rows = conn.execute(

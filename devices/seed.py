@@ -41,3 +41,16 @@ def seed_city(conn: psycopg.Connection, path: Path | None = None) -> int:
                 metadata=d.get("metadata") or {},
             )
     return len(doc["devices"])
+
+
+def ensure_admin_key(conn: psycopg.Connection, tenant_id: str = "toyota-city") -> str | None:
+    """On a hub with no keys at all, create a first admin key and return its secret (to print once)."""
+    from devices.keys import Role, audit, create_key
+
+    with conn.transaction():
+        conn.execute("LOCK TABLE api_keys IN EXCLUSIVE MODE")
+        if conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone():
+            return None
+        key_id, secret = create_key(conn, tenant_id, Role.admin, "first admin key (mimamori up)")
+        audit(conn, "mimamori up", "key.create", key_id, {"role": "admin", "first": True})
+    return secret

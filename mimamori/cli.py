@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mimamori.errors import MimamoriError
 from mimamori.logs import setup_logging
+from mimamori.serve import serve
 from mimamori.settings import Settings, load_settings, redact_url
 
 app = typer.Typer(help="Mimamori: smart-city IoT data hub.", no_args_is_help=True, add_completion=False)
@@ -23,6 +24,16 @@ tenants_app = typer.Typer(help="Tenants: the city and partner companies.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(devices_app, name="devices")
 app.add_typer(tenants_app, name="tenants")
+
+
+def _register_command_groups() -> None:
+    # One module per command group under mimamori/commands; each owns its `app`.
+    from mimamori.commands import keys
+
+    app.add_typer(keys.app, name="keys")
+
+
+_register_command_groups()
 
 out = Console()
 
@@ -94,24 +105,21 @@ def ingest_cmd() -> None:
 @app.command("api")
 def api_cmd() -> None:
     """Serve the HTTP API."""
-    import uvicorn
-
     from api.app import create_app
 
     settings = _settings()
     from mimamori.db import connect
 
     connect(settings.dsn).close()  # fail with one line now, not inside the server's start-up
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    serve(create_app(settings), settings.api_host, settings.api_port)
 
 
 @app.command("up")
 def up_cmd() -> None:
     """Everything in one process for a laptop: migrate, seed, ingest and the API."""
-    import uvicorn
 
     from api.app import create_app
-    from devices.seed import seed_city
+    from devices.seed import ensure_admin_key, seed_city
     from ingest.mqtt_consumer import MqttIngestor
     from mimamori.db import make_pool
 
@@ -121,6 +129,7 @@ def up_cmd() -> None:
     try:
         with pool.connection() as conn:
             seeded = seed_city(conn)
+            first_key = ensure_admin_key(conn)
         ingestor = MqttIngestor(settings, pool)
         ingestor.connect()
         stop = threading.Event()
@@ -129,10 +138,10 @@ def up_cmd() -> None:
         out.print(f"[bold]Mimamori is up[/] ({mode} mode, {seeded} city devices)")
         out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
         out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings, pool), host=settings.api_host, port=settings.api_port)
-        )
-        server.run()
+        if first_key:
+            out.print("  admin key (shown once, keep it):")
+            print(f"  {first_key}", flush=True)
+        serve(create_app(settings, pool), settings.api_host, settings.api_port, stop)
         stop.set()
         worker.join(timeout=30)
     finally:

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
+from api.auth import Authenticated
 from api.deps import get_pool
 from devices import latest_readings
 from mimamori.errors import NotFound
@@ -28,12 +29,14 @@ class LatestReadings(BaseModel):
 
 
 @router.get("/{device_id}/latest", response_model=LatestReadings)
-async def get_latest(device_id: str, pool: Annotated[ConnectionPool, Depends(get_pool)]) -> LatestReadings:
+async def get_latest(
+    device_id: str, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> LatestReadings:
     """The newest stored value of each of the device's metrics."""
 
     def query() -> dict[str, tuple[datetime, float]] | None:
         with pool.connection() as conn:
-            return latest_readings(conn, device_id)
+            return latest_readings(conn, device_id, None if who.sees_all_tenants else who.tenant_id)
 
     found = await run_in_threadpool(query)
     if found is None:

@@ -1,0 +1,88 @@
+"""Fixtures: one scratch database and one private Mosquitto per test run, cleaned between tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
+from mimamori.migrate import migrate
+from mimamori.settings import Settings
+from tests.services import Mosquitto, create_scratch_database, drop_database
+
+_TABLES_TO_CLEAN = (
+    "readings",
+    "latest_readings",
+    "dead_letters",
+    "device_liveness",
+    "devices",
+    "tenants",
+)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    dsn = create_scratch_database()
+    settings = Settings(database_url=dsn, timescaledb="off")  # type: ignore[arg-type]
+    migrate(settings)
+    with psycopg.connect(dsn) as conn:
+        sync_catalogue(conn, load_catalogue())
+    yield dsn
+    drop_database(dsn)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Mosquitto]:
+    mosq = Mosquitto()
+    mosq.start()
+    yield mosq
+    mosq.cleanup()
+
+
+@pytest.fixture
+def settings(database_url: str, broker: Mosquitto, request: pytest.FixtureRequest) -> Settings:
+    # A client id per test, so one test's persistent session never leaks into the next.
+    return Settings(
+        database_url=database_url,  # type: ignore[arg-type]
+        mqtt_url=broker.url,
+        mqtt_client_id=f"ingest-{request.node.name[:40]}",
+        mqtt_share_group=f"g{abs(hash(request.node.nodeid)) % 10**8}",
+        timescaledb="off",  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A connection to the run's database, emptied of tenants, devices and data first."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(_TABLES_TO_CLEAN) + " CASCADE")
+        yield conn
+
+
+@pytest.fixture
+def pool(settings: Settings, db: psycopg.Connection) -> Iterator[ConnectionPool]:
+    p = ConnectionPool(settings.dsn, min_size=1, max_size=4, open=True)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def city(db: psycopg.Connection) -> dict[str, str]:
+    """The city tenant with one river gauge and one rain gauge; a partner with one soil probe."""
+    upsert_tenant(db, "toyota-city", "Toyota City", "operator")
+    upsert_tenant(db, "acme", "Acme Sensors", "partner")
+    upsert_device(
+        db,
+        device_id="gauge-1",
+        tenant_id="toyota-city",
+        device_type="river_gauge",
+        lon=137.179,
+        lat=35.094,
+        metadata={"caution_m": 4.5},
+    )
+    upsert_device(db, device_id="rain-1", tenant_id="toyota-city", device_type="rain_gauge", lon=137.36, lat=35.23)
+    upsert_device(db, device_id="acme-soil-1", tenant_id="acme", device_type="soil_moisture", lon=137.5, lat=35.2)
+    return {"gauge": "gauge-1", "rain": "rain-1", "partner_device": "acme-soil-1"}
