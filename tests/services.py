@@ -14,7 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -66,10 +68,25 @@ class Mosquitto:
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-mosq-")))
     extra_conf: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    # Credentials test publishers use when they stand in for devices (None: anonymous).
+    username: str | None = None
+    password: str | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def client(
+        self, client_id: str = "", username: str | None = None, password: str | None = None
+    ) -> mqtt.Client:
+        """A connected MQTT 5 paho client with its network loop running; call ``.loop_stop()`` when done."""
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        user = username if username is not None else self.username
+        if user is not None:
+            c.username_pw_set(user, password if username is not None else self.password)
+        c.connect("127.0.0.1", self.port)
+        c.loop_start()
+        return c
 
     def start(self) -> None:
         conf = self.data_dir / "mosquitto.conf"
