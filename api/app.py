@@ -10,18 +10,31 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
 from api.routes import devices as devices_routes
+from api.routes import telemetry as telemetry_routes
+from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
 from mimamori.db import make_pool
 from mimamori.errors import Forbidden, MimamoriError, NotFound, ValidationError
 from mimamori.settings import Settings
 
 
-def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAPI:
-    """An app serving ``settings``' database; it opens (and later closes) its own pool unless given one."""
+def create_app(
+    settings: Settings, pool: ConnectionPool | None = None, committed: CommittedReadings | None = None
+) -> FastAPI:
+    """An app serving ``settings``' database; it opens (and later closes) its own pool unless given one.
+
+    ``committed`` receives readings pushed over HTTP once stored (the alert engine listens there).
+    """
+
+    def attach(app: FastAPI, the_pool: ConnectionPool) -> None:
+        app.state.pool = the_pool
+        app.state.writer = BatchWriter(the_pool, committed)
+        app.state.registry = RegistryCache(the_pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = pool is None
-        app.state.pool = make_pool(settings) if own else pool
+        if own:
+            attach(app, make_pool(settings))
         try:
             yield
         finally:
@@ -30,8 +43,9 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAP
 
     app = FastAPI(title="Mimamori", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.pipeline_config = pipeline_config(settings)
     if pool is not None:
-        app.state.pool = pool
+        attach(app, pool)
 
     @app.exception_handler(NotFound)
     async def _not_found(_r: Request, exc: NotFound) -> JSONResponse:
@@ -50,4 +64,5 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAP
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
 
     app.include_router(devices_routes.router)
+    app.include_router(telemetry_routes.router)
     return app

@@ -1,0 +1,24 @@
+"""Ingest: the device contract, payload codecs, validation, batched exactly-once writes, MQTT and HTTP entry."""
+
+from ingest.contract import Reading, Reason, status_topic, subscription_filters, telemetry_topic
+from ingest.http_push import PushResult, push
+from ingest.mqtt_consumer import MqttIngestor, pipeline_config
+from ingest.registry import RegistryCache
+from ingest.stats import IngestStats
+from ingest.writer import BatchWriter, CommittedReadings
+
+__all__ = [
+    "BatchWriter",
+    "CommittedReadings",
+    "IngestStats",
+    "MqttIngestor",
+    "PushResult",
+    "Reading",
+    "Reason",
+    "RegistryCache",
+    "pipeline_config",
+    "push",
+    "status_topic",
+    "subscription_filters",
+    "telemetry_topic",
+]

@@ -117,10 +117,9 @@ def api_cmd() -> None:
 @app.command("up")
 def up_cmd() -> None:
     """Everything in one process for a laptop: migrate, seed, ingest and the API."""
-
     from api.app import create_app
     from devices.seed import ensure_admin_key, seed_city
-    from ingest.mqtt_consumer import MqttIngestor
+    from ingest import CommittedReadings, MqttIngestor
     from mimamori.db import make_pool
 
     settings = _settings()
@@ -130,7 +129,8 @@ def up_cmd() -> None:
         with pool.connection() as conn:
             seeded = seed_city(conn)
             first_key = ensure_admin_key(conn)
-        ingestor = MqttIngestor(settings, pool)
+        committed = CommittedReadings()  # MQTT and HTTP readings, once stored, for in-process listeners
+        ingestor = MqttIngestor(settings, pool, committed=committed)
         ingestor.connect()
         stop = threading.Event()
         worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
@@ -141,7 +141,7 @@ def up_cmd() -> None:
         if first_key:
             out.print("  admin key (shown once, keep it):")
             print(f"  {first_key}", flush=True)
-        serve(create_app(settings, pool), settings.api_host, settings.api_port, stop)
+        serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
         stop.set()
         worker.join(timeout=30)
     finally:
