@@ -36,9 +36,9 @@ class SimClock:
         return self.sim_start + self.duration
 
     def sim_at(self, wall: datetime) -> datetime:
-        elapsed = wall - self.wall_start
-        if wall <= self.wall_end:
-            return self.sim_start + elapsed * self.speed
+        if wall < self.wall_end:
+            # Clamped: microsecond rounding, multiplied by the speed, must not overshoot the end.
+            return min(self.sim_start + (wall - self.wall_start) * self.speed, self.sim_end)
         return self.sim_end + (wall - self.wall_end)
 
     def wall_at(self, sim: datetime) -> datetime:
