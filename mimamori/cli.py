@@ -32,6 +32,10 @@ def _register_command_groups() -> None:
 
     app.add_typer(keys.app, name="keys")
 
+    from mimamori.commands import stands
+
+    app.add_typer(stands.app, name="stands")
+
     from mimamori.commands import rules
 
     app.add_typer(rules.app, name="rules")

@@ -90,6 +90,38 @@ class Settings(BaseSettings):
     alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
     alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
 
+    # Geo-API and forestry (geo/, OGC API Features, time series, tiles).
+    stands_default_crs: str = Field(
+        "EPSG:6675", description="CRS of stand registers that do not say (JGD2011 plane-rectangular VII, Aichi)."
+    )
+    stands_import_chunk: int = Field(2000, ge=1, description="Stands written per transaction on import.")
+    timeseries_max_points: int = Field(10_000, ge=1, description="Points one time-series request may return.")
+    timeseries_default_hours: int = Field(24, ge=1, description="Time range when a request gives no start.")
+    timeseries_bucket_origin: str = Field(
+        "2000-01-03T00:00:00+09:00", description="Buckets are aligned to this instant: days are JST days."
+    )
+    ogc_default_limit: int = Field(100, ge=1, description="Features per page when the client does not say.")
+    ogc_max_limit: int = Field(10_000, ge=1, description="Most features a client may ask for in one page.")
+    tiles_max_features: int = Field(20_000, ge=1, description="Features in one vector tile, at most.")
+    tiles_stands_max_age_s: int = Field(3600, ge=0, description="Cache-Control max-age of stand tiles.")
+    tiles_live_max_age_s: int = Field(30, ge=0, description="Cache-Control max-age of device and alert tiles.")
+
+    # Alerts (alerts/): rules, evaluation, distribution.
+    alerts_rules_dir: str | None = Field(
+        None, description="Folder of hazard rule files (*.yaml); the shipped defaults when unset."
+    )
+    alerts_enabled: bool = Field(True, description="Evaluate rules in `mimamori up` (and `ingest --alerts`).")
+    alerts_tick_s: float = Field(10.0, gt=0, description="Silence checks and rule reloads run this often.")
+    alerts_queue_max: int = Field(10_000, ge=1, description="Reading batches waiting for evaluation, at most.")
+    alerts_stream_poll_ms: int = Field(200, ge=10, description="How often a live stream looks for new events.")
+    alerts_stream_keepalive_s: float = Field(15.0, gt=0, description="Comment lines keep idle streams open.")
+    alerts_mqtt_client_id: str = Field("mimamori-alerts-1", description="MQTT client id of the alert publisher.")
+    alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="A webhook endpoint gets this long to answer.")
+    alerts_webhook_max_attempts: int = Field(8, ge=1, description="Deliveries are given up after this many tries.")
+    alerts_webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt.")
+    alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
+    alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -1,0 +1,396 @@
+"""SQL of the geo package: stands, spatial look-ups, feature pages. Parameterised; tenant rules in the WHERE."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from geo.features import Feature, FeaturePage, FeatureQuery
+from geo.geometry import BBox
+from geo.stand_model import Stand
+
+_STAND_COLUMNS = (
+    "stand_id, rinpan, rinpan_branch, shohan, shohan_branch, species_1, species_2, species_3,"
+    " age_1, age_2, age_3, age_reference_year, age_class, area_ha, volume_m3, forest_type, ownership,"
+    " protection_forest, site_index, density, height_m, slope_deg, elevation_m, attributes, source_file, source_crs"
+)
+
+
+def upsert_stands(
+    conn: psycopg.Connection,
+    stands: Iterable[Stand],
+    *,
+    source_file: str,
+    source_crs: str,
+) -> int:
+    """Insert or replace stands by stand id (COPY into a scratch table, then one upsert). Returns rows written."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS stands_incoming (LIKE stands INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor().copy(f"COPY stands_incoming ({_STAND_COLUMNS}, geom) FROM STDIN") as copy:
+        for s in stands:
+            copy.write_row(
+                (
+                    s.stand_id,
+                    s.rinpan,
+                    s.rinpan_branch,
+                    s.shohan,
+                    s.shohan_branch,
+                    s.species_1,
+                    s.species_2,
+                    s.species_3,
+                    s.age_1,
+                    s.age_2,
+                    s.age_3,
+                    s.age_reference_year,
+                    s.age_class,
+                    s.area_ha,
+                    s.volume_m3,
+                    s.forest_type,
+                    s.ownership,
+                    list(s.protection_forest),
+                    s.site_index,
+                    s.density,
+                    s.height_m,
+                    s.slope_deg,
+                    s.elevation_m,
+                    Jsonb(s.attributes),
+                    source_file,
+                    source_crs,
+                    shapely.to_wkb(shapely.set_srid(s.geom, 4326), hex=True, include_srid=True),
+                )
+            )
+    updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _STAND_COLUMNS.split(",")[1:])
+    cur = conn.execute(
+        f"INSERT INTO stands ({_STAND_COLUMNS}, geom) SELECT {_STAND_COLUMNS}, geom FROM stands_incoming"
+        f" ON CONFLICT (stand_id) DO UPDATE SET {updates}, geom = excluded.geom, imported_at = now()"
+    )
+    conn.execute("TRUNCATE stands_incoming")
+    return cur.rowcount
+
+
+def count_stands(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM stands").fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- stands as features ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandFilter:
+    """Attribute filters for stands; every given one must hold."""
+
+    species: str | None = None  # any of 樹種1..3
+    age_min: int | None = None
+    age_max: int | None = None
+    as_of_year: int | None = None  # ages are moved from their reference year to this one
+    ownership: str | None = None
+    protection: str | None = None  # a designation, or '*' for any protection forest
+    forest_type: str | None = None
+
+
+_STAND_FEATURE = (
+    "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text,"
+    " (to_jsonb(s) - 'geom' - 'attributes') || jsonb_build_object('attributes', s.attributes::text)"
+    " FROM stands s"
+)
+
+
+def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
+    return [Feature(r[0], json.loads(r[1]), r[2]) for r in rows]
+
+
+def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter | None = None) -> FeaturePage:
+    """A page of stands by bbox, equality filters on queryables and attribute filters."""
+    attrs = attrs or StandFilter()
+    where, params = _bbox_clause(sql.SQL("s.geom"), q.bbox)
+    for name, value in q.filters.items():
+        column = sql.Identifier("s", name)
+        if name in ("rinpan", "age_class"):
+            where.append(sql.SQL("{} = {}::int").format(column, sql.Placeholder(f"f_{name}")))
+        else:
+            where.append(sql.SQL("{} = {}").format(column, sql.Placeholder(f"f_{name}")))
+        params[f"f_{name}"] = value
+    if attrs.species is not None:
+        where.append(sql.SQL("%(species)s IN (s.species_1, s.species_2, s.species_3)"))
+        params["species"] = attrs.species
+    if attrs.age_min is not None or attrs.age_max is not None:
+        age = sql.SQL("(s.age_1 + coalesce(%(year)s::int - s.age_reference_year, 0))")
+        params["year"] = attrs.as_of_year
+        if attrs.age_min is not None:
+            where.append(sql.SQL("{} >= %(age_min)s").format(age))
+            params["age_min"] = attrs.age_min
+        if attrs.age_max is not None:
+            where.append(sql.SQL("{} <= %(age_max)s").format(age))
+            params["age_max"] = attrs.age_max
+    if attrs.ownership is not None:
+        where.append(sql.SQL("s.ownership = %(ownership)s"))
+        params["ownership"] = attrs.ownership
+    if attrs.protection == "*":
+        where.append(sql.SQL("cardinality(s.protection_forest) > 0"))
+    elif attrs.protection is not None:
+        where.append(sql.SQL("%(protection)s = ANY (s.protection_forest)"))
+        params["protection"] = attrs.protection
+    if attrs.forest_type is not None:
+        where.append(sql.SQL("s.forest_type = %(forest_type)s"))
+        params["forest_type"] = attrs.forest_type
+    return _page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
+
+
+def stand_feature(conn: psycopg.Connection, stand_id: str) -> Feature | None:
+    rows = conn.execute(_STAND_FEATURE + " WHERE s.stand_id = %s", (stand_id,)).fetchall()
+    found = _stand_features(rows)
+    return found[0] if found else None
+
+
+def stand_at(conn: psycopg.Connection, lon: float, lat: float) -> Feature | None:
+    """The stand covering a point; where overlapping polygons (a register's error) both cover it, the smaller."""
+    rows = conn.execute(
+        _STAND_FEATURE + " WHERE ST_Intersects(s.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+        " ORDER BY ST_Area(s.geom), s.stand_id LIMIT 1",
+        (lon, lat),
+    ).fetchall()
+    found = _stand_features(rows)
+    return found[0] if found else None
+
+
+def stands_in_area(conn: psycopg.Connection, area_id: str, tenant_id: str | None, limit: int) -> list[Feature] | None:
+    """Stands intersecting a configured area; None when the area does not exist or is not the caller's."""
+    area = conn.execute(
+        "SELECT 1 FROM areas WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)", (area_id, tenant_id, tenant_id)
+    ).fetchone()
+    if area is None:
+        return None
+    rows = conn.execute(
+        _STAND_FEATURE + " JOIN areas a ON ST_Intersects(s.geom, a.geom) WHERE a.id = %s ORDER BY s.stand_id LIMIT %s",
+        (area_id, limit),
+    ).fetchall()
+    return _stand_features(rows)
+
+
+def stands_intersecting(conn: psycopg.Connection, geometry: dict[str, object], limit: int) -> list[Feature]:
+    """Stands intersecting a GeoJSON geometry in EPSG:4326 (an alert's area, a drawn polygon)."""
+    rows = conn.execute(
+        _STAND_FEATURE + " WHERE ST_Intersects(s.geom, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326))"
+        " ORDER BY s.stand_id LIMIT %s",
+        (json.dumps(geometry), limit),
+    ).fetchall()
+    return _stand_features(rows)
+
+
+# --- sensors in a stand ---------------------------------------------------------------------------------------
+
+_LATEST = (
+    "(SELECT jsonb_object_agg(lr.metric, jsonb_build_object('value', lr.value, 'time', lr.time))"
+    " FROM latest_readings lr WHERE lr.device_id = d.id)"
+)
+
+
+def sensors_in_stand(conn: psycopg.Connection, stand_id: str, tenant_id: str | None) -> list[dict[str, Any]] | None:
+    """Devices located inside a stand with their latest readings; None when there is no such stand."""
+    if conn.execute("SELECT 1 FROM stands WHERE stand_id = %s", (stand_id,)).fetchone() is None:
+        return None
+    rows = conn.execute(
+        "SELECT d.id, d.name, d.device_type, d.status, ST_X(d.location), ST_Y(d.location),"
+        f" coalesce({_LATEST}, '{{}}'::jsonb)"
+        " FROM stands s JOIN devices d ON ST_Intersects(d.location, s.geom)"
+        " WHERE s.stand_id = %(stand)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+        " ORDER BY d.id",
+        {"stand": stand_id, "tenant": tenant_id},
+    ).fetchall()
+    return [
+        {"id": r[0], "name": r[1], "device_type": r[2], "status": r[3], "lon": r[4], "lat": r[5], "latest": r[6]}
+        for r in rows
+    ]
+
+
+def stand_summary(
+    conn: psycopg.Connection, stand_id: str, tenant_id: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]] | None:
+    """Per metric, over the sensors inside a stand and [start, end): sensors, count, mean, min, max, last."""
+    if conn.execute("SELECT 1 FROM stands WHERE stand_id = %s", (stand_id,)).fetchone() is None:
+        return None
+    rows = conn.execute(
+        "WITH inside AS ("
+        "  SELECT d.id FROM stands s JOIN devices d ON ST_Intersects(d.location, s.geom)"
+        "  WHERE s.stand_id = %(stand)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s))"
+        " SELECT r.metric, count(DISTINCT r.device_id), count(*), avg(r.value), min(r.value), max(r.value),"
+        "  (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)"
+        " FROM readings r JOIN inside ON r.device_id = inside.id"
+        " WHERE r.time >= %(start)s AND r.time < %(end)s"
+        " GROUP BY r.metric ORDER BY r.metric",
+        {"stand": stand_id, "tenant": tenant_id, "start": start, "end": end},
+    ).fetchall()
+    return [
+        {
+            "metric": r[0],
+            "sensors": r[1],
+            "count": r[2],
+            "avg": r[3],
+            "min": r[4],
+            "max": r[5],
+            "last": r[6],
+            "last_time": r[7],
+        }
+        for r in rows
+    ]
+
+
+# --- devices and areas as features ----------------------------------------------------------------------------
+
+_DEVICE_FEATURE = (
+    "SELECT d.id, ST_AsGeoJSON(d.location, 7)::text,"
+    " jsonb_build_object('name', d.name, 'tenant_id', d.tenant_id, 'device_type', d.device_type,"
+    "   'status', d.status, 'last_seen', l.last_seen, 'last_reading', l.last_reading, 'online', l.online)"
+    f" || coalesce({_LATEST}, '{{}}'::jsonb)"
+    " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id"
+)
+
+
+def _device_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
+    out = []
+    for device_id, geometry, props in rows:
+        flat: dict[str, object] = {}
+        for key, value in props.items():
+            # Latest readings become one property per metric (and its time): flat columns for QGIS and GDAL.
+            if isinstance(value, dict) and "value" in value:
+                flat[key] = value["value"]
+                flat[f"{key}_time"] = value["time"]
+            else:
+                flat[key] = value
+        out.append(Feature(device_id, json.loads(geometry) if geometry else None, flat))
+    return out
+
+
+def device_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
+    where, params = _bbox_clause(sql.SQL("d.location"), q.bbox)
+    _tenant_clause(where, params, sql.SQL("d.tenant_id"), q.tenant_id)
+    _time_clause(where, params, sql.SQL("l.last_reading"), q)
+    for name, value in q.filters.items():
+        where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
+        params[f"f_{name}"] = value
+    return _page(conn, sql.SQL(_DEVICE_FEATURE), where, sql.SQL("d.id"), params, q, _device_features)
+
+
+def device_feature(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> Feature | None:
+    rows = conn.execute(
+        _DEVICE_FEATURE + " WHERE d.id = %(id)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)",
+        {"id": device_id, "tenant": tenant_id},
+    ).fetchall()
+    found = _device_features(rows)
+    return found[0] if found else None
+
+
+_AREA_FEATURE = (
+    "SELECT a.id, ST_AsGeoJSON(a.geom, 7)::text,"
+    " jsonb_build_object('kind', a.kind, 'name', a.name, 'tenant_id', a.tenant_id, 'updated_at', a.updated_at)"
+    " || a.properties FROM areas a"
+)
+
+
+def _plain_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
+    return [Feature(r[0], json.loads(r[1]) if r[1] else None, r[2]) for r in rows]
+
+
+def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
+    where, params = _bbox_clause(sql.SQL("a.geom"), q.bbox)
+    _tenant_clause(where, params, sql.SQL("a.tenant_id"), q.tenant_id)
+    _time_clause(where, params, sql.SQL("a.updated_at"), q)
+    for name, value in q.filters.items():
+        where.append(sql.SQL("{} = {}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}")))
+        params[f"f_{name}"] = value
+    return _page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, _plain_features)
+
+
+def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None) -> Feature | None:
+    rows = conn.execute(
+        _AREA_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
+        {"id": area_id, "tenant": tenant_id},
+    ).fetchall()
+    found = _plain_features(rows)
+    return found[0] if found else None
+
+
+def upsert_area(
+    conn: psycopg.Connection,
+    *,
+    area_id: str,
+    kind: str,
+    name: str,
+    geometry: shapely.Geometry,
+    tenant_id: str | None = None,
+    properties: dict[str, object] | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO areas (id, kind, name, tenant_id, properties, geom)"
+        " VALUES (%s, %s, %s, %s, %s, ST_GeomFromEWKB(%s))"
+        " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, tenant_id = excluded.tenant_id,"
+        " properties = excluded.properties, geom = excluded.geom, updated_at = now()",
+        (
+            area_id,
+            kind,
+            name,
+            tenant_id,
+            Jsonb(properties or {}),
+            shapely.to_wkb(shapely.set_srid(geometry, 4326), include_srid=True),
+        ),
+    )
+
+
+# --- shared pieces --------------------------------------------------------------------------------------------
+
+
+def _bbox_clause(column: sql.Composable, bbox: BBox | None) -> tuple[list[sql.Composable], dict[str, Any]]:
+    if bbox is None:
+        return [], {}
+    clause = sql.SQL("{} && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)").format(column)
+    # && alone is an index-only box test; ST_Intersects keeps polygons whose box but not shape touches out.
+    exact = sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326))").format(column)
+    params = {"west": bbox.west, "south": bbox.south, "east": bbox.east, "north": bbox.north}
+    return [clause, exact], params
+
+
+def _tenant_clause(
+    where: list[sql.Composable], params: dict[str, Any], column: sql.Composable, tenant_id: str | None
+) -> None:
+    if tenant_id is not None:
+        where.append(sql.SQL("{} = %(tenant)s").format(column))
+        params["tenant"] = tenant_id
+
+
+def _time_clause(where: list[sql.Composable], params: dict[str, Any], column: sql.Composable, q: FeatureQuery) -> None:
+    if q.start is not None:
+        where.append(sql.SQL("{} >= %(t_start)s").format(column))
+        params["t_start"] = q.start
+    if q.end is not None:
+        where.append(sql.SQL("{} <= %(t_end)s").format(column))
+        params["t_end"] = q.end
+
+
+def _page(
+    conn: psycopg.Connection,
+    select: sql.Composable,
+    where: list[sql.Composable],
+    order: sql.Composable,
+    params: dict[str, Any],
+    q: FeatureQuery,
+    build: Callable[[Iterable[tuple[Any, ...]]], list[Feature]],
+) -> FeaturePage:
+    query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(
+        select,
+        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+        order,
+    )
+    # One row more than asked: its presence says whether a next page exists, without counting every match.
+    rows = conn.execute(query, {**params, "limit": q.limit + 1, "offset": q.offset}).fetchall()
+    features = build(rows[: q.limit])
+    return FeaturePage(features, more=len(rows) > q.limit)
