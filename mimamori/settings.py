@@ -74,22 +74,6 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
 
-    # Alerts (alerts/): rules, evaluation, distribution.
-    alerts_rules_dir: str | None = Field(
-        None, description="Folder of hazard rule files (*.yaml); the shipped defaults when unset."
-    )
-    alerts_enabled: bool = Field(True, description="Evaluate rules in `mimamori up` (and `ingest --alerts`).")
-    alerts_tick_s: float = Field(10.0, gt=0, description="Silence checks and rule reloads run this often.")
-    alerts_queue_max: int = Field(10_000, ge=1, description="Reading batches waiting for evaluation, at most.")
-    alerts_stream_poll_ms: int = Field(200, ge=10, description="How often a live stream looks for new events.")
-    alerts_stream_keepalive_s: float = Field(15.0, gt=0, description="Comment lines keep idle streams open.")
-    alerts_mqtt_client_id: str = Field("mimamori-alerts-1", description="MQTT client id of the alert publisher.")
-    alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="A webhook endpoint gets this long to answer.")
-    alerts_webhook_max_attempts: int = Field(8, ge=1, description="Deliveries are given up after this many tries.")
-    alerts_webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt.")
-    alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
-    alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
-
     # Geo-API and forestry (geo/, OGC API Features, time series, tiles).
     stands_default_crs: str = Field(
         "EPSG:6675", description="CRS of stand registers that do not say (JGD2011 plane-rectangular VII, Aichi)."
