@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from api.routes import devices as devices_routes
 from api.routes import telemetry as telemetry_routes
+from api.routes import timeseries as timeseries_routes
 from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
 from mimamori.db import make_pool
 from mimamori.errors import Forbidden, MimamoriError, NotFound, ValidationError
@@ -65,4 +66,5 @@ def create_app(
 
     app.include_router(devices_routes.router)
     app.include_router(telemetry_routes.router)
+    app.include_router(timeseries_routes.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -394,3 +394,97 @@ def _page(
     rows = conn.execute(query, {**params, "limit": q.limit + 1, "offset": q.offset}).fetchall()
     features = build(rows[: q.limit])
     return FeaturePage(features, more=len(rows) > q.limit)
+
+
+# --- time series ----------------------------------------------------------------------------------------------
+
+_RAW_AGG = {
+    "avg": "avg(r.value)",
+    "min": "min(r.value)",
+    "max": "max(r.value)",
+    "sum": "sum(r.value)",
+    "count": "count(*)::float8",
+    "last": "(array_agg(r.value ORDER BY r.time DESC))[1]",
+}
+# Rolling continuous-aggregate rows up into wider buckets: exact for every aggregate (avg via sum and count).
+_ROLLUP_AGG = {
+    "avg": "sum(r.sum) / sum(r.count)",
+    "min": "min(r.min)",
+    "max": "max(r.max)",
+    "sum": "sum(r.sum)",
+    "count": "sum(r.count)::float8",
+    "last": "(array_agg(r.last ORDER BY r.bucket DESC))[1]",
+}
+_VISIBLE_DEVICE = "SELECT 1 FROM devices WHERE id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+
+
+def device_visible(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> bool:
+    return conn.execute(_VISIBLE_DEVICE, {"device": device_id, "tenant": tenant_id}).fetchone() is not None
+
+
+def raw_series(
+    conn: psycopg.Connection,
+    device_id: str,
+    tenant_id: str | None,
+    metric: str | None,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[tuple[datetime, str, float]]:
+    """Stored readings in [start, end), at most ``limit`` rows (time, metric, value)."""
+    return conn.execute(
+        "SELECT r.time, r.metric, r.value FROM readings r"
+        f" WHERE r.device_id = %(device)s AND EXISTS ({_VISIBLE_DEVICE})"
+        " AND (%(metric)s::text IS NULL OR r.metric = %(metric)s)"
+        " AND r.time >= %(start)s AND r.time < %(end)s ORDER BY r.metric, r.time LIMIT %(limit)s",
+        {"device": device_id, "tenant": tenant_id, "metric": metric, "start": start, "end": end, "limit": limit},
+    ).fetchall()
+
+
+def bucketed_series(
+    conn: psycopg.Connection,
+    device_id: str,
+    tenant_id: str | None,
+    metric: str | None,
+    start: datetime,
+    end: datetime,
+    width: timedelta,
+    agg: str,
+    origin: datetime,
+    source: str | None,
+    limit: int,
+) -> list[tuple[datetime, str, float]]:
+    """One value per bucket and metric: from readings with date_bin, or rolled up from a continuous aggregate.
+
+    ``source`` names the continuous aggregate (TimescaleDB) or is None (plain readings). [start, end) must already
+    be whole buckets, so both ways see exactly the same readings.
+    """
+    params = {
+        "device": device_id,
+        "tenant": tenant_id,
+        "metric": metric,
+        "start": start,
+        "end": end,
+        "width": width,
+        "origin": origin,
+        "limit": limit,
+    }
+    if source is None:
+        query = sql.SQL(
+            "SELECT date_bin(%(width)s, r.time, %(origin)s) AS b, r.metric, {agg} FROM readings r"
+            " WHERE r.device_id = %(device)s AND EXISTS (" + _VISIBLE_DEVICE + ")"
+            " AND (%(metric)s::text IS NULL OR r.metric = %(metric)s)"
+            " AND r.time >= %(start)s AND r.time < %(end)s"
+            " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
+        ).format(agg=sql.SQL(_RAW_AGG[agg]))
+    else:
+        if source not in ("readings_10m", "readings_1h", "readings_1d"):
+            raise ValueError(f"not a continuous aggregate: {source}")
+        query = sql.SQL(
+            "SELECT date_bin(%(width)s, r.bucket, %(origin)s) AS b, r.metric, {agg} FROM {view} r"
+            " WHERE r.device_id = %(device)s AND EXISTS (" + _VISIBLE_DEVICE + ")"
+            " AND (%(metric)s::text IS NULL OR r.metric = %(metric)s)"
+            " AND r.bucket >= %(start)s AND r.bucket < %(end)s"
+            " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
+        ).format(agg=sql.SQL(_ROLLUP_AGG[agg]), view=sql.Identifier(source))
+    return conn.execute(query, params).fetchall()
