@@ -61,11 +61,26 @@ class Settings(BaseSettings):
     mqtt_share_group: str = Field("mimamori-ingest", description="Shared-subscription group of ingestors.")
     mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
     mqtt_receive_maximum: int = Field(
-        4000, ge=1, le=65535, description="Unacknowledged messages the broker may send us (bounds memory)."
+        10000, ge=1, le=65535, description="Unacknowledged messages the broker may send us (bounds memory)."
     )
     mqtt_topic_prefix: str = "mimamori/v1"
+    mqtt_admin_username: str = Field(
+        "mimamori-admin", description="Broker account that manages device accounts (dynamic security)."
+    )
+    mqtt_admin_password: SecretStr | None = Field(None, description="Its password (see `mimamori broker init`).")
+    mqtt_admin_timeout_s: float = Field(10.0, gt=0, description="Wait this long for the broker's control answers.")
+    mqtt_dynsec_plugin: str | None = Field(
+        None, description="Path of mosquitto_dynamic_security.so when not in the usual places."
+    )
 
-    ingest_batch_max: int = Field(4000, ge=1, description="Messages per database transaction, at most.")
+    api_push_rate_per_s: float = Field(50.0, gt=0, description="HTTP push: sustained requests per second per key.")
+    api_push_burst: int = Field(200, ge=1, description="HTTP push: requests a key may send in a burst.")
+
+    ingest_batch_max: int = Field(
+        2000,
+        ge=1,
+        description="Messages per database transaction, at most (keep well under the receive maximum, so the broker keeps sending while a batch commits).",
+    )
     ingest_batch_ms: int = Field(50, ge=1, description="A batch is closed after this many ms.")
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     ingest_max_future_s: int = Field(300, ge=0, description="Readings further ahead are rejected.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -20,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
+TEST_PUBLISHER = "test-publisher"
 ADMIN_DSN = os.environ.get("MIMAMORI_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -53,11 +53,11 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: s
 
 
 def render_mosquitto_conf(port: int, data_dir: Path, extra: str = "") -> str:
-    """The project's broker configuration with this test's port and folders."""
-    text = MOSQUITTO_CONF.read_text()
-    text = re.sub(r"^listener 1883 .*$", f"listener {port} 127.0.0.1", text, flags=re.M)
-    text = re.sub(r"^persistence_location .*$", f"persistence_location {data_dir}/", text, flags=re.M)
-    return text + "\n" + extra
+    """The project's broker configuration with this test's port, folders and dynamic-security plugin."""
+    from devices.broker_setup import find_dynsec_plugin
+    from devices.broker_setup import render_mosquitto_conf as render
+
+    return render(MOSQUITTO_CONF.read_text(), port=port, data_dir=data_dir, plugin=find_dynsec_plugin(), extra=extra)
 
 
 @dataclass
@@ -68,9 +68,15 @@ class Mosquitto:
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-mosq-")))
     extra_conf: str = ""
     proc: subprocess.Popen[bytes] | None = None
-    # Credentials test publishers use when they stand in for devices (None: anonymous).
+    # Credentials test publishers use when they stand in for devices (None: anonymous). start() sets them to
+    # an account that may publish to every device topic (the broker refuses anonymous clients).
     username: str | None = None
     password: str | None = None
+    # The hub's own accounts on this broker, created by start() with dynamic security.
+    admin_username: str | None = None
+    admin_password: str | None = None
+    ingest_username: str | None = None
+    ingest_password: str | None = None
 
     @property
     def url(self) -> str:
@@ -89,8 +95,24 @@ class Mosquitto:
         return c
 
     def start(self) -> None:
+        from devices import dynsec
+        from devices.broker_setup import init_dynsec
+
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(render_mosquitto_conf(self.port, self.data_dir, self.extra_conf))
+        # Dynamic security is initialised on the first start only; a restart keeps the accounts it holds.
+        publisher_password = self.password or uuid.uuid4().hex
+        publisher = dynsec.Account(
+            TEST_PUBLISHER,
+            publisher_password,
+            {"test-publisher": dynsec.publisher_acls("mimamori/v1", None)},
+            "tests: publishes for any device",
+        )
+        accounts, created = init_dynsec(self.data_dir, "mimamori/v1", (publisher,))
+        if created:
+            self.username, self.password = TEST_PUBLISHER, publisher_password
+        self.admin_username, self.admin_password = accounts.admin_username, accounts.admin_password
+        self.ingest_username, self.ingest_password = accounts.ingest_username, accounts.ingest_password
         log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)

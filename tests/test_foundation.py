@@ -10,10 +10,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from mimamori.errors import ConfigError, MimamoriError
 from mimamori.migrate import load_migrations, migrate, timescaledb_available
@@ -201,6 +199,8 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         "MIMAMORI_API_PORT": str(port),
         "MIMAMORI_MQTT_CLIENT_ID": "e2e-up",
         "MIMAMORI_TIMESCALEDB": "off",
+        "MIMAMORI_MQTT_USERNAME": broker.ingest_username,  # the broker refuses anonymous clients
+        "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
     }
     hub = subprocess.Popen([*MIMAMORI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -210,9 +210,7 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         secret = wait_until(
             lambda: next((ln.strip() for ln in lines if ln.strip().startswith("mk_")), None), what="admin key"
         )
-        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        publisher.connect("127.0.0.1", broker.port)
-        publisher.loop_start()
+        publisher = broker.client()
         payload = {"ts": "2026-11-25T10:00:00+09:00", "values": {"water_level": 3.42, "battery": 3.61}}
         info = publisher.publish("mimamori/v1/toyota-city/yahagi-takahashi/telemetry", json.dumps(payload), qos=1)
         info.wait_for_publish(5)

@@ -1,0 +1,186 @@
+"""Mosquitto dynamic-security data, pure: password hashes, the initial configuration, roles, commands.
+
+The broker's plugin keeps clients, roles and ACLs in a JSON file it owns; we write that file once (the admin
+account for the hub, the ingestor's account) and from then on change it only through the plugin's control topic
+(``$CONTROL/dynamic-security/v1``), so every change takes effect at once without restarting the broker.
+Nothing here does I/O; randomness (salts) is passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
+
+ADMIN_ROLE = "mimamori-admin"
+INGEST_ROLE = "mimamori-ingest"
+DEVICE_ROLE_PREFIX = "device:"
+
+# The plugin's own default (Mosquitto 2.0 hashes with PBKDF2-SHA512 and 101 iterations). Every password we
+# issue is 256 bits of randomness, so the iteration count adds nothing; matching the plugin keeps one format.
+PBKDF2_ITERATIONS = 101
+
+# Usernames are device ids (see migration 0001: devices.id) or our own account names.
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    acltype: str  # publishClientSend | publishClientReceive | subscribeLiteral | subscribePattern | ...
+    topic: str
+    allow: bool = True
+    priority: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow, "priority": self.priority}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A broker client to write into the initial configuration, with its roles and their ACLs."""
+
+    username: str
+    password: str
+    roles: dict[str, tuple[Acl, ...]]
+    text_name: str = ""
+
+
+def check_username(username: str) -> str:
+    if not _USERNAME.match(username):
+        raise ValueError(f"not a valid broker username: {username!r}")
+    return username
+
+
+def hash_password(password: str, salt: bytes, iterations: int = PBKDF2_ITERATIONS) -> dict[str, Any]:
+    """The plugin's stored form of a password: base64 PBKDF2-HMAC-SHA512 of it with the (raw) salt."""
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": iterations,
+    }
+
+
+def admin_acls() -> tuple[Acl, ...]:
+    """What the hub's admin account may do: drive the plugin, nothing else (it cannot read or write readings)."""
+    return (
+        Acl("publishClientSend", "$CONTROL/dynamic-security/#"),
+        Acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+        Acl("subscribePattern", "$CONTROL/dynamic-security/#"),
+    )
+
+
+def ingest_acls(prefix: str) -> tuple[Acl, ...]:
+    """The ingestor's account: subscribe to every device topic, directly or on a shared subscription."""
+    return (
+        Acl("subscribePattern", f"{prefix}/#"),
+        Acl("subscribePattern", f"$share/+/{prefix}/#"),
+        Acl("publishClientReceive", f"{prefix}/#"),
+    )
+
+
+def device_topics(prefix: str, tenant_id: str, device_id: str) -> tuple[str, str]:
+    """The two topics a device publishes to (the contract of ingest.contract: telemetry and status)."""
+    base = f"{prefix}/{tenant_id}/{device_id}"
+    return f"{base}/telemetry", f"{base}/status"
+
+
+def device_role(device_id: str) -> str:
+    return DEVICE_ROLE_PREFIX + device_id
+
+
+def device_acls(prefix: str, tenant_id: str, device_id: str) -> tuple[Acl, ...]:
+    """A device may publish to its own two topics and nowhere else (everything else is denied by default)."""
+    if "+" in tenant_id + device_id or "#" in tenant_id + device_id or "/" in tenant_id + device_id:
+        raise ValueError("tenant and device ids may not contain MQTT wildcards or slashes")
+    return tuple(Acl("publishClientSend", topic) for topic in device_topics(prefix, tenant_id, device_id))
+
+
+def publisher_acls(prefix: str, tenant_id: str | None) -> tuple[Acl, ...]:
+    """A gateway (or a load generator) publishing for many devices: one tenant's topics, or every tenant's."""
+    return (Acl("publishClientSend", f"{prefix}/{tenant_id}/#" if tenant_id else f"{prefix}/#"),)
+
+
+# Nobody may publish or subscribe unless a role allows it; receiving what one may subscribe to is allowed.
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": True,
+    "subscribe": False,
+    "unsubscribe": True,
+}
+
+
+def initial_config(accounts: list[Account], salts: list[bytes]) -> dict[str, Any]:
+    """The plugin's configuration file holding ``accounts`` (one salt each, in order) and their roles."""
+    if len(salts) != len(accounts):
+        raise ValueError("one salt per account")
+    roles: dict[str, tuple[Acl, ...]] = {}
+    clients = []
+    for account, salt in zip(accounts, salts, strict=True):
+        check_username(account.username)
+        roles.update(account.roles)
+        clients.append(
+            {
+                "username": account.username,
+                "textName": account.text_name,
+                **hash_password(account.password, salt),
+                "roles": [{"rolename": name} for name in account.roles],
+            }
+        )
+    return {
+        "clients": clients,
+        "groups": [],
+        "roles": [{"rolename": name, "acls": [a.as_json() for a in acls]} for name, acls in roles.items()],
+        "defaultACLAccess": dict(DEFAULT_ACL_ACCESS),
+    }
+
+
+# -- control commands ------------------------------------------------------------------------------
+
+
+def create_role(name: str, acls: tuple[Acl, ...]) -> dict[str, Any]:
+    return {"command": "createRole", "rolename": name, "acls": [a.as_json() for a in acls]}
+
+
+def delete_role(name: str) -> dict[str, Any]:
+    return {"command": "deleteRole", "rolename": name}
+
+
+def create_client(username: str, password: str, roles: list[str], text_name: str = "") -> dict[str, Any]:
+    return {
+        "command": "createClient",
+        "username": check_username(username),
+        "password": password,
+        "textname": text_name,
+        "roles": [{"rolename": r} for r in roles],
+    }
+
+
+def delete_client(username: str) -> dict[str, Any]:
+    return {"command": "deleteClient", "username": username}
+
+
+def set_client_password(username: str, password: str) -> dict[str, Any]:
+    return {"command": "setClientPassword", "username": username, "password": password}
+
+
+def disable_client(username: str) -> dict[str, Any]:
+    return {"command": "disableClient", "username": username}
+
+
+def enable_client(username: str) -> dict[str, Any]:
+    return {"command": "enableClient", "username": username}
+
+
+def get_client(username: str) -> dict[str, Any]:
+    return {"command": "getClient", "username": username}
+
+
+def redact(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Commands as they may appear in logs and errors: passwords replaced."""
+    return [{k: ("***" if k == "password" else v) for k, v in c.items()} for c in commands]
