@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
+from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import timeseries as timeseries_routes
@@ -65,6 +66,7 @@ def create_app(
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
 
     app.include_router(devices_routes.router)
+    app.include_router(alerts_routes.router)
     app.include_router(telemetry_routes.router)
     app.include_router(timeseries_routes.router)
     return app

@@ -1,0 +1,308 @@
+"""Plays a simulation to an MQTT 5 broker in (accelerated) real time, from one asyncio loop.
+
+Realistic mode: one connection per device, with the device's own client id and login, a last will on its
+status topic, a birth message, QoS 1 and a bounded buffer that survives reconnects (a device keeps what it
+could not send). Load mode: a few connections publishing for many devices (needs an account whose ACL allows
+it). Every connection is a plain paho client driven by the loop's socket readiness, so thousands of devices
+share one thread; paho reports the broker's PUBACK reason code, so a publish the broker's ACL refuses is
+counted as refused rather than mistaken for delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.contract import status_topic
+from simulators.clock import SimClock
+from simulators.credentials import Credentials, Login
+from simulators.engine import Outgoing, Simulation
+
+log = logging.getLogger(__name__)
+
+DEVICES = "devices"
+LOAD = "load"
+_BUFFER = 2000  # messages a device keeps while it cannot send (a day of 10-min readings, and then some)
+_ACK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTarget:
+    host: str
+    port: int
+    tls: bool = False
+    ca_file: str | None = None
+    topic_prefix: str = "mimamori/v1"
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    """Counters for the live summary and the caller; updated from the loop thread only."""
+
+    devices: int = 0
+    connections: int = 0
+    connected: int = 0
+    messages: int = 0
+    readings: int = 0
+    refused: int = 0  # the broker answered with a failure reason code (e.g. not authorised)
+    errors: int = 0  # connection failures, timeouts, full buffers
+    dropped: int = 0  # messages lost because a device's buffer was full
+    faults: Counter[str] = field(default_factory=Counter)
+    last_error: str | None = None
+    sim_time: datetime | None = None
+    finished: bool = False
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        self.last_error = text[:200]
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking early when stopped."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _Link:
+    """One MQTT connection, driven by the asyncio loop's reader/writer callbacks."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        target: BrokerTarget,
+        client_id: str,
+        login: Login,
+        will: tuple[str, bytes] | None,
+        stats: PublisherStats,
+    ) -> None:
+        self.loop, self.target, self.stats, self.client_id = loop, target, stats, client_id
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(_BUFFER)
+        self.connected = False
+        self._connack: asyncio.Future[bool] | None = None
+        self._pending: dict[int, asyncio.Future[object]] = {}
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if login.username is not None:
+            c.username_pw_set(login.username, login.password)
+        if target.tls:
+            c.tls_set(ca_certs=target.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if will:
+            c.will_set(will[0], will[1], qos=1)
+        c.on_socket_open = lambda _c, _u, sock: loop.add_reader(sock, self._read)
+        c.on_socket_close = lambda _c, _u, sock: loop.remove_reader(sock)
+        c.on_socket_register_write = lambda _c, _u, sock: loop.add_writer(sock, self._write)
+        c.on_socket_unregister_write = lambda _c, _u, sock: loop.remove_writer(sock)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        self.client = c
+
+    def _read(self) -> None:
+        self.client.loop_read()
+
+    def _write(self) -> None:
+        self.client.loop_write()
+
+    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        ok = not getattr(reason, "is_failure", False)
+        if self._connack and not self._connack.done():
+            self._connack.set_result(ok)
+        if not ok:
+            self.stats.error(f"{self.client_id}: broker refused the connection: {reason}")
+            return
+        self.connected = True
+        self.stats.connected += 1
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if self.connected:
+            self.stats.connected -= 1
+        self.connected = False
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"disconnected: {reason}"))
+        self._pending.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, reason: object, _p: object) -> None:
+        fut = self._pending.pop(mid, None)
+        if fut and not fut.done():
+            fut.set_result(reason)
+
+    async def connect(self, stop: asyncio.Event) -> bool:
+        """Connect, retrying with back-off until connected or stopped."""
+        delay = 0.5
+        while not stop.is_set():
+            self._connack = self.loop.create_future()
+            try:
+                self.client.connect(self.target.host, self.target.port, keepalive=60)
+                if await asyncio.wait_for(self._connack, 10):
+                    return True
+            except (OSError, TimeoutError, mqtt.WebsocketConnectionError) as exc:
+                self.stats.error(f"{self.client_id}: cannot connect to {self.target.host}:{self.target.port}: {exc}")
+            with contextlib.suppress(OSError, ValueError):
+                self.client.disconnect()
+            await _pause(stop, delay)
+            delay = min(delay * 2, 30.0)
+        return False
+
+    async def publish(self, topic: str, payload: bytes, content_type: str | None) -> object:
+        """Publish at QoS 1 and wait for the broker's acknowledgement; returns its reason code."""
+        props = None
+        if content_type:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = content_type
+        info = self.client.publish(topic, payload, qos=1, properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(mqtt.error_string(info.rc))
+        fut: asyncio.Future[object] = self.loop.create_future()
+        self._pending[info.mid] = fut
+        return await asyncio.wait_for(fut, _ACK_TIMEOUT_S)
+
+    def misc(self) -> None:
+        if self.client.socket() is not None:
+            self.client.loop_misc()
+
+    def close(self) -> None:
+        if self.client.socket() is not None:
+            self.client.disconnect()  # a clean disconnect: the broker does not send the last will
+
+
+async def _device_loop(link: _Link, stop: asyncio.Event, birth: tuple[str, Callable[[], bytes]] | None) -> None:
+    """Send what the device has to send, in order; on trouble keep it, reconnect and try again."""
+    while not stop.is_set():
+        if not link.connected:
+            if not await link.connect(stop):
+                return
+            if birth:
+                try:
+                    await link.publish(birth[0], birth[1](), None)
+                except (ConnectionError, TimeoutError) as exc:
+                    link.stats.error(f"{link.client_id}: birth message: {exc}")
+        get = asyncio.ensure_future(link.queue.get())
+        stopping = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({get, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if get not in done:
+            get.cancel()
+            return
+        stopping.cancel()
+        msg = get.result()
+        while not stop.is_set():
+            try:
+                reason = await link.publish(msg.topic, msg.payload, msg.content_type)
+            except (ConnectionError, TimeoutError) as exc:
+                link.stats.error(f"{link.client_id}: publish: {exc}")
+                if not link.connected and not await link.connect(stop):
+                    return
+                continue
+            if getattr(reason, "is_failure", False):
+                link.stats.refused += 1
+                link.stats.last_error = f"{link.client_id}: broker refused {msg.topic}: {reason}"
+            else:
+                link.stats.messages += 1
+                link.stats.readings += msg.readings
+                if msg.fault:
+                    link.stats.faults[str(msg.fault)] += 1
+            break
+
+
+async def play(
+    sim: Simulation,
+    clock: SimClock,
+    target: BrokerTarget,
+    credentials: Credentials,
+    stats: PublisherStats,
+    stop: asyncio.Event,
+    *,
+    mode: str = DEVICES,
+    connections: int = 4,
+    tick_s: float = 0.2,
+    continue_after: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Publish the simulation as its clock runs; returns when stopped, or when the scenario has played (and been
+    sent) unless ``continue_after``, which carries on in real time."""
+    loop = asyncio.get_running_loop()
+    devices = sim.devices
+    stats.devices = len(devices)
+    links: list[_Link] = []
+    route: dict[str, _Link] = {}
+    births: list[tuple[str, Callable[[], bytes]] | None] = []
+    if mode == DEVICES:
+        for d in devices:
+            status = status_topic(target.topic_prefix, d.tenant, d.id)
+            link = _Link(loop, target, d.id, credentials.for_device(d.id), (status, b'{"state": "offline"}'), stats)
+            links.append(link)
+            route[d.id] = link
+
+            def birth(when: Callable[[], datetime] = lambda: clock.sim_at(now())) -> bytes:
+                return json.dumps({"state": "online", "ts": when().isoformat()}).encode()
+
+            births.append((status, birth))
+    else:
+        login = credentials.default or Login()
+        for i in range(max(1, connections)):
+            links.append(_Link(loop, target, f"mimamori-sim-load-{i}", login, None, stats))
+            births.append(None)
+        for i, d in enumerate(devices):
+            route[d.id] = links[i % len(links)]
+    stats.connections = len(links)
+
+    async def keepalive() -> None:
+        while not stop.is_set():
+            for link in links:
+                link.misc()
+            await _pause(stop, 1.0)
+
+    workers = [asyncio.ensure_future(_device_loop(link, stop, b)) for link, b in zip(links, births, strict=True)]
+    workers.append(asyncio.ensure_future(keepalive()))
+    try:
+        while not stop.is_set():
+            sim_now = clock.sim_at(now())
+            for msg in sim.advance(sim_now):
+                link = route.get(msg.device_id)
+                if link is None:
+                    continue
+                try:
+                    link.queue.put_nowait(msg)
+                except asyncio.QueueFull:
+                    stats.dropped += 1
+                    stats.error(f"{msg.device_id}: buffer full, oldest reading lost")
+            stats.sim_time = sim_now
+            if not continue_after and sim_now >= clock.sim_end and all(link.queue.empty() for link in links):
+                await asyncio.sleep(0.5)  # the last acknowledgements
+                if all(link.queue.empty() for link in links):
+                    stats.finished = True
+                    break
+            await _pause(stop, tick_s)
+    finally:
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for link in links:
+            link.close()
+        await asyncio.sleep(0)
+
+
+def socket_limit_hint(devices: int) -> str | None:
+    """A warning when one connection per device would exceed the process's file limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return None
+    if devices + 64 > soft:
+        return f"{devices} connections need more than the {soft} open files this process may have (ulimit -n)"
+    return None
+
+
+__all__ = ["DEVICES", "LOAD", "BrokerTarget", "PublisherStats", "play", "socket_limit_hint"]
