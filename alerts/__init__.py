@@ -1,5 +1,7 @@
 """Hazard rules, their pure evaluation, the alert store and lifecycle, and distribution (SSE, MQTT, webhooks, CAP)."""
 
+from alerts.cap import CAP_MEDIA_TYPE, CapContext, atom_feed, cap_alert, cap_document, cap_polygons, level_table
+from alerts.engine import AlertEngine, EngineStats, load_rules
 from alerts.evaluate import (
     Change,
     Evaluation,
@@ -10,6 +12,18 @@ from alerts.evaluate import (
     evaluate_silence,
     rebuild,
     site_levels,
+)
+from alerts.lifecycle import acknowledge, close, resolve
+from alerts.manage import delete_rule, rules_in_force, save_rule, subscribe_webhook
+from alerts.mqtt_publish import MqttAlertPublisher, event_topic, state_topic
+from alerts.queries import (
+    AlertFilter,
+    alert_with_events,
+    delete_webhook,
+    deliveries_of,
+    get_alert,
+    list_alerts,
+    list_webhooks,
 )
 from alerts.rulefiles import (
     RuleFileError,
@@ -22,26 +36,67 @@ from alerts.rulefiles import (
     rules_directory,
 )
 from alerts.ruleset import AnyRule, Hazard, lookback
+from alerts.runtime import AlertServices, start_alert_services
+from alerts.stream import StreamFilter, event_json, sse_events, start_after
+from alerts.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign, verify
 
 __all__ = [
+    "CAP_MEDIA_TYPE",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "AlertEngine",
+    "AlertFilter",
+    "AlertServices",
     "AnyRule",
+    "CapContext",
     "Change",
+    "EngineStats",
     "Evaluation",
     "Hazard",
+    "MqttAlertPublisher",
     "Observation",
     "RuleFileError",
     "RuleProblem",
+    "StreamFilter",
     "SubjectState",
     "Transition",
+    "WebhookDispatcher",
+    "acknowledge",
+    "alert_with_events",
+    "atom_feed",
+    "cap_alert",
+    "cap_document",
+    "cap_polygons",
+    "close",
     "default_rules_dir",
+    "delete_rule",
+    "delete_webhook",
+    "deliveries_of",
     "evaluate",
     "evaluate_silence",
+    "event_json",
+    "event_topic",
+    "get_alert",
+    "level_table",
+    "list_alerts",
+    "list_webhooks",
     "load_rule_dir",
     "load_rule_file",
+    "load_rules",
     "lookback",
     "parse_rule",
     "parse_rules",
     "rebuild",
+    "resolve",
     "rules_directory",
+    "rules_in_force",
+    "save_rule",
+    "sign",
     "site_levels",
+    "sse_events",
+    "start_after",
+    "start_alert_services",
+    "state_topic",
+    "subscribe_webhook",
+    "verify",
 ]

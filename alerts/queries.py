@@ -1,0 +1,522 @@
+"""SQL of the alerts package, parameterised, one function per question. Tenant confinement is in the SQL:
+every read that a person can reach takes ``tenant`` (None = the caller sees every tenant)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from alerts.evaluate import Observation
+
+ACTIVE = ("open", "acknowledged")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What rules need to know of a device: type, tenant, site metadata, place, expected interval."""
+
+    id: str
+    tenant_id: str
+    device_type: str
+    metadata: dict[str, Any]
+    lon: float | None
+    lat: float | None
+    expected_interval: timedelta
+
+
+def active_devices(conn: psycopg.Connection) -> list[DeviceInfo]:
+    rows = conn.execute(
+        "SELECT id, tenant_id, device_type, metadata, ST_X(location), ST_Y(location), expected_interval"
+        " FROM devices WHERE status = 'active'"
+    ).fetchall()
+    return [
+        DeviceInfo(r[0], r[1], r[2], r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}"), r[4], r[5], r[6])
+        for r in rows
+    ]
+
+
+# -- API-managed rules ------------------------------------------------------------------------------
+
+
+def api_rules(conn: psycopg.Connection) -> list[tuple[str, dict[str, Any], datetime, str]]:
+    return [tuple(r) for r in conn.execute("SELECT id, body, updated_at, updated_by FROM alert_rules ORDER BY id")]  # type: ignore[misc]
+
+
+def api_rules_version(conn: psycopg.Connection) -> tuple[int, datetime | None]:
+    row = conn.execute("SELECT count(*), max(updated_at) FROM alert_rules").fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+def save_api_rule(conn: psycopg.Connection, rule_id: str, body: dict[str, Any], actor: str) -> None:
+    conn.execute(
+        "INSERT INTO alert_rules (id, body, updated_by) VALUES (%s, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_by = excluded.updated_by,"
+        " updated_at = clock_timestamp()",
+        (rule_id, Jsonb(body), actor),
+    )
+
+
+def delete_api_rule(conn: psycopg.Connection, rule_id: str) -> bool:
+    return conn.execute("DELETE FROM alert_rules WHERE id = %s", (rule_id,)).rowcount == 1
+
+
+# -- evaluation state ---------------------------------------------------------------------------------
+
+
+def active_levels(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
+    """The level of every active alert, by (rule, subject): where the evaluator starts after a restart."""
+    rows = conn.execute("SELECT rule_id, subject, level FROM alerts WHERE state IN ('open', 'acknowledged')")
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def window_readings(
+    conn: psycopg.Connection, device_ids: list[str], metrics: list[str], span: timedelta
+) -> list[Observation]:
+    """Each device's readings of ``metrics`` within ``span`` before its own newest reading (device time)."""
+    rows = conn.execute(
+        "SELECT r.device_id, r.metric, r.time, r.value FROM readings r"
+        " JOIN latest_readings l ON l.device_id = r.device_id AND l.metric = r.metric"
+        " WHERE r.device_id = ANY(%s) AND r.metric = ANY(%s) AND r.time > l.time - %s"
+        " ORDER BY r.time",
+        (device_ids, metrics, span),
+    ).fetchall()
+    return [Observation(d, m, t, v) for d, m, t, v in rows]
+
+
+def last_reading_times(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, datetime]:
+    rows = conn.execute(
+        "SELECT device_id, max(time) FROM latest_readings WHERE device_id = ANY(%s) GROUP BY device_id",
+        (device_ids,),
+    ).fetchall()
+    return {d: t for d, t in rows}
+
+
+def devices_near_active_alerts(
+    conn: psycopg.Connection, device_ids: list[str], meters: float, other_than_rule: str
+) -> set[str]:
+    """Devices within ``meters`` of an active alert of another rule (its area, or its point)."""
+    rows = conn.execute(
+        "SELECT d.id FROM devices d WHERE d.id = ANY(%s) AND d.location IS NOT NULL AND EXISTS ("
+        " SELECT 1 FROM alerts a WHERE a.state IN ('open', 'acknowledged') AND a.rule_id <> %s"
+        " AND a.subject <> d.id"
+        " AND ST_DWithin(coalesce(a.area, a.location)::geography, d.location::geography, %s))",
+        (device_ids, other_than_rule, meters),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+# -- the alert store -----------------------------------------------------------------------------------
+
+
+_COLUMNS = (
+    "a.id, a.rule_id, a.subject, a.rule_kind, a.hazard, a.title_en, a.title_ja, a.device_id, a.tenant_id, a.state,"
+    " a.level, a.peak_level, a.value, a.device_time, a.opened_at, a.updated_at, a.acknowledged_at,"
+    " a.acknowledged_by, a.resolved_at, a.resolved_by, a.closed_at,"
+    " ST_AsGeoJSON(a.location)::json AS location, ST_AsGeoJSON(a.area, 6)::json AS area"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    rule_id: str
+    subject: str
+    rule_kind: str
+    hazard: str
+    title_en: str
+    title_ja: str
+    device_id: str | None
+    tenant_id: str
+    level: int
+    value: float | None
+    device_time: datetime
+    location: tuple[float, float] | None  # lon, lat
+    area_geojson: dict[str, Any] | None  # a configured polygon
+    buffer_m: float  # otherwise a buffer around the location, when > 0
+
+
+def find_active(conn: psycopg.Connection, rule_id: str, subject: str) -> tuple[int, int] | None:
+    """(alert id, level) of the active alert of (rule, subject), locked for the change."""
+    row = conn.execute(
+        "SELECT id, level FROM alerts WHERE rule_id = %s AND subject = %s AND state IN ('open', 'acknowledged')"
+        " FOR UPDATE",
+        (rule_id, subject),
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def insert_alert(conn: psycopg.Connection, a: NewAlert) -> int:
+    lon, lat = a.location if a.location else (None, None)
+    row = conn.execute(
+        "INSERT INTO alerts (rule_id, subject, rule_kind, hazard, title_en, title_ja, device_id, tenant_id, state,"
+        " level, peak_level, value, device_time, location, area)"
+        " SELECT %(rule)s, %(subject)s, %(kind)s, %(hazard)s, %(en)s, %(ja)s, %(device)s, %(tenant)s, 'open',"
+        " %(level)s, %(level)s, %(value)s, %(dt)s, pt.p,"
+        " CASE WHEN %(area)s::text IS NOT NULL THEN ST_SetSRID(ST_GeomFromGeoJSON(%(area)s::text), 4326)"
+        "      WHEN pt.p IS NOT NULL AND %(buffer)s::float8 > 0"
+        "      THEN ST_Buffer(pt.p::geography, %(buffer)s::float8, 16)::geometry"
+        " END"
+        " FROM (SELECT CASE WHEN %(lon)s::float8 IS NULL THEN NULL"
+        "       ELSE ST_SetSRID(ST_MakePoint(%(lon)s::float8, %(lat)s::float8), 4326) END AS p) pt"
+        " RETURNING id",
+        {
+            "rule": a.rule_id,
+            "subject": a.subject,
+            "kind": a.rule_kind,
+            "hazard": a.hazard,
+            "en": a.title_en,
+            "ja": a.title_ja,
+            "device": a.device_id,
+            "tenant": a.tenant_id,
+            "level": a.level,
+            "value": a.value,
+            "dt": a.device_time,
+            "area": json.dumps(a.area_geojson) if a.area_geojson else None,
+            "buffer": a.buffer_m,
+            "lon": lon,
+            "lat": lat,
+        },
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def set_level(conn: psycopg.Connection, alert_id: int, level: int, value: float | None, device_time: datetime) -> None:
+    conn.execute(
+        "UPDATE alerts SET level = %s, peak_level = greatest(peak_level, %s), value = %s, device_time = %s,"
+        " updated_at = clock_timestamp() WHERE id = %s",
+        (level, level, value, device_time, alert_id),
+    )
+
+
+def set_resolved(
+    conn: psycopg.Connection, alert_id: int, actor: str, value: float | None, device_time: datetime | None
+) -> None:
+    conn.execute(
+        "UPDATE alerts SET state = 'resolved', resolved_at = clock_timestamp(), resolved_by = %s,"
+        " value = coalesce(%s, value), device_time = coalesce(%s, device_time), updated_at = clock_timestamp()"
+        " WHERE id = %s",
+        (actor, value, device_time, alert_id),
+    )
+
+
+def insert_event(
+    conn: psycopg.Connection,
+    alert_id: int,
+    kind: str,
+    *,
+    level: int,
+    previous: int | None,
+    state: str,
+    value: float | None,
+    device_time: datetime | None,
+    actor: str,
+    note: str | None = None,
+) -> int:
+    row = conn.execute(
+        "INSERT INTO alert_events (alert_id, kind, level, previous_level, state, value, device_time, actor, note)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (alert_id, kind, level, previous, state, value, device_time, actor, note),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def lock_alert(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any] | None:
+    """The alert row, locked for a lifecycle change; None when missing or another tenant's."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, state, level FROM alerts WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s) FOR UPDATE",
+            (alert_id, tenant, tenant),
+        ).fetchone()
+
+
+def set_acknowledged(conn: psycopg.Connection, alert_id: int, actor: str) -> None:
+    conn.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_at = clock_timestamp(), acknowledged_by = %s,"
+        " updated_at = clock_timestamp() WHERE id = %s",
+        (actor, alert_id),
+    )
+
+
+def set_closed(conn: psycopg.Connection, alert_id: int) -> None:
+    conn.execute(
+        "UPDATE alerts SET state = 'closed', closed_at = clock_timestamp(), updated_at = clock_timestamp()"
+        " WHERE id = %s",
+        (alert_id,),
+    )
+
+
+# -- reading alerts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    states: list[str] | None = None
+    min_level: int | None = None
+    hazards: list[str] | None = None
+    rule_kinds: list[str] | None = None
+    bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    since: datetime | None = None  # updated at or after
+    until: datetime | None = None  # opened before
+    limit: int = 100
+    offset: int = 0
+
+
+def _bbox_params(bbox: tuple[float, float, float, float] | None) -> dict[str, float | None]:
+    x0, y0, x1, y1 = bbox if bbox else (None, None, None, None)
+    return {"x0": x0, "y0": y0, "x1": x1, "y1": y1}
+
+
+_BBOX_SQL = (
+    "(%(x0)s::float8 IS NULL OR ST_Intersects(coalesce(a.area, a.location),"
+    " ST_MakeEnvelope(%(x0)s::float8, %(y0)s::float8, %(x1)s::float8, %(y1)s::float8, 4326)))"
+)
+
+
+def list_alerts(conn: psycopg.Connection, f: AlertFilter, tenant: str | None) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {
+        "tenant": tenant,
+        "states": f.states,
+        "min_level": f.min_level,
+        "hazards": f.hazards,
+        "kinds": f.rule_kinds,
+        "since": f.since,
+        "until": f.until,
+        "limit": f.limit,
+        "offset": f.offset,
+        **_bbox_params(f.bbox),
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM alerts a"
+            " WHERE (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"
+            " AND (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s))"
+            " AND (%(min_level)s::int IS NULL OR a.level >= %(min_level)s)"
+            " AND (%(hazards)s::text[] IS NULL OR a.hazard = ANY(%(hazards)s))"
+            " AND (%(kinds)s::text[] IS NULL OR a.rule_kind = ANY(%(kinds)s))"
+            " AND (%(since)s::timestamptz IS NULL OR a.updated_at >= %(since)s)"
+            " AND (%(until)s::timestamptz IS NULL OR a.opened_at < %(until)s)"
+            f" AND {_BBOX_SQL}"
+            " ORDER BY a.level DESC, a.updated_at DESC, a.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+
+
+def get_alert(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM alerts a WHERE a.id = %s AND (%s::text IS NULL OR a.tenant_id = %s)",
+            (alert_id, tenant, tenant),
+        ).fetchone()
+
+
+_EVENT_COLUMNS = (
+    "e.id, e.alert_id, e.kind, e.at, e.device_time, e.level, e.previous_level, e.state, e.value, e.actor, e.note"
+)
+
+
+def events_of(conn: psycopg.Connection, alert_id: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM alert_events e WHERE e.alert_id = %s ORDER BY e.id", (alert_id,)
+        ).fetchall()
+
+
+def events_after(
+    conn: psycopg.Connection,
+    after_id: int,
+    tenant: str | None,
+    *,
+    min_level: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Events newer than ``after_id`` with their alert (as it is now), oldest first: the live stream's source."""
+    params: dict[str, Any] = {"after": after_id, "tenant": tenant, "min_level": min_level, "limit": limit}
+    params.update(_bbox_params(bbox))
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_EVENT_COLUMNS}, row_to_json(al) AS alert FROM alert_events e"
+            f" JOIN LATERAL (SELECT {_COLUMNS} FROM alerts a WHERE a.id = e.alert_id) al ON true"
+            " JOIN alerts a ON a.id = e.alert_id"
+            " WHERE e.id > %(after)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"
+            " AND (%(min_level)s::int IS NULL OR greatest(e.level, coalesce(e.previous_level, 0)) >= %(min_level)s)"
+            f" AND {_BBOX_SQL}"
+            " ORDER BY e.id LIMIT %(limit)s",
+            params,
+        ).fetchall()
+    return rows
+
+
+def newest_event_id(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- distribution: cursors, webhooks, deliveries ---------------------------------------------------------
+
+
+def lock_cursor(conn: psycopg.Connection, consumer: str) -> int:
+    """The consumer's position, locked until the transaction ends (one distributor of a kind at a time)."""
+    conn.execute(
+        "INSERT INTO alert_dispatch_cursors (consumer, last_event_id)"
+        " VALUES (%s, (SELECT coalesce(max(id), 0) FROM alert_events)) ON CONFLICT DO NOTHING",
+        (consumer,),
+    )
+    row = conn.execute(
+        "SELECT last_event_id FROM alert_dispatch_cursors WHERE consumer = %s FOR UPDATE", (consumer,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def move_cursor(conn: psycopg.Connection, consumer: str, last_event_id: int) -> None:
+    conn.execute(
+        "UPDATE alert_dispatch_cursors SET last_event_id = %s, updated_at = now() WHERE consumer = %s",
+        (last_event_id, consumer),
+    )
+
+
+def create_webhook(
+    conn: psycopg.Connection,
+    *,
+    tenant_id: str,
+    all_tenants: bool,
+    url: str,
+    secret: str,
+    min_level: int,
+    hazards: list[str] | None,
+    bbox: tuple[float, float, float, float] | None,
+    actor: str,
+) -> int:
+    params = {
+        "tenant": tenant_id,
+        "all": all_tenants,
+        "url": url,
+        "secret": secret,
+        "min_level": min_level,
+        "hazards": hazards,
+        "actor": actor,
+        **_bbox_params(bbox),
+    }
+    row = conn.execute(
+        "INSERT INTO alert_webhooks (tenant_id, all_tenants, url, secret, min_level, hazards, bbox, created_by)"
+        " VALUES (%(tenant)s, %(all)s, %(url)s, %(secret)s, %(min_level)s, %(hazards)s,"
+        " CASE WHEN %(x0)s::float8 IS NULL THEN NULL"
+        " ELSE ST_MakeEnvelope(%(x0)s::float8, %(y0)s::float8, %(x1)s::float8, %(y1)s::float8, 4326) END,"
+        " %(actor)s) RETURNING id",
+        params,
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+_WEBHOOK_COLUMNS = (
+    "w.id, w.tenant_id, w.all_tenants, w.url, w.min_level, w.hazards, ST_AsGeoJSON(w.bbox)::json AS bbox,"
+    " w.active, w.created_at, w.created_by"
+)
+
+
+def list_webhooks(conn: psycopg.Connection, tenant: str | None) -> list[dict[str, Any]]:
+    """Subscriptions (never their secrets)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM alert_webhooks w WHERE %s::text IS NULL OR w.tenant_id = %s ORDER BY w.id",
+            (tenant, tenant),
+        ).fetchall()
+
+
+def delete_webhook(conn: psycopg.Connection, webhook_id: int, tenant: str | None) -> bool:
+    return (
+        conn.execute(
+            "DELETE FROM alert_webhooks WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)",
+            (webhook_id, tenant, tenant),
+        ).rowcount
+        == 1
+    )
+
+
+def fan_out_deliveries(conn: psycopg.Connection, after_id: int, up_to_id: int) -> int:
+    """Queue a delivery of each event in (after_id, up_to_id] to every active subscription it matches."""
+    return conn.execute(
+        "INSERT INTO alert_webhook_deliveries (webhook_id, event_id)"
+        " SELECT w.id, e.id FROM alert_events e JOIN alerts a ON a.id = e.alert_id"
+        " JOIN alert_webhooks w ON w.active"
+        "  AND (w.all_tenants OR w.tenant_id = a.tenant_id)"
+        "  AND greatest(e.level, coalesce(e.previous_level, 0)) >= w.min_level"
+        "  AND (w.hazards IS NULL OR a.hazard = ANY(w.hazards))"
+        "  AND (w.bbox IS NULL OR ST_Intersects(coalesce(a.area, a.location), w.bbox))"
+        " WHERE e.id > %s AND e.id <= %s"
+        " ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        (after_id, up_to_id),
+    ).rowcount
+
+
+def claim_due_deliveries(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
+    """Pending deliveries that are due, locked (SKIP LOCKED: several senders never send one twice at once)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.id, d.webhook_id, d.event_id, d.attempts, w.url, w.secret FROM alert_webhook_deliveries d"
+            " JOIN alert_webhooks w ON w.id = d.webhook_id"
+            " WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND w.active"
+            " ORDER BY d.next_attempt_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
+            (limit,),
+        ).fetchall()
+
+
+def record_attempt(
+    conn: psycopg.Connection,
+    delivery_id: int,
+    *,
+    delivered: bool,
+    give_up: bool,
+    retry_in: timedelta,
+    response_status: int | None,
+    error: str | None,
+) -> None:
+    conn.execute(
+        "UPDATE alert_webhook_deliveries SET attempts = attempts + 1, last_attempt_at = clock_timestamp(),"
+        " response_status = %(status)s, error = %(error)s,"
+        " status = CASE WHEN %(ok)s THEN 'delivered' WHEN %(give_up)s THEN 'failed' ELSE 'pending' END,"
+        " delivered_at = CASE WHEN %(ok)s THEN clock_timestamp() END,"
+        " next_attempt_at = clock_timestamp() + %(retry)s"
+        " WHERE id = %(id)s",
+        {
+            "status": response_status,
+            "error": error,
+            "ok": delivered,
+            "give_up": give_up,
+            "retry": retry_in,
+            "id": delivery_id,
+        },
+    )
+
+
+def deliveries_of(conn: psycopg.Connection, webhook_id: int, tenant: str | None, limit: int) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.id, d.event_id, d.status, d.attempts, d.next_attempt_at, d.last_attempt_at,"
+            " d.response_status, d.error, d.delivered_at FROM alert_webhook_deliveries d"
+            " JOIN alert_webhooks w ON w.id = d.webhook_id"
+            " WHERE d.webhook_id = %s AND (%s::text IS NULL OR w.tenant_id = %s) ORDER BY d.id DESC LIMIT %s",
+            (webhook_id, tenant, tenant, limit),
+        ).fetchall()
+
+
+def event_with_alert(conn: psycopg.Connection, event_id: int) -> dict[str, Any] | None:
+    rows = events_after(conn, event_id - 1, None, limit=1)
+    return rows[0] if rows and rows[0]["id"] == event_id else None
+
+
+def alert_with_events(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any] | None:
+    found = get_alert(conn, alert_id, tenant)
+    if found is None:
+        return None
+    return {**found, "events": events_of(conn, alert_id)}

@@ -1,0 +1,51 @@
+"""Starting the alert services in a process: the engine, the MQTT publisher and the webhook sender, one thread
+each, all stopped by one event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from psycopg_pool import ConnectionPool
+
+from alerts.engine import AlertEngine
+from alerts.mqtt_publish import MqttAlertPublisher
+from alerts.webhooks import WebhookDispatcher
+from mimamori.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlertServices:
+    engine: AlertEngine
+    publisher: MqttAlertPublisher | None
+    webhooks: WebhookDispatcher | None
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def join(self, timeout: float = 10.0) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+
+def start_alert_services(
+    settings: Settings, pool: ConnectionPool, stop: threading.Event, *, mqtt: bool = True, webhooks: bool = True
+) -> AlertServices:
+    """Start the engine (feed it with ``services.engine.on_readings``) and the distributors."""
+    services = AlertServices(
+        AlertEngine(settings, pool),
+        MqttAlertPublisher(settings, pool) if mqtt else None,
+        WebhookDispatcher(settings, pool) if webhooks else None,
+    )
+    for name, target in (
+        ("alerts-engine", services.engine.run),
+        ("alerts-mqtt", services.publisher.run if services.publisher else None),
+        ("alerts-webhooks", services.webhooks.run if services.webhooks else None),
+    ):
+        if target is None:
+            continue
+        thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+        thread.start()
+        services.threads.append(thread)
+    return services
