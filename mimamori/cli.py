@@ -40,6 +40,10 @@ def _register_command_groups() -> None:
 
     app.add_typer(rules.app, name="rules")
 
+    from mimamori.commands import simulate
+
+    app.add_typer(simulate.app, name="simulate")
+
 
 _register_command_groups()
 
