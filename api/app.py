@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
+from api.routes import ogc as ogc_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import timeseries as timeseries_routes
 from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
@@ -69,4 +70,5 @@ def create_app(
     app.include_router(alerts_routes.router)
     app.include_router(telemetry_routes.router)
     app.include_router(timeseries_routes.router)
+    app.include_router(ogc_routes.router)
     return app

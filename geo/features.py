@@ -80,7 +80,7 @@ COLLECTIONS: dict[str, Collection] = {
             "alerts",
             "Alerts",
             "Active alerts by default; pass datetime for the history over an interval.",
-            ("status", "severity", "rule_id"),
+            ("state", "hazard", "level", "rule_id", "device_id"),
             "time the alert was raised",
             partners=True,
         ),

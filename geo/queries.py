@@ -12,6 +12,7 @@ import psycopg
 import shapely
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from shapely.geometry import MultiPolygon, Polygon
 
 from geo.features import Feature, FeaturePage, FeatureQuery
 from geo.geometry import BBox
@@ -32,49 +33,56 @@ def upsert_stands(
     source_crs: str,
 ) -> int:
     """Insert or replace stands by stand id (COPY into a scratch table, then one upsert). Returns rows written."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS stands_incoming (LIKE stands INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    with conn.cursor().copy(f"COPY stands_incoming ({_STAND_COLUMNS}, geom) FROM STDIN") as copy:
-        for s in stands:
-            copy.write_row(
-                (
-                    s.stand_id,
-                    s.rinpan,
-                    s.rinpan_branch,
-                    s.shohan,
-                    s.shohan_branch,
-                    s.species_1,
-                    s.species_2,
-                    s.species_3,
-                    s.age_1,
-                    s.age_2,
-                    s.age_3,
-                    s.age_reference_year,
-                    s.age_class,
-                    s.area_ha,
-                    s.volume_m3,
-                    s.forest_type,
-                    s.ownership,
-                    list(s.protection_forest),
-                    s.site_index,
-                    s.density,
-                    s.height_m,
-                    s.slope_deg,
-                    s.elevation_m,
-                    Jsonb(s.attributes),
-                    source_file,
-                    source_crs,
-                    shapely.to_wkb(shapely.set_srid(s.geom, 4326), hex=True, include_srid=True),
+    # One transaction: the scratch table empties itself at commit (also on an autocommit connection).
+    with conn.transaction():
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS stands_incoming (LIKE stands INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with conn.cursor().copy(f"COPY stands_incoming ({_STAND_COLUMNS}, geom) FROM STDIN") as copy:
+            for s in stands:
+                copy.write_row(
+                    (
+                        s.stand_id,
+                        s.rinpan,
+                        s.rinpan_branch,
+                        s.shohan,
+                        s.shohan_branch,
+                        s.species_1,
+                        s.species_2,
+                        s.species_3,
+                        s.age_1,
+                        s.age_2,
+                        s.age_3,
+                        s.age_reference_year,
+                        s.age_class,
+                        s.area_ha,
+                        s.volume_m3,
+                        s.forest_type,
+                        s.ownership,
+                        list(s.protection_forest),
+                        s.site_index,
+                        s.density,
+                        s.height_m,
+                        s.slope_deg,
+                        s.elevation_m,
+                        Jsonb(s.attributes),
+                        source_file,
+                        source_crs,
+                        shapely.to_wkb(shapely.set_srid(_multi(s.geom), 4326), hex=True, include_srid=True),
+                    )
                 )
-            )
-    updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _STAND_COLUMNS.split(",")[1:])
-    cur = conn.execute(
-        f"INSERT INTO stands ({_STAND_COLUMNS}, geom) SELECT {_STAND_COLUMNS}, geom FROM stands_incoming"
-        f" ON CONFLICT (stand_id) DO UPDATE SET {updates}, geom = excluded.geom, imported_at = now()"
-    )
-    conn.execute("TRUNCATE stands_incoming")
-    return cur.rowcount
+        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _STAND_COLUMNS.split(",")[1:])
+        cur = conn.execute(
+            f"INSERT INTO stands ({_STAND_COLUMNS}, geom) SELECT {_STAND_COLUMNS}, geom FROM stands_incoming"
+            f" ON CONFLICT (stand_id) DO UPDATE SET {updates}, geom = excluded.geom, imported_at = now()"
+        )
+        conn.execute("TRUNCATE stands_incoming")
+        return cur.rowcount
+
+
+def _multi(geom: shapely.Geometry) -> shapely.Geometry:
+    # The column holds MultiPolygons; a lone Polygon (from a caller other than the importer) is wrapped.
+    return MultiPolygon([geom]) if isinstance(geom, Polygon) else geom
 
 
 def count_stands(conn: psycopg.Connection) -> int:
@@ -488,3 +496,88 @@ def bucketed_series(
             " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
         ).format(agg=sql.SQL(_ROLLUP_AGG[agg]), view=sql.Identifier(source))
     return conn.execute(query, params).fetchall()
+
+
+# --- alerts as features (the alerts engineer's table, migration 0020; read only here) --------------------------
+
+_ALERT_FEATURE = (
+    "SELECT a.id::text, ST_AsGeoJSON(coalesce(a.area, a.location), 7)::text,"
+    " jsonb_build_object('rule_id', a.rule_id, 'subject', a.subject, 'hazard', a.hazard, 'title_en', a.title_en,"
+    "   'title_ja', a.title_ja, 'device_id', a.device_id, 'tenant_id', a.tenant_id, 'state', a.state,"
+    "   'level', a.level, 'peak_level', a.peak_level, 'value', a.value, 'opened_at', a.opened_at,"
+    "   'updated_at', a.updated_at, 'resolved_at', a.resolved_at, 'closed_at', a.closed_at)"
+    " FROM alerts a"
+)
+
+
+def alerts_table_exists(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass('alerts') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
+    """Active alerts; with a time interval, every alert whose lifetime overlaps it (the history)."""
+    where, params = _bbox_clause(sql.SQL("coalesce(a.area, a.location)"), q.bbox)
+    _tenant_clause(where, params, sql.SQL("a.tenant_id"), q.tenant_id)
+    if q.start is None and q.end is None:
+        where.append(sql.SQL("a.state IN ('open', 'acknowledged')"))
+    else:
+        if q.end is not None:
+            where.append(sql.SQL("a.opened_at <= %(t_end)s"))
+            params["t_end"] = q.end
+        if q.start is not None:
+            where.append(sql.SQL("coalesce(a.resolved_at, a.closed_at, 'infinity') >= %(t_start)s"))
+            params["t_start"] = q.start
+    for name, value in q.filters.items():
+        cast = sql.SQL("::smallint") if name == "level" else sql.SQL("")
+        where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
+        params[f"f_{name}"] = value
+    return _page(
+        conn, sql.SQL(_ALERT_FEATURE), where, sql.SQL("a.opened_at DESC, a.id DESC"), params, q, _plain_features
+    )
+
+
+def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None) -> Feature | None:
+    if not alert_id.isdigit():
+        return None
+    rows = conn.execute(
+        _ALERT_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
+        {"id": int(alert_id), "tenant": tenant_id},
+    ).fetchall()
+    found = _plain_features(rows)
+    return found[0] if found else None
+
+
+def stands_for_alert(
+    conn: psycopg.Connection, alert_id: int, tenant_id: str | None, limit: int
+) -> list[Feature] | None:
+    """Stands intersecting an alert's area (or containing its location); None when the alert is not visible."""
+    seen = conn.execute(
+        "SELECT 1 FROM alerts WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)",
+        {"id": alert_id, "tenant": tenant_id},
+    ).fetchone()
+    if seen is None:
+        return None
+    rows = conn.execute(
+        _STAND_FEATURE + " JOIN alerts a ON ST_Intersects(s.geom, coalesce(a.area, a.location))"
+        " WHERE a.id = %s ORDER BY s.stand_id LIMIT %s",
+        (alert_id, limit),
+    ).fetchall()
+    return _stand_features(rows)
+
+
+def layer_extent(conn: psycopg.Connection, table: str, column: str) -> tuple[float, float, float, float] | None:
+    """The planner's estimate of a layer's extent (cheap; refreshed by ANALYZE), or None when unknown."""
+    if (table, column) not in {("stands", "geom"), ("devices", "location"), ("areas", "geom"), ("alerts", "location")}:
+        raise ValueError(f"no such layer column: {table}.{column}")
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ST_EstimatedExtent(%s, %s) e",
+                (table, column),
+            ).fetchone()
+    except psycopg.Error:
+        return None  # no statistics yet
+    if row is None or row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))

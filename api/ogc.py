@@ -1,0 +1,174 @@
+"""OGC API – Features, Part 1 (Core, GeoJSON, OpenAPI 3.0): parameters, links and documents. No I/O here.
+
+The router parses the request, calls the geo package for a page of features, and builds answers with these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
+from mimamori.errors import ValidationError
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
+
+
+def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
+    """An instant or a closed interval (``a/b``, ``../b``, ``a/..``); times without a zone are taken as UTC."""
+
+    def one(part: str) -> datetime | None:
+        part = part.strip()
+        if part in ("", ".."):
+            return None
+        try:
+            value = datetime.fromisoformat(part)
+        except ValueError:
+            raise ValidationError(f"datetime {part!r} is not RFC 3339 (e.g. 2026-11-25T09:00:00Z)") from None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    if "/" not in text:
+        instant = one(text)
+        if instant is None:
+            raise ValidationError("datetime needs an instant or an interval")
+        return instant, instant
+    left, _, right = text.partition("/")
+    start, end = one(left), one(right)
+    if start is not None and end is not None and start > end:
+        raise ValidationError("datetime interval ends before it starts")
+    return start, end
+
+
+def parse_items_query(
+    params: Mapping[str, str],
+    collection: Collection,
+    *,
+    default_limit: int,
+    max_limit: int,
+    tenant_id: str | None,
+) -> FeatureQuery:
+    """Validate the items parameters (unknown ones are refused, as Part 1 asks)."""
+    unknown = set(params) - COMMON_PARAMETERS - set(collection.queryables)
+    if unknown:
+        raise ValidationError(
+            f"unknown parameter(s) {', '.join(sorted(unknown))}; this collection takes"
+            f" {', '.join(sorted(COMMON_PARAMETERS | set(collection.queryables)))}"
+        )
+    if params.get("f", "json") not in ("json", "geojson"):
+        raise ValidationError("f must be json or geojson")
+    bbox: BBox | None = parse_bbox(params["bbox"]) if "bbox" in params else None
+    try:
+        limit = int(params.get("limit", default_limit))
+        offset = int(params.get("offset", 0))
+    except ValueError:
+        raise ValidationError("limit and offset must be whole numbers") from None
+    if limit < 1:
+        raise ValidationError("limit must be at least 1")
+    if offset < 0:
+        raise ValidationError("offset must not be negative")
+    start = end = None
+    if "datetime" in params:
+        start, end = parse_datetime(params["datetime"])
+    filters = {name: params[name] for name in collection.queryables if name in params}
+    for name in ("level", "rinpan", "age_class"):
+        if name in filters and not filters[name].lstrip("-").isdigit():
+            raise ValidationError(f"{name} must be a whole number")
+    return FeatureQuery(
+        bbox=bbox,
+        start=start,
+        end=end,
+        filters=filters,
+        limit=min(limit, max_limit),  # Part 1 lets a server cap the page size
+        offset=offset,
+        tenant_id=tenant_id,
+    )
+
+
+def landing(base: str) -> dict[str, object]:
+    return {
+        "title": "Mimamori 見守り",
+        "description": "Toyota City's IoT data hub: sensors, alerts, forest stands and areas as OGC API Features.",
+        "links": [
+            {"rel": "self", "type": JSON, "title": "This document", "href": f"{base}/ogc"},
+            {"rel": "service-desc", "type": OPENAPI, "title": "The API definition", "href": f"{base}/openapi.json"},
+            {"rel": "service-doc", "type": "text/html", "title": "The API documentation", "href": f"{base}/docs"},
+            {"rel": "conformance", "type": JSON, "title": "Conformance classes", "href": f"{base}/ogc/conformance"},
+            {"rel": "data", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"},
+        ],
+    }
+
+
+def collection_document(
+    base: str, c: Collection, extent: tuple[float, float, float, float] | None
+) -> dict[str, object]:
+    href = f"{base}/ogc/collections/{c.id}"
+    doc: dict[str, object] = {
+        "id": c.id,
+        "title": c.title,
+        "description": c.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "links": [
+            {"rel": "self", "type": JSON, "title": c.title, "href": href},
+            {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
+        ],
+    }
+    if extent is not None:
+        doc["extent"] = {"spatial": {"bbox": [list(extent)], "crs": CRS84}}
+    return doc
+
+
+def collections_document(base: str, docs: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "links": [{"rel": "self", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"}],
+        "collections": docs,
+    }
+
+
+def items_document(
+    base: str, c: Collection, q: FeatureQuery, page: FeaturePage, params: Mapping[str, str], now: datetime
+) -> dict[str, object]:
+    href = f"{base}/ogc/collections/{c.id}/items"
+    kept = {k: v for k, v in params.items() if k not in ("offset", "limit")}
+
+    def url(offset: int) -> str:
+        return f"{href}?{urlencode({**kept, 'limit': q.limit, 'offset': offset})}"
+
+    links = [
+        {"rel": "self", "type": GEOJSON, "title": "This page", "href": url(q.offset)},
+        {"rel": "collection", "type": JSON, "title": c.title, "href": f"{base}/ogc/collections/{c.id}"},
+    ]
+    if page.more:
+        links.append({"rel": "next", "type": GEOJSON, "title": "Next page", "href": url(q.offset + q.limit)})
+    if q.offset > 0:
+        links.append(
+            {"rel": "prev", "type": GEOJSON, "title": "Previous page", "href": url(max(0, q.offset - q.limit))}
+        )
+    return {
+        "type": "FeatureCollection",
+        "timeStamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "numberReturned": len(page.features),
+        "features": [f.as_geojson() for f in page.features],
+        "links": links,
+    }
+
+
+def item_document(base: str, c: Collection, feature: dict[str, object], feature_id: str) -> dict[str, object]:
+    href = f"{base}/ogc/collections/{c.id}/items"
+    return feature | {
+        "links": [
+            {"rel": "self", "type": GEOJSON, "title": "This feature", "href": f"{href}/{feature_id}"},
+            {"rel": "collection", "type": JSON, "title": c.title, "href": f"{base}/ogc/collections/{c.id}"},
+        ]
+    }

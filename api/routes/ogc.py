@@ -1,0 +1,125 @@
+"""OGC API – Features at /ogc: landing page, conformance, collections, items and single features.
+
+Readable by GDAL's OAPIF driver and QGIS (send the API key as an X-API-Key or Authorization: Bearer header).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+
+from api import ogc
+from api.auth import Authenticated
+from api.deps import get_pool
+from devices.keys import Role
+from geo import providers
+from mimamori.errors import ValidationError
+from mimamori.settings import Settings
+
+router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _invalid(exc: ValidationError) -> JSONResponse:
+    # OGC API exception body; Part 1 wants 400 for bad parameters.
+    return JSONResponse({"code": "InvalidParameterValue", "description": str(exc)}, status_code=400)
+
+
+@router.get("", summary="Landing page")
+async def landing(request: Request) -> JSONResponse:
+    return JSONResponse(ogc.landing(_base(request)))
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance() -> JSONResponse:
+    return JSONResponse({"conformsTo": ogc.CONFORMANCE})
+
+
+@router.get("/collections", summary="The feature collections the caller may read")
+async def collections(
+    request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> JSONResponse:
+    def query() -> list[dict[str, object]]:
+        with pool.connection() as conn:
+            found = providers.visible_collections(conn, partner=who.role is Role.partner)
+            return [ogc.collection_document(_base(request), c, providers.extent(conn, c)) for c in found]
+
+    return JSONResponse(ogc.collections_document(_base(request), await run_in_threadpool(query)))
+
+
+@router.get("/collections/{collection_id}", summary="One collection")
+async def collection(
+    collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> JSONResponse:
+    def query() -> dict[str, object]:
+        with pool.connection() as conn:
+            c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
+            return ogc.collection_document(_base(request), c, providers.extent(conn, c))
+
+    return JSONResponse(await run_in_threadpool(query))
+
+
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features, filtered by bbox, datetime and the collection's queryable properties",
+    description="Parameters: bbox=minlon,minlat,maxlon,maxlat; limit; offset; datetime (instant or a/b, ../b, a/..);"
+    " and per collection: devices device_type, status, tenant_id; stands species_1, forest_type, ownership, rinpan,"
+    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link.",
+    responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
+)
+async def items(
+    collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    params = dict(request.query_params)
+    tenant = None if who.sees_all_tenants else who.tenant_id
+
+    def query() -> dict[str, Any]:
+        with pool.connection() as conn:
+            c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
+            q = ogc.parse_items_query(
+                params,
+                c,
+                default_limit=settings.ogc_default_limit,
+                max_limit=settings.ogc_max_limit,
+                tenant_id=tenant,
+            )
+            page = providers.page(conn, c, q)
+        return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC))
+
+    try:
+        body = await run_in_threadpool(query)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return JSONResponse(body, media_type=ogc.GEOJSON)
+
+
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    responses={200: {"content": {ogc.GEOJSON: {}}}, 404: {"description": "No such feature (or not the caller's)"}},
+)
+async def item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    who: Authenticated,
+    pool: Annotated[ConnectionPool, Depends(get_pool)],
+) -> JSONResponse:
+    tenant = None if who.sees_all_tenants else who.tenant_id
+
+    def query() -> dict[str, object]:
+        with pool.connection() as conn:
+            c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
+            found = providers.feature(conn, c, feature_id, tenant)
+        return ogc.item_document(_base(request), c, found.as_geojson(), feature_id)
+
+    return JSONResponse(await run_in_threadpool(query), media_type=ogc.GEOJSON)
