@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# `make up`: the whole hub on one laptop. Uses the Mosquitto on 127.0.0.1:1883 when one answers,
-# otherwise starts a private one with the project's configuration (stopped again on exit).
+# `make up`: the whole hub on one laptop. Starts a private Mosquitto with the project's configuration
+# (dynamic security, no anonymous clients) on 127.0.0.1:1884 with its data in ./var/mosquitto, unless
+# MIMAMORI_MQTT_URL names a broker of your own (then give MIMAMORI_MQTT_USERNAME/_PASSWORD and
+# MIMAMORI_MQTT_ADMIN_USERNAME/_PASSWORD yourself). The hub's broker passwords are kept in
+# ./var/mosquitto/hub-credentials.env (mode 0600), never in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MQTT_PORT="${MIMAMORI_LAPTOP_MQTT_PORT:-1883}"
+MQTT_PORT="${MIMAMORI_LAPTOP_MQTT_PORT:-1884}"
 private_pid=""
 cleanup() { [ -n "$private_pid" ] && kill "$private_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-if ! (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null; then
+if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
   mkdir -p var/mosquitto
-  sed -e "s|^listener 1883 .*|listener ${MQTT_PORT} 127.0.0.1|" \
-      -e "s|^persistence_location .*|persistence_location $(pwd)/var/mosquitto/|" \
-      deploy/mosquitto/mosquitto.conf > var/mosquitto/mosquitto.conf
-  echo "[up] starting a private Mosquitto on port ${MQTT_PORT} (deploy/mosquitto/mosquitto.conf)"
-  mosquitto -c var/mosquitto/mosquitto.conf >> var/mosquitto/mosquitto.log 2>&1 &
-  private_pid=$!
-  sleep 0.5
+  uv run --locked mimamori broker init --dir var/mosquitto --port "${MQTT_PORT}"
+  set -a
+  # shellcheck disable=SC1091
+  . var/mosquitto/hub-credentials.env
+  set +a
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null; then
+    echo "[up] starting a private Mosquitto on port ${MQTT_PORT} (var/mosquitto/mosquitto.conf)"
+    mosquitto -c var/mosquitto/mosquitto.conf >> var/mosquitto/mosquitto.log 2>&1 &
+    private_pid=$!
+    for _ in $(seq 50); do
+      (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null && break
+      kill -0 "$private_pid" 2>/dev/null || { echo "[up] Mosquitto failed: see var/mosquitto/mosquitto.log" >&2; exit 1; }
+      sleep 0.1
+    done
+  else
+    echo "[up] reusing the Mosquitto already on port ${MQTT_PORT} (started by an earlier make up)"
+  fi
+  export MIMAMORI_MQTT_URL="mqtt://127.0.0.1:${MQTT_PORT}"
 fi
-export MIMAMORI_MQTT_URL="${MIMAMORI_MQTT_URL:-mqtt://127.0.0.1:${MQTT_PORT}}"
 uv run --locked mimamori up "$@"

@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from devices.catalogue import DeviceType, MetricSpec
+from devices.validation import DeviceSpec
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,208 @@ def latest_readings(
         "SELECT metric, time, value FROM latest_readings WHERE device_id = %s ORDER BY metric", (device_id,)
     ).fetchall()
     return {metric: (t, v) for metric, t, v in rows}
+
+
+# -- the registry as people and partner systems see it ------------------------------------------------------
+# Every function taking ``tenant`` confines itself to that tenant in its SQL; None means "every tenant" and is
+# only passed for callers that may see the whole hub (see devices.keys.Principal.sees_all_tenants).
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    id: str
+    tenant_id: str
+    device_type: str
+    name: str
+    lon: float | None
+    lat: float | None
+    status: str
+    expected_interval_s: int
+    installed_on: date | None
+    metadata: dict[str, object]
+    created_at: datetime
+    updated_at: datetime
+    has_credentials: bool
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    tenant_id: str | None = None
+    device_type: str | None = None
+    status: str | None = None
+    bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    text: str | None = None  # in id or name
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: str
+    name: str
+    kind: str
+    created_at: datetime
+    devices: int
+
+
+_DEVICE_SELECT = (
+    "SELECT d.id, d.tenant_id, d.device_type, d.name, ST_X(d.location), ST_Y(d.location), d.status,"
+    " extract(epoch FROM d.expected_interval)::int, d.installed_on, d.metadata, d.created_at, d.updated_at,"
+    " c.device_id IS NOT NULL"
+    " FROM devices d LEFT JOIN device_credentials c ON c.device_id = d.id"
+)
+
+
+def catalogue_from_db(conn: psycopg.Connection) -> dict[str, DeviceType]:
+    """The device types as the database holds them (loaded from catalogue.yaml by ``sync_catalogue``)."""
+    specs = metric_specs(conn)
+    rows = conn.execute("SELECT id, name, name_ja, description, site_schema FROM device_types ORDER BY id").fetchall()
+    return {
+        r[0]: DeviceType(
+            id=r[0],
+            name=r[1],
+            name_ja=r[2],
+            description=r[3],
+            site_schema=dict(r[4] or {}),
+            metrics=specs.get(r[0], {}),
+        )
+        for r in rows
+    }
+
+
+def get_device(conn: psycopg.Connection, device_id: str, tenant: str | None) -> DeviceInfo | None:
+    row = conn.execute(
+        _DEVICE_SELECT + " WHERE d.id = %(id)s AND (%(t)s::text IS NULL OR d.tenant_id = %(t)s)",
+        {"id": device_id, "t": tenant},
+    ).fetchone()
+    return DeviceInfo(*row) if row else None
+
+
+def list_devices(conn: psycopg.Connection, tenant: str | None, f: DeviceFilter) -> list[DeviceInfo]:
+    bbox = f.bbox or (None, None, None, None)
+    rows = conn.execute(
+        _DEVICE_SELECT + " WHERE (%(scope)s::text IS NULL OR d.tenant_id = %(scope)s)"
+        " AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+        " AND (%(type)s::text IS NULL OR d.device_type = %(type)s)"
+        " AND (%(status)s::text IS NULL OR d.status = %(status)s)"
+        " AND (%(x0)s::float8 IS NULL OR d.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"
+        " AND (%(text)s::text IS NULL OR d.id ILIKE %(like)s OR d.name ILIKE %(like)s)"
+        " ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s",
+        {
+            "scope": tenant,
+            "tenant": f.tenant_id,
+            "type": f.device_type,
+            "status": f.status,
+            "x0": bbox[0],
+            "y0": bbox[1],
+            "x1": bbox[2],
+            "y1": bbox[3],
+            "text": f.text,
+            "like": f"%{f.text}%" if f.text else None,
+            "limit": f.limit,
+            "offset": f.offset,
+        },
+    ).fetchall()
+    return [DeviceInfo(*r) for r in rows]
+
+
+def device_owners(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(tenant, status) of each of ``device_ids`` that exists (to refuse moves between tenants, keep statuses)."""
+    rows = conn.execute("SELECT id, tenant_id, status FROM devices WHERE id = ANY(%s)", (device_ids,)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def tenant_ids(conn: psycopg.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT id FROM tenants").fetchall()}
+
+
+def write_devices(conn: psycopg.Connection, specs: list[DeviceSpec]) -> dict[str, str]:
+    """Insert or update devices in one statement; returns {id: 'created' | 'updated'} for rows that changed.
+
+    Rows equal to what is stored are not touched (so re-importing a file changes nothing, not even
+    ``updated_at``), a device never moves to another tenant here, and a spec without status keeps the stored one.
+    Ids must be unique within ``specs``.
+    """
+    if not specs:
+        return {}
+    rows = conn.execute(
+        "INSERT INTO devices AS d (id, tenant_id, device_type, name, location, status, expected_interval,"
+        " installed_on, metadata)"
+        " SELECT u.id, u.tenant, u.type, u.name,"
+        " CASE WHEN u.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326) END,"
+        " u.status, make_interval(secs => u.interval_s), u.installed, u.meta::jsonb"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[],"
+        " %s::int[], %s::date[], %s::text[])"
+        " AS u(id, tenant, type, name, lon, lat, status, interval_s, installed, meta)"
+        " ON CONFLICT (id) DO UPDATE SET device_type = excluded.device_type, name = excluded.name,"
+        " location = excluded.location, status = excluded.status, expected_interval = excluded.expected_interval,"
+        " installed_on = excluded.installed_on, metadata = excluded.metadata, updated_at = now()"
+        " WHERE d.tenant_id = excluded.tenant_id AND (d.device_type, d.name, d.location, d.status,"
+        " d.expected_interval, d.installed_on, d.metadata) IS DISTINCT FROM (excluded.device_type, excluded.name,"
+        " excluded.location, excluded.status, excluded.expected_interval, excluded.installed_on, excluded.metadata)"
+        " RETURNING d.id, (xmax = 0)",
+        (
+            [s.id for s in specs],
+            [s.tenant_id for s in specs],
+            [s.device_type for s in specs],
+            [s.name for s in specs],
+            [s.lon for s in specs],
+            [s.lat for s in specs],
+            [str(s.status) for s in specs],
+            [s.expected_interval_s for s in specs],
+            [s.installed_on for s in specs],
+            [json.dumps(s.metadata, sort_keys=True) for s in specs],
+        ),
+    ).fetchall()
+    return {r[0]: "created" if r[1] else "updated" for r in rows}
+
+
+def set_device_status(conn: psycopg.Connection, device_id: str, status: str, tenant: str | None) -> bool:
+    cur = conn.execute(
+        "UPDATE devices SET status = %(s)s, updated_at = now()"
+        " WHERE id = %(id)s AND (%(t)s::text IS NULL OR tenant_id = %(t)s)",
+        {"s": status, "id": device_id, "t": tenant},
+    )
+    return cur.rowcount == 1
+
+
+def mark_credentials(conn: psycopg.Connection, device_id: str, username: str, rotated: bool = False) -> None:
+    if rotated:
+        conn.execute("UPDATE device_credentials SET rotated_at = now() WHERE device_id = %s", (device_id,))
+    else:
+        conn.execute(
+            "INSERT INTO device_credentials (device_id, mqtt_username) VALUES (%s, %s)"
+            " ON CONFLICT (device_id) DO UPDATE SET provisioned_at = now(), rotated_at = NULL",
+            (device_id, username),
+        )
+
+
+def forget_credentials(conn: psycopg.Connection, device_id: str) -> bool:
+    return conn.execute("DELETE FROM device_credentials WHERE device_id = %s", (device_id,)).rowcount == 1
+
+
+def list_tenants(conn: psycopg.Connection, tenant: str | None) -> list[TenantInfo]:
+    rows = conn.execute(
+        "SELECT t.id, t.name, t.kind, t.created_at, count(d.id) FROM tenants t LEFT JOIN devices d"
+        " ON d.tenant_id = t.id WHERE %(t)s::text IS NULL OR t.id = %(t)s GROUP BY t.id ORDER BY t.id",
+        {"t": tenant},
+    ).fetchall()
+    return [TenantInfo(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, object]
+
+
+def list_audit(conn: psycopg.Connection, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+    rows = conn.execute(
+        "SELECT at, actor, action, target, detail FROM audit_log WHERE %(a)s::text IS NULL OR action LIKE %(p)s"
+        " ORDER BY id DESC LIMIT %(n)s",
+        {"a": action, "p": f"{action}%", "n": limit},
+    ).fetchall()
+    return [AuditEntry(*r) for r in rows]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import timedelta
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,11 +17,7 @@ from mimamori.settings import Settings, load_settings, redact_url
 
 app = typer.Typer(help="Mimamori: smart-city IoT data hub.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema and status.", no_args_is_help=True)
-devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Tenants: the city and partner companies.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(devices_app, name="devices")
-app.add_typer(tenants_app, name="tenants")
 
 
 def _register_command_groups() -> None:
@@ -32,6 +26,12 @@ def _register_command_groups() -> None:
 
     app.add_typer(keys.app, name="keys")
 
+    from mimamori.commands import broker, devices, tenants
+
+    app.add_typer(devices.app, name="devices")
+    app.add_typer(tenants.app, name="tenants")
+    app.add_typer(broker.app, name="broker")
+
     from mimamori.commands import stands
 
     app.add_typer(stands.app, name="stands")
@@ -39,10 +39,6 @@ def _register_command_groups() -> None:
     from mimamori.commands import rules
 
     app.add_typer(rules.app, name="rules")
-
-    from mimamori.commands import simulate
-
-    app.add_typer(simulate.app, name="simulate")
 
 
 _register_command_groups()
@@ -158,53 +154,6 @@ def up_cmd() -> None:
         worker.join(timeout=30)
     finally:
         pool.close()
-
-
-@tenants_app.command("add")
-def tenants_add(
-    tenant_id: str,
-    name: Annotated[str, typer.Option(help="Display name.")] = "",
-    kind: Annotated[str, typer.Option(help="operator or partner.")] = "partner",
-) -> None:
-    """Create or rename a tenant."""
-    from devices import upsert_tenant
-    from mimamori.db import connect
-
-    settings = _settings()
-    with connect(settings.dsn) as conn:
-        upsert_tenant(conn, tenant_id, name or tenant_id, kind)
-        conn.commit()
-    out.print(f"tenant {tenant_id} saved")
-
-
-@devices_app.command("add")
-def devices_add(
-    device_id: str,
-    tenant: Annotated[str, typer.Option(help="Owning tenant id.")],
-    device_type: Annotated[str, typer.Option("--type", help="Device type id from the catalogue.")],
-    name: Annotated[str, typer.Option()] = "",
-    lon: Annotated[float | None, typer.Option()] = None,
-    lat: Annotated[float | None, typer.Option()] = None,
-    interval_s: Annotated[int, typer.Option(help="Expected reporting interval in seconds.")] = 600,
-) -> None:
-    """Register (or update) a device."""
-    from devices import upsert_device
-    from mimamori.db import connect
-
-    settings = _settings()
-    with connect(settings.dsn) as conn:
-        upsert_device(
-            conn,
-            device_id=device_id,
-            tenant_id=tenant,
-            device_type=device_type,
-            name=name,
-            lon=lon,
-            lat=lat,
-            expected_interval=timedelta(seconds=interval_s),
-        )
-        conn.commit()
-    out.print(f"device {device_id} saved")
 
 
 def main(argv: list[str] | None = None) -> None:
