@@ -32,7 +32,12 @@ ACME = Caller("test-acme", "acme")
 
 def gauge(**changes) -> DeviceSpec:
     base = DeviceSpec(
-        "g-new", "toyota-city", "river_gauge", "new gauge", 137.18, 35.09,
+        "g-new",
+        "toyota-city",
+        "river_gauge",
+        "new gauge",
+        137.18,
+        35.09,
         metadata={"standby_m": 3.5, "caution_m": 4.5, "evacuation_m": 6.0, "danger_m": 6.8, "river": "Yahagi"},
     )
     return base.with_changes(**changes)
@@ -137,8 +142,9 @@ def test_retiring_a_provisioned_device_revokes_its_broker_account(db, city, sett
 def test_the_hub_stores_no_device_password(db, city, settings):
     creds = provision_device(db, ADMIN, "gauge-1", lambda: BrokerAdmin(settings))
     dump = "\n".join(
-        str(row) for table in ("devices", "device_credentials", "audit_log")
-        for row in db.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+        str(row)
+        for table in ("devices", "device_credentials", "audit_log")
+        for row in db.execute(f"SELECT * FROM {table}")
     )
     assert "gauge-1" in dump and creds.password not in dump
     with BrokerAdmin(settings) as a:
@@ -152,8 +158,19 @@ def _csv(n: int, bad_every: int = 0, name_suffix: str = "") -> tuple[str, set[in
     lines = ["id,tenant,type,name,lon,lat,interval_s,installed_on,meta.caution_m,meta.danger_m,meta.river"]
     bad: set[int] = set()
     for i in range(1, n + 1):
-        row = [f"imp-{i:05d}", "toyota-city", "river_gauge", f"gauge {i}{name_suffix}",
-               f"{137 + i / 100000:.6f}", f"{35 + i / 100000:.6f}", "600", "2025-04-01", "4.5", "6.8", "Yahagi"]
+        row = [
+            f"imp-{i:05d}",
+            "toyota-city",
+            "river_gauge",
+            f"gauge {i}{name_suffix}",
+            f"{137 + i / 100000:.6f}",
+            f"{35 + i / 100000:.6f}",
+            "600",
+            "2025-04-01",
+            "4.5",
+            "6.8",
+            "Yahagi",
+        ]
         if bad_every and i % bad_every == 0:
             kind = (i // bad_every) % 4
             if kind == 0:
@@ -222,18 +239,33 @@ def test_geojson_import(db, city):
     doc = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [137.31, 35.13]},
-             "properties": {"id": "geo-1", "tenant": "toyota-city", "type": "extensometer",
-                            "metadata": {"slope_id": "asuke-s1"}, "status": "maintenance"}},
-            {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
-             "properties": {"id": "geo-2", "tenant": "toyota-city", "type": "extensometer"}},
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [137.31, 35.13]},
+                "properties": {
+                    "id": "geo-1",
+                    "tenant": "toyota-city",
+                    "type": "extensometer",
+                    "metadata": {"slope_id": "asuke-s1"},
+                    "status": "maintenance",
+                },
+            },
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
+                "properties": {"id": "geo-2", "tenant": "toyota-city", "type": "extensometer"},
+            },
         ],
     }
     report = import_rows(db, ADMIN, parse_geojson(json.dumps(doc)))
     assert report.created == 1 and [(b.row, b.reason) for b in report.bad] == [(2, "geometry must be a Point")]
     device = get_device(db, ADMIN, "geo-1")
     assert (device.lon, device.lat, device.status, device.metadata) == (
-        137.31, 35.13, "maintenance", {"slope_id": "asuke-s1"})
+        137.31,
+        35.13,
+        "maintenance",
+        {"slope_id": "asuke-s1"},
+    )
 
 
 # -- the CLI ----------------------------------------------------------------------------------------------------
@@ -241,15 +273,22 @@ def test_geojson_import(db, city):
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | env | {"COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "mimamori.cli", *args], env=full, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mimamori.cli", *args], env=full, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_import_lists_bad_rows_and_exits_4(db, city, database_url, tmp_path):
     path = tmp_path / "devices.csv"
     path.write_text("id,tenant,type,lon,lat\ncli-1,toyota-city,rain_gauge,137.1,35.1\ncli-2,toyota-city,nope,,\n")
-    result = _cli("devices", "import", str(path), "--report", str(tmp_path / "bad.csv"),
-                  env={"MIMAMORI_DATABASE_URL": database_url})
+    result = _cli(
+        "devices",
+        "import",
+        str(path),
+        "--report",
+        str(tmp_path / "bad.csv"),
+        env={"MIMAMORI_DATABASE_URL": database_url},
+    )
     assert result.returncode == 4, result.stderr
     assert "1 created, 0 updated, 0 unchanged, 1 bad row(s)" in result.stdout
     assert "unknown device type 'nope'" in result.stdout

@@ -22,6 +22,7 @@ from mimamori.settings import Settings, load_settings
 if TYPE_CHECKING:
     from devices.manage import BrokerFactory
 
+
 class _SomeRowsBad(MimamoriError):
     exit_code = 4
 
