@@ -13,6 +13,7 @@ from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import ogc as ogc_routes
 from api.routes import telemetry as telemetry_routes
+from api.routes import tiles as tiles_routes
 from api.routes import timeseries as timeseries_routes
 from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
 from mimamori.db import make_pool
@@ -71,4 +72,5 @@ def create_app(
     app.include_router(telemetry_routes.router)
     app.include_router(timeseries_routes.router)
     app.include_router(ogc_routes.router)
+    app.include_router(tiles_routes.router)
     return app

@@ -581,3 +581,43 @@ def layer_extent(conn: psycopg.Connection, table: str, column: str) -> tuple[flo
     if row is None or row[0] is None:
         return None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+# --- vector tiles ---------------------------------------------------------------------------------------------
+
+# Each layer: its rows in the tile (geometry in EPSG:3857 clipped to the tile) with the attributes TileJSON lists.
+_TILE_ROWS = {
+    "stands": (
+        "SELECT ST_AsMVTGeom(ST_Transform(s.geom, 3857), t.env, 4096, 64, true) AS geom, s.stand_id,"
+        " s.species_1, s.age_1, s.age_class, s.area_ha, s.ownership, s.forest_type,"
+        " cardinality(s.protection_forest) > 0 AS protected"
+        " FROM stands s, t WHERE s.geom && t.env4326"
+    ),
+    "devices": (
+        "SELECT ST_AsMVTGeom(ST_Transform(d.location, 3857), t.env, 4096, 64, true) AS geom, d.id, d.name,"
+        " d.device_type, d.status, l.online"
+        " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id, t"
+        " WHERE d.location && t.env4326 AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+    ),
+    "alerts": (
+        "SELECT ST_AsMVTGeom(ST_Transform(coalesce(a.area, a.location), 3857), t.env, 4096, 64, true) AS geom,"
+        " a.id, a.hazard, a.level, a.state, a.title_en"
+        " FROM alerts a, t WHERE coalesce(a.area, a.location) && t.env4326"
+        " AND a.state IN ('open', 'acknowledged') AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"
+    ),
+}
+
+
+def tile(
+    conn: psycopg.Connection, layer: str, z: int, x: int, y: int, tenant_id: str | None, max_features: int
+) -> bytes:
+    """One Mapbox Vector Tile of a layer; empty bytes when nothing is in it."""
+    rows = _TILE_ROWS[layer]
+    row = conn.execute(
+        "WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,"
+        "   ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS env4326),"
+        f" mvt AS ({rows} LIMIT %(max)s)"
+        " SELECT ST_AsMVT(mvt, %(layer)s, 4096, 'geom') FROM mvt WHERE geom IS NOT NULL",
+        {"z": z, "x": x, "y": y, "tenant": tenant_id, "max": max_features, "layer": layer},
+    ).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else b""

@@ -1,0 +1,88 @@
+"""Vector tiles: `/v1/tiles/{layer}/{z}/{x}/{y}.mvt` and their TileJSON at `/v1/tiles/{layer}.json`.
+
+An empty tile is always 204 No Content. Tiles depend on the caller's tenant, so caches are told `private` and
+to vary on the key headers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from psycopg_pool import ConnectionPool
+
+from api.auth import Authenticated
+from api.deps import get_pool
+from devices.keys import Principal, Role
+from geo import queries
+from geo.tiles import LAYERS, TileLayer, check_tile, tilejson
+from mimamori.errors import Forbidden, NotFound
+from mimamori.settings import Settings
+
+router = APIRouter(prefix="/v1/tiles", tags=["vector tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+def _layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
+    layer = LAYERS.get(name)
+    if layer is None:
+        raise NotFound(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
+    if who.role is Role.partner and not layer.partners:
+        raise Forbidden(f"partner keys may not read {name}")
+    if name == "alerts":
+        with conn_pool.connection() as conn:
+            if not queries.alerts_table_exists(conn):
+                raise NotFound("no alerts in this database yet")
+    return layer
+
+
+def _cache_headers(settings: Settings, layer: TileLayer) -> dict[str, str]:
+    age = settings.tiles_live_max_age_s if layer.live else settings.tiles_stands_max_age_s
+    return {"Cache-Control": f"private, max-age={age}", "Vary": "Authorization, X-API-Key"}
+
+
+@router.get(
+    "/{layer}/{z}/{x}/{y}.mvt",
+    responses={200: {"content": {MVT: {}}}, 204: {"description": "An empty tile"}},
+    response_class=Response,
+)
+async def get_tile(
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    who: Authenticated,
+    pool: Annotated[ConnectionPool, Depends(get_pool)],
+) -> Response:
+    settings: Settings = request.app.state.settings
+    check_tile(z, x, y)
+
+    def query() -> tuple[TileLayer, bytes]:
+        chosen = _layer(pool, layer, who)
+        with pool.connection() as conn:
+            tenant = None if who.sees_all_tenants else who.tenant_id
+            return chosen, queries.tile(conn, layer, z, x, y, tenant, settings.tiles_max_features)
+
+    chosen, body = await run_in_threadpool(query)
+    headers = _cache_headers(settings, chosen)
+    if not body:
+        return Response(status_code=204, headers=headers)
+    return Response(body, media_type=MVT, headers=headers)
+
+
+@router.get("/{layer}.json", summary="TileJSON 3.0 of a layer")
+async def get_tilejson(
+    layer: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> JSONResponse:
+    def query() -> dict[str, object]:
+        chosen = _layer(pool, layer, who)
+        with pool.connection() as conn:
+            column = {"stands": "geom", "devices": "location", "alerts": "location"}[layer]
+            bounds = queries.layer_extent(conn, layer, column)
+        return tilejson(str(request.base_url).rstrip("/"), chosen, bounds)
+
+    return JSONResponse(await run_in_threadpool(query))
