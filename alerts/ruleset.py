@@ -14,7 +14,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -28,6 +29,11 @@ def parse_duration(value: object) -> timedelta:
         return timedelta(seconds=value)
     if isinstance(value, str) and (m := _DURATION.match(value)):
         return timedelta(seconds=float(m[1]) * _UNIT_SECONDS[m[2]])
+    if isinstance(value, str) and value.startswith("P"):  # ISO 8601, as rules stored through the API are dumped
+        try:
+            return TypeAdapter(timedelta).validate_python(value)
+        except PydanticValidationError:
+            pass
     raise ValueError(f"not a duration: {value!r} (write e.g. 30s, 10m, 2h, 1d)")
 
 

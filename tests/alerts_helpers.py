@@ -77,3 +77,76 @@ def levels(device: str, values: list[float], start: datetime = T0, step: timedel
 
 def clean_alert_tables(db: psycopg.Connection) -> None:
     db.execute("TRUNCATE alert_rules, alert_dispatch_cursors, alerts, alert_events, alert_webhooks CASCADE")
+
+
+class ApiServer:
+    """The real app on a free port, served by uvicorn in a thread (streams need a real connection)."""
+
+    def __init__(self, app: object) -> None:
+        import threading
+
+        import uvicorn
+
+        from tests.services import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        from tests.services import wait_until
+
+        self._thread.start()
+        wait_until(lambda: self._server.started, what="the API server to start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+
+class SseReader:
+    """Reads an SSE stream in a thread and keeps the parsed events (id, event, data as JSON)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        import threading
+
+        self.events: list[dict] = []
+        self.status: int | None = None
+        self._url, self._headers = url, headers
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        import json
+
+        import httpx
+
+        with (
+            httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as client,
+            client.stream("GET", self._url, headers=self._headers) as response,
+        ):
+            self.status = response.status_code
+            current: dict = {}
+            for line in response.iter_lines():
+                if self._stop.is_set():
+                    return
+                if not line:
+                    if "data" in current:
+                        self.events.append(current)
+                    current = {}
+                elif line.startswith("id: "):
+                    current["id"] = int(line[4:])
+                elif line.startswith("data: "):
+                    current["data"] = json.loads(line[6:])
+
+    def __enter__(self) -> SseReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()  # the thread ends at the next line (keep-alives come every few seconds at most)
+
+    def kinds(self) -> list[tuple[str, int]]:
+        return [(e["data"]["kind"], e["data"]["level"]) for e in self.events]

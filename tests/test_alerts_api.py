@@ -1,0 +1,235 @@
+"""The alert API over a real HTTP connection: list and filter, detail with events, acknowledge/resolve/close with
+roles and tenant isolation, rules, webhooks, the live stream with resume, CAP 1.2 and the Atom feed against the
+official schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+
+from alerts import AlertEngine
+from api.app import create_app
+from devices.keys import Role, create_key
+from mimamori.settings import Settings
+from tests.alerts_helpers import (
+    ApiServer,
+    SseReader,
+    add_gauges,
+    clean_alert_tables,
+    levels,
+    store,
+    write_rules,
+)
+from tests.services import wait_until
+
+CAP_XSD = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "CAP-v1.2.xsd")))
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture
+def alert_settings(settings: Settings, tmp_path) -> Settings:
+    return settings.model_copy(
+        update={"alerts_rules_dir": str(write_rules(tmp_path / "rules")), "alerts_stream_keepalive_s": 1.0}
+    )
+
+
+@pytest.fixture
+def world(alert_settings, pool, db, city):
+    """Two gauges (the city's g1, the partner's g2), an engine, the API server and a key per role."""
+    clean_alert_tables(db)
+    add_gauges(db, ("g1", "toyota-city", 137.179, 35.094), ("g2", "acme", 137.50, 35.20))
+    keys = {
+        role: create_key(db, "acme" if role is Role.partner else "toyota-city", role)[1]
+        for role in (Role.admin, Role.operator, Role.viewer, Role.partner)
+    }
+    engine = AlertEngine(alert_settings, pool)
+    engine.reload(force=True)
+    with ApiServer(create_app(alert_settings, pool)) as server:
+        yield {"engine": engine, "db": db, "url": server.url, "keys": keys}
+
+
+def feed(world, observations):
+    for o in observations:
+        store(world["db"], [o])
+        world["engine"].evaluate_batch([o])
+
+
+def get(world, path, role=Role.viewer, **params):
+    return httpx.get(world["url"] + path, headers={"X-API-Key": world["keys"][role]}, params=params, timeout=10)
+
+
+def post(world, path, role=Role.operator, json=None):
+    return httpx.post(world["url"] + path, headers={"X-API-Key": world["keys"][role]}, json=json, timeout=10)
+
+
+def test_list_filter_and_detail(world):
+    feed(world, levels("g1", [4.6, 6.2]) + levels("g2", [3.6]))
+    everything = get(world, "/v1/alerts").json()
+    assert [(a["subject"], a["level"], a["state"]) for a in everything] == [("g1", 3, "open"), ("g2", 1, "open")]
+    assert [a["subject"] for a in get(world, "/v1/alerts", min_level=2).json()] == ["g1"]
+    assert [a["subject"] for a in get(world, "/v1/alerts", bbox="137.4,35.1,137.6,35.3").json()] == ["g2"]
+    assert get(world, "/v1/alerts", state="resolved").json() == []
+    assert [a["hazard"] for a in get(world, "/v1/alerts", hazard="flood").json()] == ["flood", "flood"]
+    detail = get(world, f"/v1/alerts/{everything[0]['id']}").json()
+    assert [(e["kind"], e["level"]) for e in detail["events"]] == [("raised", 2), ("escalated", 3)]
+    assert detail["location"] == {"type": "Point", "coordinates": [137.179, 35.094]}
+    assert detail["area"]["type"] == "Polygon"  # the 500 m buffer
+    assert get(world, "/v1/alerts", bbox="1,2,3").status_code == 422
+
+
+def test_partner_sees_only_its_tenant(world):
+    feed(world, levels("g1", [4.6]) + levels("g2", [4.6]))
+    mine = get(world, "/v1/alerts", Role.partner).json()
+    assert [a["subject"] for a in mine] == ["g2"]
+    city_alert = next(a for a in get(world, "/v1/alerts").json() if a["subject"] == "g1")
+    assert get(world, f"/v1/alerts/{city_alert['id']}", Role.partner).status_code == 404
+    assert get(world, f"/v1/alerts/{city_alert['id']}/cap", Role.partner).status_code == 404
+
+
+def test_lifecycle_by_roles(world):
+    feed(world, levels("g1", [4.6]))
+    alert_id = get(world, "/v1/alerts").json()[0]["id"]
+    assert post(world, f"/v1/alerts/{alert_id}/acknowledge", Role.viewer).status_code == 403
+    assert post(world, f"/v1/alerts/{alert_id}/close").status_code == 422  # only resolved alerts close
+    acked = post(world, f"/v1/alerts/{alert_id}/acknowledge", json={"note": "team sent to the levee"})
+    assert acked.status_code == 200
+    assert acked.json()["state"] == "acknowledged"
+    assert post(world, f"/v1/alerts/{alert_id}/acknowledge").status_code == 422
+    # still acknowledged when the river rises: one alert, escalated
+    feed(world, levels("g1", [6.2], start=levels("g1", [0, 0])[1].time))
+    detail = get(world, f"/v1/alerts/{alert_id}").json()
+    assert (detail["state"], detail["level"]) == ("acknowledged", 3)
+    assert post(world, f"/v1/alerts/{alert_id}/resolve", json={"note": "gauge under repair"}).json()["state"] == (
+        "resolved"
+    )
+    closed = post(world, f"/v1/alerts/{alert_id}/close").json()
+    assert closed["state"] == "closed"
+    events = [(e["kind"], e["actor"].startswith("rule:"), e["note"]) for e in closed["events"]]
+    assert events == [
+        ("raised", True, None),
+        ("acknowledged", False, "team sent to the levee"),
+        ("escalated", True, None),
+        ("resolved", False, "gauge under repair"),
+        ("closed", False, None),
+    ]
+
+
+def test_cap_document_is_valid_and_bilingual(world):
+    feed(world, levels("g1", [6.9]))
+    alert_id = get(world, "/v1/alerts").json()[0]["id"]
+    response = get(world, f"/v1/alerts/{alert_id}/cap")
+    assert response.headers["content-type"].startswith("application/cap+xml")
+    doc = etree.fromstring(response.content)
+    CAP_XSD.assertValid(doc)
+    infos = doc.findall(f"{CAP}info")
+    assert [i.findtext(f"{CAP}language") for i in infos] == ["ja-JP", "en-US"]
+    assert {i.findtext(f"{CAP}severity") for i in infos} == {"Extreme"}  # level 4
+    assert infos[0].findtext(f"{CAP}event") == "河川水位"
+    polygon = infos[1].find(f"{CAP}area").findtext(f"{CAP}polygon").split()
+    assert polygon[0] == polygon[-1] and len(polygon) >= 4
+    lat, lon = (float(v) for v in polygon[0].split(","))
+    assert 35.08 < lat < 35.11 and 137.17 < lon < 137.19  # lat,lon order
+
+
+def test_atom_feed_of_active_alerts_is_valid(world):
+    feed(world, levels("g1", [4.6]) + levels("g2", [6.2]))
+    feed_doc = etree.fromstring(get(world, "/v1/alerts/feed.atom").content)
+    entries = feed_doc.findall(f"{ATOM}entry")
+    assert len(entries) == 2
+    for entry in entries:
+        CAP_XSD.assertValid(entry.find(f"{ATOM}content").find(f"{CAP}alert"))
+    partner_feed = etree.fromstring(get(world, "/v1/alerts/feed.atom", Role.partner).content)
+    assert len(partner_feed.findall(f"{ATOM}entry")) == 1
+
+
+def test_live_stream_filters_and_resumes_after_reconnect(world):
+    url = world["url"] + "/v1/alerts/stream"
+    viewer = {"X-API-Key": world["keys"][Role.viewer]}
+    with SseReader(url, viewer) as everything, SseReader(url + "?min_level=2", viewer) as severe:
+        wait_until(lambda: everything.status == 200 and severe.status == 200, what="streams open")
+        import time
+
+        time.sleep(0.3)  # the streams have read their starting point
+        feed(world, levels("g1", [3.6, 4.6]))
+        wait_until(lambda: len(everything.events) == 2, what="two events on the stream")
+        wait_until(lambda: len(severe.events) == 1, what="one severe event")
+    assert everything.kinds() == [("raised", 1), ("escalated", 2)]
+    assert severe.kinds() == [("escalated", 2)]
+    last_seen = everything.events[0]["id"]
+    # a dashboard that saw only the first event reconnects and gets what it missed, then live ones
+    with SseReader(url, {**viewer, "Last-Event-ID": str(last_seen)}) as resumed:
+        wait_until(lambda: len(resumed.events) == 1, what="the missed event")
+        feed(world, levels("g1", [6.2], start=levels("g1", [0, 0, 0])[2].time))
+        wait_until(lambda: len(resumed.events) == 2, what="the live event after resuming")
+    assert resumed.kinds() == [("escalated", 2), ("escalated", 3)]
+
+
+def test_stream_respects_tenants(world):
+    url = world["url"] + "/v1/alerts/stream?since_id=0"
+    with SseReader(url, {"X-API-Key": world["keys"][Role.partner]}) as partner:
+        feed(world, levels("g1", [4.6]) + levels("g2", [4.6]))
+        wait_until(lambda: len(partner.events) == 1, what="the partner's own alert")
+    assert partner.events[0]["data"]["alert"]["subject"] == "g2"
+
+
+def test_stream_needs_a_key(world):
+    assert httpx.get(world["url"] + "/v1/alerts/stream", timeout=5).status_code == 401
+
+
+def test_rules_api_saves_validates_and_applies(world):
+    rules = get(world, "/v1/alert-rules").json()
+    assert {r["id"] for r in rules} == {"river-level", "gauge-silent"}
+    bad = httpx.put(
+        world["url"] + "/v1/alert-rules/low-water",
+        headers={"X-API-Key": world["keys"][Role.admin]},
+        json={"kind": "threshold", "title": {"en": "Low"}, "metric": "water_level"},
+        timeout=10,
+    )
+    assert bad.status_code == 422
+    body = {
+        "kind": "threshold",
+        "title": {"en": "Very low water", "ja": "渇水"},
+        "metric": "water_level",
+        "direction": "falling",
+        "levels": [{"level": 1, "at": 0.2}],
+    }
+    assert (
+        httpx.put(
+            world["url"] + "/v1/alert-rules/low-water",
+            json=body,
+            timeout=10,
+            headers={"X-API-Key": world["keys"][Role.operator]},
+        ).status_code
+        == 403
+    )
+    saved = httpx.put(
+        world["url"] + "/v1/alert-rules/low-water",
+        json=body,
+        timeout=10,
+        headers={"X-API-Key": world["keys"][Role.admin]},
+    )
+    assert saved.status_code == 200
+    world["engine"].reload()
+    feed(world, levels("g1", [0.1]))
+    assert [(a["rule_id"], a["level"]) for a in get(world, "/v1/alerts").json()] == [("low-water", 1)]
+    assert any(r["source"] == "api" for r in get(world, "/v1/alert-rules").json())
+
+
+def test_webhook_subscriptions_hide_secrets_and_confine_partners(world):
+    created = post(world, "/v1/alert-webhooks", Role.partner, json={"url": "http://127.0.0.1:9/hook"})
+    assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
+    assert (
+        post(
+            world, "/v1/alert-webhooks", Role.partner, json={"url": "http://127.0.0.1:9/x", "all_tenants": True}
+        ).status_code
+        == 422
+    )
+    assert post(world, "/v1/alert-webhooks", Role.viewer, json={"url": "http://127.0.0.1:9/x"}).status_code == 403
+    listed = get(world, "/v1/alert-webhooks", Role.partner).json()
+    assert len(listed) == 1 and "secret" not in listed[0]
+    city = post(world, "/v1/alert-webhooks", Role.admin, json={"url": "ftp://example.org"})
+    assert city.status_code == 422
