@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import ogc as ogc_routes
+from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
 from api.routes import timeseries as timeseries_routes
@@ -73,4 +74,5 @@ def create_app(
     app.include_router(timeseries_routes.router)
     app.include_router(ogc_routes.router)
     app.include_router(tiles_routes.router)
+    app.include_router(stands_routes.router)
     return app

@@ -1,5 +1,6 @@
 """Geometry, CRS handling, forest stands (森林簿) import and queries, feature pages, time series and tiles."""
 
+from geo import queries
 from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery
 from geo.geometry import BBox, as_multipolygon, check_point, parse_bbox
 from geo.queries import (
@@ -46,6 +47,7 @@ __all__ = [
     "parse_bbox",
     "parse_row",
     "prepare",
+    "queries",
     "read_register",
     "sensors_in_stand",
     "stand_at",

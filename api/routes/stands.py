@@ -1,0 +1,136 @@
+"""Forest stand endpoints for forestry officers: search, stand at a point, sensors inside, per-stand summaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+
+from api.auth import require
+from api.deps import get_pool
+from devices.keys import Principal, Role
+from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
+from mimamori.errors import NotFound, ValidationError
+
+router = APIRouter(prefix="/v1/stands", tags=["forest stands"])
+
+# Stands are the city's forest register: its own roles read it, partners do not.
+StandReader = Annotated[Principal, Depends(require(Role.forestry, Role.admin, Role.operator, Role.viewer))]
+Pool = Annotated[ConnectionPool, Depends(get_pool)]
+GEOJSON = "application/geo+json"
+
+
+def _collection(features: list[Any], more: bool = False) -> dict[str, object]:
+    return {"type": "FeatureCollection", "features": [f.as_geojson() for f in features], "more": more}
+
+
+@router.get("", summary="Stands by bbox, attributes, a configured area or an alert's area")
+async def find_stands(
+    who: StandReader,
+    pool: Pool,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    species: Annotated[str | None, Query(description="Any of 樹種1–3, e.g. スギ")] = None,
+    age_min: Annotated[int | None, Query(ge=0)] = None,
+    age_max: Annotated[int | None, Query(ge=0)] = None,
+    as_of_year: Annotated[int | None, Query(ge=1900, le=2200, description="Ages as of this year.")] = None,
+    ownership: Annotated[str | None, Query(pattern="^(national|prefectural|municipal|property_ward|private)$")] = None,
+    protection: Annotated[str | None, Query(description="A 保安林 designation, or * for any")] = None,
+    forest_type: Annotated[str | None, Query()] = None,
+    area: Annotated[str | None, Query(description="Stands intersecting this configured area")] = None,
+    alert: Annotated[int | None, Query(description="Stands intersecting this alert's area")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    box = parse_bbox(bbox) if bbox else None
+    attrs = StandFilter(
+        species, age_min, age_max, as_of_year or datetime.now(UTC).year, ownership, protection, forest_type
+    )
+
+    def query() -> dict[str, object]:
+        with pool.connection() as conn:
+            if area is not None:
+                found = queries.stands_in_area(conn, area, None, limit)
+                if found is None:
+                    raise NotFound(f"area {area!r} not found")
+                return _collection(found)
+            if alert is not None:
+                if not queries.alerts_table_exists(conn):
+                    raise NotFound("no alerts in this database yet")
+                found = queries.stands_for_alert(conn, alert, None, limit)
+                if found is None:
+                    raise NotFound(f"alert {alert} not found")
+                return _collection(found)
+            page = queries.stand_features(conn, FeatureQuery(bbox=box, limit=limit, offset=offset), attrs)
+            return _collection(page.features, page.more)
+
+    return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
+
+
+@router.get("/at", summary="The stand at a position")
+async def stand_at(
+    who: StandReader, pool: Pool, lon: Annotated[float, Query()], lat: Annotated[float, Query()]
+) -> JSONResponse:
+    check_point(lon, lat)
+
+    def query() -> dict[str, object]:
+        with pool.connection() as conn:
+            found = queries.stand_at(conn, lon, lat)
+        if found is None:
+            raise NotFound(f"no stand at {lon}, {lat}")
+        return found.as_geojson()
+
+    return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
+
+
+@router.get("/{stand_id}", summary="One stand")
+async def get_stand(stand_id: str, who: StandReader, pool: Pool) -> JSONResponse:
+    def query() -> dict[str, object]:
+        with pool.connection() as conn:
+            found = queries.stand_feature(conn, stand_id)
+        if found is None:
+            raise NotFound(f"stand {stand_id!r} not found")
+        return found.as_geojson()
+
+    return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
+
+
+@router.get("/{stand_id}/sensors", summary="Sensors inside a stand with their latest readings")
+async def stand_sensors(stand_id: str, who: StandReader, pool: Pool) -> list[dict[str, Any]]:
+    def query() -> list[dict[str, Any]]:
+        with pool.connection() as conn:
+            found = queries.sensors_in_stand(conn, stand_id, None)
+        if found is None:
+            raise NotFound(f"stand {stand_id!r} not found")
+        return found
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/{stand_id}/summary", summary="Per-metric summary of the stand's sensors over a period")
+async def stand_summary(
+    stand_id: str,
+    who: StandReader,
+    pool: Pool,
+    start: Annotated[datetime | None, Query(description="Default: end − 7 days")] = None,
+    end: Annotated[datetime | None, Query(description="Default: now")] = None,
+) -> dict[str, object]:
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=7)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationError("start and end need a time zone")
+    if start >= end:
+        raise ValidationError("start must be before end")
+
+    def query() -> list[dict[str, Any]]:
+        with pool.connection() as conn:
+            found = queries.stand_summary(conn, stand_id, None, start, end)
+        if found is None:
+            raise NotFound(f"stand {stand_id!r} not found")
+        return found
+
+    metrics = await run_in_threadpool(query)
+    return {"stand_id": stand_id, "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}
