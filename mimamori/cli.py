@@ -40,6 +40,10 @@ def _register_command_groups() -> None:
 
     app.add_typer(rules.app, name="rules")
 
+    from mimamori.commands import alerts
+
+    app.add_typer(alerts.app, name="alerts")
+
 
 _register_command_groups()
 
@@ -102,7 +106,15 @@ def ingest_cmd() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        ingestor = MqttIngestor(settings, pool)
+        from alerts.feed import NotifyForwarder
+        from ingest import CommittedReadings
+
+        committed = CommittedReadings()
+        if settings.alerts_enabled:  # evaluated by `mimamori alerts run` (docs/alerts.md)
+            forwarder = NotifyForwarder(pool)
+            committed.subscribe(forwarder.on_readings)
+            threading.Thread(target=forwarder.run, args=(stop,), name="alerts-forward", daemon=True).start()
+        ingestor = MqttIngestor(settings, pool, committed=committed)
         ingestor.connect()
         out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
         ingestor.run(stop)
@@ -138,6 +150,11 @@ def up_cmd() -> None:
             seeded = seed_city(conn)
             first_key = ensure_admin_key(conn)
         committed = CommittedReadings()  # MQTT and HTTP readings, once stored, for in-process listeners
+        alerts_stop = threading.Event()
+        if settings.alerts_enabled:
+            from alerts import start_alert_services
+
+            committed.subscribe(start_alert_services(settings, pool, alerts_stop).engine.on_readings)
         ingestor = MqttIngestor(settings, pool, committed=committed)
         ingestor.connect()
         stop = threading.Event()
@@ -152,6 +169,7 @@ def up_cmd() -> None:
         serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
         stop.set()
         worker.join(timeout=30)
+        alerts_stop.set()
     finally:
         pool.close()
 
