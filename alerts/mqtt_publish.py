@@ -42,9 +42,11 @@ class MqttAlertPublisher:
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=settings.alerts_mqtt_client_id, protocol=mqtt.MQTTv5
         )
-        if settings.mqtt_username:
-            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-            self._client.username_pw_set(settings.mqtt_username, password)
+        # its own account when configured: publishing alerts needs rights that ingest does not
+        username = settings.alerts_mqtt_username or settings.mqtt_username
+        secret = settings.alerts_mqtt_password if settings.alerts_mqtt_username else settings.mqtt_password
+        if username:
+            self._client.username_pw_set(username, secret.get_secret_value() if secret else None)
         if settings.mqtt.tls:
             self._client.tls_set(ca_certs=settings.mqtt_ca_file)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     alerts_stream_poll_ms: int = Field(200, ge=10, description="How often a live stream looks for new events.")
     alerts_stream_keepalive_s: float = Field(15.0, gt=0, description="Comment lines keep idle streams open.")
     alerts_mqtt_client_id: str = Field("mimamori-alerts-1", description="MQTT client id of the alert publisher.")
+    alerts_mqtt_username: str | None = Field(
+        None, description="Broker account of the alert publisher (may publish {prefix}/alerts/#); else MQTT_USERNAME."
+    )
+    alerts_mqtt_password: SecretStr | None = None
     alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="A webhook endpoint gets this long to answer.")
     alerts_webhook_max_attempts: int = Field(8, ge=1, description="Deliveries are given up after this many tries.")
     alerts_webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt.")
