@@ -1,0 +1,197 @@
+"""Geo-API benchmark: `python -m bench.api` (not a test).
+
+Builds a scratch database with 10,000 devices, 100,000 synthetic stands (made and imported with the CLI:
+`mimamori stands sample` + `mimamori stands import`) and a month of 10-minute readings for 100 devices, starts
+`mimamori api` as its own process, and measures under concurrent clients:
+
+* OGC items by bbox (devices, ~2 km box), * the stand at a point, * a time-series query (1 h buckets over a week),
+* a stand tile at zoom 10 and at zoom 14.
+
+Prints a table of p50/p99, then one JSON line. Target: p99 ≤ 50 ms each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from devices import load_catalogue, sync_catalogue, upsert_tenant
+from devices.keys import Role, create_key
+from mimamori.migrate import migrate
+from mimamori.settings import Settings
+from tests.services import create_scratch_database, drop_database, free_port, wait_for_port
+
+out = Console(stderr=True)
+CENTRE = (137.36, 35.20)  # the mountain districts the sample register covers
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    n = 1 << z
+    return z, int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def seed(dsn: str, devices: int, with_readings: int, days: int) -> None:
+    rng = random.Random(1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sync_catalogue(conn, load_catalogue())
+        upsert_tenant(conn, "toyota-city", "Toyota City", "operator")
+        with conn.cursor().copy("COPY devices (id, tenant_id, device_type, location) FROM STDIN") as copy:
+            for i in range(devices):
+                lon, lat = CENTRE[0] + rng.uniform(-0.25, 0.25), CENTRE[1] + rng.uniform(-0.15, 0.15)
+                copy.write_row((f"dev-{i:05d}", "toyota-city", "soil_moisture", f"SRID=4326;POINT({lon} {lat})"))
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(days=days)
+        steps = int((end - start) / timedelta(minutes=10))
+        with conn.cursor().copy("COPY readings (time, device_id, metric, value) FROM STDIN") as copy:
+            for i in range(with_readings):
+                for s in range(steps):
+                    copy.write_row(
+                        (
+                            start + s * timedelta(minutes=10),
+                            f"dev-{i:05d}",
+                            "soil_moisture",
+                            0.3 + 0.1 * math.sin(s / 144),
+                        )
+                    )
+        conn.execute("ANALYZE")
+
+
+def measure(name: str, urls: list[str], headers: dict[str, str], base: str, clients: int) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def worker(part: list[str]) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            for url in part:
+                t0 = time.perf_counter()
+                r = client.get(url)
+                elapsed = (time.perf_counter() - t0) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    threads = [threading.Thread(target=worker, args=(urls[i::clients],)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    bad = {k: v for k, v in statuses.items() if k not in (200, 204)}
+    if bad:
+        out.print(f"[red]{name}: unexpected statuses {bad}[/]")
+    return {
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+        "requests": len(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--stands", type=int, default=100_000)
+    parser.add_argument("--reading-devices", type=int, default=100)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=400, help="per scenario")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+
+    dsn = create_scratch_database("mimamori_bench_api")
+    env = os.environ | {"MIMAMORI_DATABASE_URL": dsn, "MIMAMORI_TIMESCALEDB": "off", "MIMAMORI_LOG_LEVEL": "WARNING"}
+    cli = [sys.executable, "-m", "mimamori.cli"]
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        migrate(Settings(database_url=dsn, timescaledb="off"))  # type: ignore[arg-type]
+        out.print(f"seeding {args.devices} devices and {args.days} days of readings for {args.reading_devices}")
+        seed(dsn, args.devices, args.reading_devices, args.days)
+        with tempfile.TemporaryDirectory() as tmp:
+            register = Path(tmp) / "stands.gpkg"
+            subprocess.run([*cli, "stands", "sample", str(register), "--count", str(args.stands)], env=env, check=True)
+            subprocess.run([*cli, "stands", "import", str(register)], env=env, check=True)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ANALYZE stands")
+            _, secret = create_key(conn, "toyota-city", Role.forestry, "bench")
+            device = "dev-00007"
+            stand_point = conn.execute(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM stands ORDER BY stand_id"
+                " LIMIT 200) s"
+            ).fetchall()
+        port = free_port()
+        api = subprocess.Popen([*cli, "api"], env=env | {"MIMAMORI_API_PORT": str(port)})
+        wait_for_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        headers = {"X-API-Key": secret}
+        rng = random.Random(2)
+
+        def bbox_url() -> str:
+            lon, lat = CENTRE[0] + rng.uniform(-0.2, 0.2), CENTRE[1] + rng.uniform(-0.1, 0.1)
+            return f"/ogc/collections/devices/items?bbox={lon},{lat},{lon + 0.02},{lat + 0.02}&limit=100"
+
+        def series_url() -> str:
+            end = datetime.now(UTC) - timedelta(days=rng.randint(0, 20))
+            start = end - timedelta(days=7)
+            return (
+                f"/v1/devices/{device}/readings?metric=soil_moisture&bucket=1h&agg=avg"
+                f"&start={start.isoformat().replace('+', '%2B')}&end={end.isoformat().replace('+', '%2B')}"
+            )
+
+        def tile_url(z: int) -> str:
+            lon, lat = rng.choice(stand_point)
+            return "/v1/tiles/stands/{}/{}/{}.mvt".format(*tile_of(lon, lat, z))
+
+        scenarios = {
+            "items_by_bbox": [bbox_url() for _ in range(args.requests)],
+            "stand_at_point": [
+                f"/v1/stands/at?lon={lon}&lat={lat}"
+                for lon, lat in (rng.choice(stand_point) for _ in range(args.requests))
+            ],
+            "timeseries_1h_week": [series_url() for _ in range(args.requests)],
+            "tile_z10": [tile_url(10) for _ in range(args.requests)],
+            "tile_z14": [tile_url(14) for _ in range(args.requests)],
+        }
+        for urls in scenarios.values():  # warm up caches and connections
+            measure("warm-up", urls[:20], headers, base, 2)
+        results = {name: measure(name, urls, headers, base, args.clients) for name, urls in scenarios.items()}
+        table = Table("scenario", "p50 ms", "p99 ms", "requests", title=f"geo-API, {args.clients} concurrent clients")
+        for name, r in results.items():
+            table.add_row(name, str(r["p50_ms"]), str(r["p99_ms"]), str(r["requests"]))
+        out.print(table)
+        summary = {
+            "bench": "api",
+            "devices": args.devices,
+            "stands": args.stands,
+            "reading_devices": args.reading_devices,
+            "days": args.days,
+            "clients": args.clients,
+            "results": results,
+            "target_p99_ms": 50,
+        }
+        print(json.dumps(summary), flush=True)
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(timeout=30)
+        if not args.keep:
+            drop_database(dsn)
+
+
+if __name__ == "__main__":
+    main()
