@@ -36,6 +36,7 @@ DEVICES = "devices"
 LOAD = "load"
 _BUFFER = 2000  # messages a device keeps while it cannot send (a day of 10-min readings, and then some)
 _ACK_TIMEOUT_S = 30.0
+_LOAD_SENDERS = 200  # publishes in flight per shared connection in load mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,16 @@ class _Link:
         login: Login,
         will: tuple[str, bytes] | None,
         stats: PublisherStats,
+        buffer: int = _BUFFER,
     ) -> None:
         self.loop, self.target, self.stats, self.client_id = loop, target, stats, client_id
-        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(_BUFFER)
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(buffer)
         self.connected = False
+        self._connecting = asyncio.Lock()
         self._connack: asyncio.Future[bool] | None = None
         self._pending: dict[int, asyncio.Future[object]] = {}
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(min(buffer, 1000))
         if login.username is not None:
             c.username_pw_set(login.username, login.password)
         if target.tls:
@@ -139,7 +143,11 @@ class _Link:
             fut.set_result(reason)
 
     async def connect(self, stop: asyncio.Event) -> bool:
-        """Connect, retrying with back-off until connected or stopped."""
+        """Connect, retrying with back-off until connected or stopped (once, for all the link's senders)."""
+        async with self._connecting:
+            return self.connected or await self._connect(stop)
+
+    async def _connect(self, stop: asyncio.Event) -> bool:
         delay = 0.5
         while not stop.is_set():
             self._connack = self.loop.create_future()
@@ -250,8 +258,10 @@ async def play(
             births.append((status, birth))
     else:
         login = credentials.default or Login()
+        # Many senders per shared connection keep many publishes in flight (order per device is not kept).
         for i in range(max(1, connections)):
-            links.append(_Link(loop, target, f"mimamori-sim-load-{i}", login, None, stats))
+            link = _Link(loop, target, f"mimamori-sim-load-{i}", login, None, stats, buffer=_BUFFER * 50)
+            links.append(link)
             births.append(None)
         for i, d in enumerate(devices):
             route[d.id] = links[i % len(links)]
@@ -263,7 +273,12 @@ async def play(
                 link.misc()
             await _pause(stop, 1.0)
 
-    workers = [asyncio.ensure_future(_device_loop(link, stop, b)) for link, b in zip(links, births, strict=True)]
+    senders = 1 if mode == DEVICES else _LOAD_SENDERS
+    workers = [
+        asyncio.ensure_future(_device_loop(link, stop, b))
+        for link, b in zip(links, births, strict=True)
+        for _ in range(senders)
+    ]
     workers.append(asyncio.ensure_future(keepalive()))
     try:
         while not stop.is_set():
