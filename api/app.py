@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import ogc as ogc_routes
+from api.routes import registry as registry_routes
 from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
@@ -69,6 +70,7 @@ def create_app(
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
 
     app.include_router(devices_routes.router)
+    app.include_router(registry_routes.router)
     app.include_router(alerts_routes.router)
     app.include_router(telemetry_routes.router)
     app.include_router(timeseries_routes.router)

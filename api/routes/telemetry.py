@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import require
+from api.ratelimit import push_rate_limit
 from devices.keys import Principal, Role
 from ingest.http_push import push
 
@@ -45,6 +46,7 @@ class PushAnswer(BaseModel):
 async def post_telemetry(
     request: Request,
     who: Annotated[Principal, Depends(require(Role.partner, Role.admin))],
+    _rate: Annotated[Principal, Depends(push_rate_limit)],
     device: Annotated[str, Query(description="Device id the readings belong to.", max_length=128)],
 ) -> JSONResponse:
     """Store readings for one device: native JSON or SenML (by Content-Type), as over MQTT.

@@ -1,0 +1,275 @@
+"""API roles and tenant isolation, as a matrix over the endpoints; the push rate limit; no secrets in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.ratelimit import RateLimiter, TokenBucket
+from devices import upsert_device, upsert_tenant
+from devices.keys import Role, create_key
+from tests.services import ROOT
+
+PUBLIC_PREFIXES: tuple[str, ...] = ()  # every /v1 endpoint needs a key
+
+
+@pytest.fixture
+def world(db, city):
+    """The city, partner acme (with city fixture's acme-soil-1) and partner beta with one device; a key each."""
+    upsert_tenant(db, "beta", "Beta Forestry", "partner")
+    upsert_device(db, device_id="beta-dendro-1", tenant_id="beta", device_type="dendrometer", lon=137.5, lat=35.21)
+    db.execute(
+        "INSERT INTO latest_readings (device_id, metric, time, value) VALUES"
+        " ('gauge-1', 'water_level', now(), 3.2), ('acme-soil-1', 'soil_moisture', now(), 0.31)"
+    )
+    keys = {}
+    for name, tenant, role in [
+        ("admin", "toyota-city", Role.admin),
+        ("operator", "toyota-city", Role.operator),
+        ("forestry", "toyota-city", Role.forestry),
+        ("viewer", "toyota-city", Role.viewer),
+        ("acme", "acme", Role.partner),
+        ("beta", "beta", Role.partner),
+    ]:
+        keys[name] = create_key(db, tenant, role, f"matrix {name}")[1]
+    return keys
+
+
+@pytest.fixture
+def api(settings, pool, world):
+    with TestClient(create_app(settings, pool)) as client:
+        yield client
+
+
+def call(api, who, method, path, **kw):
+    headers = {"X-API-Key": who} if who else {}
+    return api.request(method, path, headers=headers, **kw)
+
+
+NEW_CITY_DEVICE = {"id": "m-new", "tenant_id": "toyota-city", "device_type": "rain_gauge", "lon": 137.2, "lat": 35.1}
+NEW_ACME_DEVICE = {"id": "m-acme", "tenant_id": "acme", "device_type": "soil_moisture", "lon": 137.5, "lat": 35.2}
+
+# (method, path, body) -> expected status per key. "404" for another tenant's device, like one that does not exist.
+MATRIX = [
+    (
+        "GET",
+        "/v1/devices/gauge-1",
+        None,
+        {"admin": 200, "viewer": 200, "operator": 200, "forestry": 200, "acme": 404, "beta": 404},
+    ),
+    ("GET", "/v1/devices/acme-soil-1", None, {"admin": 200, "viewer": 200, "acme": 200, "beta": 404}),
+    ("GET", "/v1/devices/gauge-1/latest", None, {"admin": 200, "viewer": 200, "acme": 404, "beta": 404}),
+    ("GET", "/v1/devices/acme-soil-1/latest", None, {"acme": 200, "beta": 404, "forestry": 200}),
+    ("GET", "/v1/device-types", None, {"admin": 200, "viewer": 200, "acme": 200}),
+    (
+        "POST",
+        "/v1/devices",
+        NEW_CITY_DEVICE,
+        {"viewer": 403, "operator": 403, "forestry": 403, "acme": 403, "admin": 201},
+    ),
+    ("POST", "/v1/devices", NEW_ACME_DEVICE, {"acme": 201, "beta": 403}),
+    (
+        "PATCH",
+        "/v1/devices/gauge-1",
+        {"name": "x"},
+        {"viewer": 403, "operator": 403, "acme": 404, "beta": 404, "admin": 200},
+    ),
+    ("PATCH", "/v1/devices/acme-soil-1", {"name": "mine"}, {"beta": 404, "acme": 200}),
+    ("PATCH", "/v1/devices/acme-soil-1", {"tenant_id": "beta"}, {"acme": 422}),
+    ("POST", "/v1/devices/gauge-1/retire", None, {"viewer": 403, "forestry": 403, "acme": 404, "beta": 404}),
+    ("POST", "/v1/devices/gauge-1/credentials", None, {"viewer": 403, "operator": 403, "acme": 404, "beta": 404}),
+    ("POST", "/v1/devices/gauge-1/credentials/rotate", None, {"viewer": 403, "acme": 404}),
+    ("DELETE", "/v1/devices/gauge-1/credentials", None, {"viewer": 403, "acme": 404}),
+    ("GET", "/v1/tenants", None, {"admin": 200, "acme": 200, "viewer": 200}),
+    (
+        "POST",
+        "/v1/tenants",
+        {"id": "gamma", "name": "Gamma"},
+        {"acme": 403, "viewer": 403, "operator": 403, "admin": 201},
+    ),
+    ("GET", "/v1/keys", None, {"acme": 403, "viewer": 403, "operator": 403, "forestry": 403, "admin": 200}),
+    ("POST", "/v1/keys", {"tenant_id": "acme", "role": "admin"}, {"acme": 403, "viewer": 403}),
+    ("DELETE", "/v1/keys/mk_00000000", None, {"acme": 403, "viewer": 403, "admin": 404}),
+    ("GET", "/v1/audit", None, {"acme": 403, "viewer": 403, "operator": 403, "admin": 200}),
+    ("POST", "/v1/telemetry?device=acme-soil-1", {"values": {"soil_moisture": 0.3}}, {"viewer": 403, "operator": 403}),
+]
+
+
+def _cases():
+    for method, path, body, expected in MATRIX:
+        for who, status in expected.items():
+            yield pytest.param(method, path, body, who, status, id=f"{who}-{method}-{path}")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "who", "status"), list(_cases()))
+def test_role_and_tenant_matrix(api, world, method, path, body, who, status):
+    response = call(api, world[who], method, path, json=body)
+    assert response.status_code == status, response.text
+    if status in (403, 404):
+        text = response.text
+        # Refusals carry no data: no other device, tenant, reading or secret.
+        for leak in ("toyota-city", "beta-dendro-1", "3.2", "0.31", "Acme", "Beta Forestry"):
+            assert leak not in text, (leak, text)
+
+
+def test_partners_list_only_their_own_devices_and_tenant(api, world):
+    for who, tenant, devices in [("acme", "acme", {"acme-soil-1"}), ("beta", "beta", {"beta-dendro-1"})]:
+        listed = call(api, world[who], "GET", "/v1/devices").json()
+        assert {d["id"] for d in listed} == devices
+        # Asking for another tenant explicitly changes nothing: the confinement is in the query itself.
+        assert call(api, world[who], "GET", "/v1/devices?tenant=toyota-city").json() == []
+        assert [t["id"] for t in call(api, world[who], "GET", "/v1/tenants").json()] == [tenant]
+    everything = {d["id"] for d in call(api, world["viewer"], "GET", "/v1/devices").json()}
+    assert everything == {"gauge-1", "rain-1", "acme-soil-1", "beta-dendro-1"}
+
+
+def test_list_filters(api, world):
+    got = call(api, world["admin"], "GET", "/v1/devices?type=rain_gauge").json()
+    assert [d["id"] for d in got] == ["rain-1"]
+    got = call(api, world["admin"], "GET", "/v1/devices?bbox=137.1,35.0,137.2,35.1").json()
+    assert [d["id"] for d in got] == ["gauge-1"]
+    assert call(api, world["admin"], "GET", "/v1/devices?bbox=137.2,35.0,137.1,35.1").status_code == 422
+    got = call(api, world["admin"], "GET", "/v1/devices?tenant=beta&status=active").json()
+    assert [d["id"] for d in got] == ["beta-dendro-1"]
+
+
+def test_a_partner_cannot_push_for_another_tenants_device(api, world, db):
+    before = db.execute("SELECT count(*) FROM readings").fetchone()[0]
+    response = call(api, world["acme"], "POST", "/v1/telemetry?device=gauge-1", json={"values": {"water_level": 9}})
+    assert response.status_code in (403, 404, 422)
+    assert "toyota-city" not in response.text
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == before
+
+
+def test_a_partner_provisions_its_own_device_and_the_answer_is_the_only_copy(api, world, db, settings):
+    from devices.broker import BrokerAdmin
+
+    response = call(api, world["acme"], "POST", "/v1/devices/acme-soil-1/credentials")
+    assert response.status_code == 201, response.text
+    creds = response.json()
+    assert creds["telemetry_topic"] == "mimamori/v1/acme/acme-soil-1/telemetry"
+    assert call(api, world["acme"], "POST", "/v1/devices/acme-soil-1/credentials").status_code == 422
+    listed = call(api, world["acme"], "GET", "/v1/devices/acme-soil-1").json()
+    assert listed["has_credentials"] is True and creds["password"] not in json.dumps(listed)
+    audit = call(api, world["admin"], "GET", "/v1/audit?action=device.credentials").json()
+    assert audit[0]["action"] == "device.credentials.provision" and audit[0]["target"] == "acme-soil-1"
+    assert creds["password"] not in json.dumps(audit)
+    with BrokerAdmin(settings) as admin:
+        admin.revoke_device("acme-soil-1")
+
+
+def test_missing_or_bad_keys_get_401_on_every_endpoint(api, world):
+    """Every /v1 operation the app documents, whoever wrote it, refuses a missing or bad key the same way."""
+    paths = api.get("/openapi.json").json()["paths"]
+    operations = [(m.upper(), p) for p, item in paths.items() if p.startswith("/v1") for m in item]
+    assert len(operations) >= 15
+    checked = 0
+    for method, template in operations:
+        if PUBLIC_PREFIXES and template.startswith(PUBLIC_PREFIXES):
+            continue
+        path = re.sub(r"\{[^}]*\}", "gauge-1", template)
+        for headers in ({}, {"X-API-Key": "mk_deadbeef.nope"}, {"Authorization": "Bearer garbage"}):
+            response = api.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path, headers, response.status_code, response.text)
+            assert response.json() == {"detail": "missing or invalid API key"}
+            checked += 1
+    assert checked >= 45
+
+
+def test_administrative_actions_are_audited_with_who_and_when(api, world, db):
+    admin_id = world["admin"].split(".")[0]
+    assert call(api, world["admin"], "POST", "/v1/devices", json=NEW_CITY_DEVICE).status_code == 201
+    assert call(api, world["admin"], "POST", "/v1/devices/m-new/retire").status_code == 200
+    key = call(api, world["admin"], "POST", "/v1/keys", json={"tenant_id": "acme", "role": "viewer"}).json()
+    assert call(api, world["admin"], "DELETE", f"/v1/keys/{key['id']}").status_code == 204
+    entries = call(api, world["admin"], "GET", "/v1/audit?limit=4").json()
+    assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
+        (admin_id, "key.revoke", key["id"]),
+        (admin_id, "key.create", key["id"]),
+        (admin_id, "device.retire", "m-new"),
+        (admin_id, "device.create", "m-new"),
+    ]
+    assert all(e["at"] for e in entries)
+    assert key["secret"] not in json.dumps(entries)
+
+
+# -- rate limit on HTTP push ------------------------------------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_the_rate():
+    bucket = TokenBucket(rate=2.0, burst=3, tokens=3, stamp=0.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(0.0) == pytest.approx(0.5)
+    assert bucket.take(0.5) == 0.0  # one token back after half a second at 2/s
+    assert bucket.take(10.0) == 0.0 and bucket.tokens == pytest.approx(2.0)  # refilled to the burst, no further
+
+
+def test_rate_limiter_keeps_keys_apart_and_bounded():
+    limiter = RateLimiter(rate=1.0, burst=1, max_keys=2)
+    assert limiter.check("a", 0.0) == 0.0
+    assert limiter.check("a", 0.0) > 0
+    assert limiter.check("b", 0.0) == 0.0
+    limiter.check("c", 0.0)  # "a" is forgotten: at most two buckets
+    assert len(limiter._buckets) == 2 and "a" not in limiter._buckets
+
+
+def test_http_push_answers_429_with_retry_after_per_key(settings, pool, world):
+    slow = settings.model_copy(update={"api_push_rate_per_s": 0.01, "api_push_burst": 2})
+    body = {"values": {"soil_moisture": 0.3}}
+    with TestClient(create_app(slow, pool)) as api:
+        codes = [call(api, world["acme"], "POST", "/v1/telemetry?device=acme-soil-1", json=body) for _ in range(3)]
+        assert [r.status_code for r in codes[:2]] == [200, 200], codes[0].text
+        assert codes[2].status_code == 429
+        assert int(codes[2].headers["Retry-After"]) >= 1
+        assert codes[2].json() == {"detail": "rate limit exceeded for this API key; retry later"}
+        # Another key has its own bucket.
+        other = call(api, world["admin"], "POST", "/v1/telemetry?device=acme-soil-1", json=body)
+        assert other.status_code == 200
+
+
+# -- no secrets in logs, errors or the repository ------------------------------------------------------------
+
+
+def test_no_secret_reaches_logs_errors_or_the_repository(api, world, db, settings, broker, caplog):
+    from devices.broker import BrokerAdmin
+    from devices.manage import Caller, provision_device, rotate_credentials
+
+    caplog.set_level(logging.DEBUG)
+    secrets = [world[k] for k in world]
+    created = call(api, world["admin"], "POST", "/v1/keys", json={"tenant_id": "acme", "role": "partner"}).json()
+    secrets.append(created["secret"])
+    answer = call(api, world["acme"], "POST", "/v1/devices/acme-soil-1/credentials").json()
+    secrets.append(answer["password"])
+    rotated = rotate_credentials(db, Caller("t", None), "acme-soil-1", lambda: BrokerAdmin(settings))
+    secrets.append(rotated.password)
+    secrets.append(provision_device(db, Caller("t", None), "gauge-1", lambda: BrokerAdmin(settings)).password)
+    assert "***" in repr(rotated) and rotated.password not in repr(rotated)
+    # A refused broker login and bad API keys produce errors: they do not echo what was presented.
+    bad = call(api, world["acme"][:-3] + "xyz", "GET", "/v1/devices")
+    assert bad.status_code == 401 and world["acme"][:-3] not in bad.text
+    wrong = settings.model_copy(update={"mqtt_admin_password": type(settings.mqtt_admin_password)("wrong-pw-42")})
+    with pytest.raises(Exception, match="refused the hub's admin account") as refused:
+        BrokerAdmin(wrong).__enter__()
+    assert "wrong-pw-42" not in str(refused.value)
+
+    logged = caplog.text + (broker.data_dir / "mosquitto.log").read_text()
+    stored = "\n".join(str(r) for r in db.execute("SELECT * FROM audit_log")) + "\n".join(
+        str(r) for r in db.execute("SELECT * FROM api_keys")
+    )
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for secret in secrets:
+        assert secret not in logged
+        assert secret not in stored
+        found = subprocess.run(["git", "grep", "-F", "-q", secret], cwd=ROOT, capture_output=True)
+        assert found.returncode == 1, "a secret is in a tracked file"
+    assert tracked  # the repository was really searched
+    assert settings.mqtt_admin_password.get_secret_value() not in logged
+    for name in ("acme-soil-1", "gauge-1"):
+        with BrokerAdmin(settings) as admin:
+            admin.revoke_device(name)
