@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -92,6 +93,7 @@ def subscription_filters(prefix: str, share_group: str | None) -> list[str]:
     return [f"$share/{share_group}/{f}" for f in filters] if share_group else filters
 
 
+@lru_cache(maxsize=65536)  # a fleet repeats its topics; parsing each once keeps the hot path short
 def parse_topic(prefix: str, topic: str) -> Topic | None:
     """The tenant, device and kind a topic names, or None when it is not one of ours."""
     if not topic.startswith(prefix + "/"):

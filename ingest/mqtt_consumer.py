@@ -22,9 +22,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import subscription_filters
-from ingest.pipeline import Message, PipelineConfig, process
-from ingest.registry import RegistryCache
+from ingest.contract import Reason, subscription_filters
+from ingest.pipeline import Message, Outcome, PipelineConfig, process
+from ingest.registry import RegistryCache, RegistrySnapshot
 from ingest.stats import IngestStats
 from ingest.validation import Limits
 from ingest.writer import BatchWriter, CommittedReadings
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class _Item:
     message: Message
+    outcome: Outcome  # decoded and validated on arrival, in the network thread
     mid: int
     qos: int
     generation: int  # connection the message came on; acks are only valid on that one
@@ -78,6 +79,8 @@ class MqttIngestor:
         self.writer = BatchWriter(pool, committed)
         self.registry = RegistryCache(pool)
         self._cfg = pipeline_config(settings)
+        # The registry as the network thread sees it; only the batch thread reloads it (that may block).
+        self._current = RegistrySnapshot()
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._generation = 0
         self._connected = threading.Event()
@@ -116,7 +119,10 @@ class MqttIngestor:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
         message = Message("mqtt", msg.topic, msg.payload, datetime.now(UTC), content_type)
-        self._queue.put(_Item(message, msg.mid, msg.qos, self._generation))
+        # Decoding here, not in the batch thread: that thread mostly waits on PostgreSQL with the GIL released,
+        # so the two threads overlap instead of taking turns.
+        outcome = process(message, self._current, self._cfg)
+        self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -126,6 +132,7 @@ class MqttIngestor:
         props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
         props.ReceiveMaximum = self.settings.mqtt_receive_maximum
         addr = self.settings.mqtt
+        self._current = self.registry.snapshot()
         try:
             self._client.connect(addr.host, addr.port, keepalive=30, clean_start=False, properties=props)
         except (OSError, ValueError) as exc:
@@ -175,17 +182,22 @@ class MqttIngestor:
         return batch
 
     def _commit(self, batch: list[_Item], stop: threading.Event) -> None:
-        devices = {m.message.topic.split("/")[-2] for m in batch if m.message.topic.count("/") >= 2}
+        unknown = {d.device_id for item in batch for d in item.outcome.dead if d.reason is Reason.unknown_device}
         delay = 0.1
         while True:
             try:
-                snapshot = self.registry.snapshot(devices)
+                # Reloads when stale, or early when a message named a device we do not know yet.
+                snapshot = self.registry.snapshot({u for u in unknown if u} or None)
                 break
             except (psycopg.OperationalError, PoolTimeout):
                 if stop.wait(delay):
                     return
                 delay = min(delay * 2, 10.0)
-        outcomes = [process(item.message, snapshot, self._cfg) for item in batch]
+        self._current = snapshot
+        outcomes = [
+            process(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
+            for item in batch
+        ]
         result = self.writer.write(outcomes, stop)
         if result is None:
             return  # stopping before the database came back: nothing acked, the broker redelivers
@@ -196,3 +208,8 @@ class MqttIngestor:
         self.stats.add_batch(
             len(batch), result.stored, result.duplicates, [str(d.reason) for o in outcomes for d in o.dead]
         )
+
+
+def _names_new_device(item: _Item, snapshot: RegistrySnapshot) -> bool:
+    """The item was refused as unknown, but the device is registered now."""
+    return any(d.reason is Reason.unknown_device and d.device_id in snapshot.devices for d in item.outcome.dead)

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import Reading
 from ingest.pipeline import Outcome, merge_liveness
-from ingest.queries import insert_dead_letters, insert_readings, upsert_latest, upsert_liveness
+from ingest.queries import insert_dead_letters, insert_readings, upsert_liveness
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ class CommittedReadings:
     def subscribe(self, listener: ReadingListener) -> None:
         self._listeners.append(listener)
 
+    @property
+    def has_listeners(self) -> bool:
+        return bool(self._listeners)
+
     def publish(self, readings: list[Reading]) -> None:
         for listener in self._listeners:
             try:
@@ -44,16 +48,18 @@ class CommittedReadings:
                 log.exception("committed-reading listener failed")
 
 
-def write_batch(conn: psycopg.Connection, outcomes: list[Outcome]) -> tuple[BatchResult, list[Reading]]:
+def write_batch(
+    conn: psycopg.Connection, outcomes: list[Outcome], *, return_new: bool = True
+) -> tuple[BatchResult, list[Reading]]:
+    """One transaction: readings, latest values, dead letters and liveness of a whole batch."""
     readings = [r for o in outcomes for r in o.readings]
     dead = [d for o in outcomes for d in o.dead]
     liveness = merge_liveness([o.liveness for o in outcomes if o.liveness is not None])
     with conn.transaction():
-        new = insert_readings(conn, readings)
-        upsert_latest(conn, new)
+        inserted, new = insert_readings(conn, readings, return_new=return_new)
         insert_dead_letters(conn, dead)
         upsert_liveness(conn, liveness)
-    return BatchResult(len(new), len(readings) - len(new), len(dead)), new
+    return BatchResult(inserted, len(readings) - inserted, len(dead)), new
 
 
 class BatchWriter:
@@ -77,7 +83,7 @@ class BatchWriter:
         while True:
             try:
                 with self._pool.connection(timeout=5) as conn:
-                    result, new = write_batch(conn, outcomes)
+                    result, new = write_batch(conn, outcomes, return_new=self.committed.has_listeners)
             except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
                 if self.db_available:
                     log.warning("database unavailable, holding the batch and retrying: %s", str(exc).strip()[:200])

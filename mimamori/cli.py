@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -32,10 +33,6 @@ def _register_command_groups() -> None:
     app.add_typer(tenants.app, name="tenants")
     app.add_typer(broker.app, name="broker")
 
-    from mimamori.commands import stands
-
-    app.add_typer(stands.app, name="stands")
-
     from mimamori.commands import rules
 
     app.add_typer(rules.app, name="rules")
@@ -43,6 +40,14 @@ def _register_command_groups() -> None:
     from mimamori.commands import alerts
 
     app.add_typer(alerts.app, name="alerts")
+
+    from mimamori.commands import stands
+
+    app.add_typer(stands.app, name="stands")
+
+    from mimamori.commands import simulate
+
+    app.add_typer(simulate.app, name="simulate")
 
 
 _register_command_groups()
@@ -118,6 +123,7 @@ def ingest_cmd() -> None:
         ingestor.connect()
         out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
         ingestor.run(stop)
+        print(json.dumps({"ingest_stopped": ingestor.stats.snapshot()}), flush=True)
     finally:
         pool.close()
 

@@ -1,0 +1,389 @@
+"""Ingest benchmark: `python -m bench.ingest` (not a test).
+
+Starts its own Mosquitto (the project's configuration) and a scratch database, then measures in one run:
+
+* client limit — a bare paho loop that only counts QoS-1 messages (the ceiling of one Python process);
+* mimamori ingest at 1 and at 10 readings per message, first publish → last commit;
+* naive baseline — one INSERT and commit per message, as a tutorial would write it;
+* database limit — binary COPY of the same rows from memory into a keyed table;
+* publish → commit lag at half of the measured peak.
+
+mosquitto_pub is the publisher. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from psycopg_pool import ConnectionPool
+from rich.console import Console
+from rich.table import Table
+
+from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
+from ingest import CommittedReadings, MqttIngestor
+from mimamori.migrate import migrate
+from mimamori.settings import Settings
+from tests.services import Mosquitto, create_scratch_database, drop_database
+
+PREFIX = "mimamori/v1"
+TENANT = "bench"
+console = Console(stderr=True)
+
+
+def device_ids(n: int) -> list[str]:
+    return [f"bench-{i:03d}" for i in range(n)]
+
+
+def write_payload_files(folder: Path, devices: list[str], messages: int, per_message: int, t0: datetime) -> None:
+    """One file per device, one payload per line (mosquitto_pub -l publishes a message per line)."""
+    per_device = messages // len(devices)
+    for d_index, device in enumerate(devices):
+        lines = []
+        for m in range(per_device):
+            sets = []
+            for r in range(per_message):
+                ts = t0 + timedelta(milliseconds=(m * per_message + r) * 10 + d_index)
+                sets.append(f'{{"ts":"{ts.isoformat()}","values":{{"water_level":{(m % 500) / 100}}}}}')
+            lines.append(sets[0] if per_message == 1 else "[" + ",".join(sets) + "]")
+        (folder / f"{device}.txt").write_text("\n".join(lines) + "\n")
+
+
+def start_publishers(broker: Mosquitto, folder: Path, devices: list[str]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for device in devices:
+        topic = f"{PREFIX}/{TENANT}/{device}/telemetry"
+        cmd = [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-l",
+            "-M",
+            "1000",
+        ]
+        if broker.username:
+            cmd += ["-u", broker.username, "-P", broker.password or ""]
+        with open(folder / f"{device}.txt", "rb") as stdin:
+            procs.append(subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    return procs
+
+
+def wait_publishers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"mosquitto_pub failed: {err.decode().strip()}")
+
+
+def bare_paho_loop(broker: Mosquitto, folder: Path, devices: list[str], expected: int) -> float:
+    """Messages per second a paho loop receives when it does nothing but count (auto-ack)."""
+    received = 0
+    done = threading.Event()
+    last = [0.0]
+
+    def on_message(_c: object, _u: object, _m: object) -> None:
+        nonlocal received
+        received += 1
+        if received == expected:
+            last[0] = time.perf_counter()
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    if broker.ingest_username:
+        client.username_pw_set(broker.ingest_username, broker.ingest_password)
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = 4000
+    client.connect("127.0.0.1", broker.port, properties=props)
+    client.subscribe(f"{PREFIX}/+/+/telemetry", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    wait_publishers(start_publishers(broker, folder, devices))
+    if not done.wait(300):
+        raise RuntimeError(f"bare loop got {received} of {expected}")
+    client.loop_stop()
+    client.disconnect()
+    return expected / (last[0] - start)
+
+
+def naive_baseline(broker: Mosquitto, dsn: str, folder: Path, devices: list[str], expected: int) -> float:
+    """One INSERT and one commit per message, inside paho's callback."""
+    conn = psycopg.connect(dsn, autocommit=False)
+    received = 0
+    done = threading.Event()
+    last = [0.0]
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        doc = json.loads(msg.payload)
+        device = msg.topic.split("/")[3]
+        for metric, value in doc["values"].items():
+            conn.execute(
+                "INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (doc["ts"], device, metric, value),
+            )
+        conn.commit()
+        received += 1
+        if received == expected:
+            last[0] = time.perf_counter()
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
+    if broker.ingest_username:
+        client.username_pw_set(broker.ingest_username, broker.ingest_password)
+    client.on_message = on_message
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe(f"{PREFIX}/+/+/telemetry", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    wait_publishers(start_publishers(broker, folder, devices))
+    if not done.wait(600):
+        raise RuntimeError(f"naive loop got {received} of {expected}")
+    client.loop_stop()
+    client.disconnect()
+    conn.close()
+    return expected / (last[0] - start)
+
+
+def copy_limit(dsn: str, rows: int, t0: datetime) -> float:
+    """Rows per second PostgreSQL takes by binary COPY into a table keyed like readings."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TEMP TABLE copy_target (LIKE readings INCLUDING ALL)")
+        data = [
+            (t0 + timedelta(milliseconds=i), f"bench-{i % 10:03d}", "water_level", float(i % 500)) for i in range(rows)
+        ]
+        start = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY copy_target (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["timestamptz", "text", "text", "float8"])
+            for row in data:
+                copy.write_row(row)
+        conn.commit()
+        return rows / (time.perf_counter() - start)
+
+
+class CommitClock:
+    """Listens to committed readings: counts them, remembers the last commit, measures lag."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0
+        self.lags_ms: list[float] = []
+        self.measure_lag = False
+        self.done = threading.Event()
+        self.expected = 0
+
+    def __call__(self, readings: list) -> None:
+        now = time.perf_counter()
+        self.count += len(readings)
+        self.last = now
+        if self.measure_lag:
+            wall = datetime.now(UTC)
+            self.lags_ms.extend((wall - r.time).total_seconds() * 1000 for r in readings)
+        if self.count >= self.expected:
+            self.done.set()
+
+
+def run_ingest(
+    settings: Settings,
+    pool: ConnectionPool,
+    broker: Mosquitto,
+    folder: Path,
+    devices: list[str],
+    expected_readings: int,
+    client_id: str,
+) -> float:
+    clock = CommitClock()
+    clock.expected = expected_readings
+    stream = CommittedReadings()
+    stream.subscribe(clock)
+    ingestor = MqttIngestor(
+        settings.model_copy(update={"mqtt_client_id": client_id, "mqtt_share_group": client_id}), pool, committed=stream
+    )
+    ingestor.connect()
+    stop = threading.Event()
+    worker = threading.Thread(target=ingestor.run, args=(stop,))
+    worker.start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    wait_publishers(start_publishers(broker, folder, devices))
+    if not clock.done.wait(600):
+        raise RuntimeError(f"ingest stored {clock.count} of {expected_readings}")
+    stop.set()
+    worker.join()
+    return expected_readings / (clock.last - start)
+
+
+def lag_at_rate(
+    settings: Settings, pool: ConnectionPool, broker: Mosquitto, devices: list[str], rate: float, seconds: float
+) -> list[float]:
+    """Publish at a steady rate with device time = publish time; lag = commit seen − device time."""
+    clock = CommitClock()
+    clock.measure_lag = True
+    total = int(rate * seconds)
+    clock.expected = total
+    stream = CommittedReadings()
+    stream.subscribe(clock)
+    ingestor = MqttIngestor(
+        settings.model_copy(update={"mqtt_client_id": "bench-lag", "mqtt_share_group": "bench-lag"}),
+        pool,
+        committed=stream,
+    )
+    ingestor.connect()
+    stop = threading.Event()
+    worker = threading.Thread(target=ingestor.run, args=(stop,))
+    worker.start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-lag-pub", protocol=mqtt.MQTTv5)
+    if broker.username:
+        pub.username_pw_set(broker.username, broker.password)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        device = devices[i % len(devices)]
+        ts = datetime.now(UTC).isoformat()
+        pub.publish(f"{PREFIX}/{TENANT}/{device}/telemetry", f'{{"ts":"{ts}","values":{{"battery":3.6}}}}', qos=1)
+    if not clock.done.wait(120):
+        raise RuntimeError(f"lag run stored {clock.count} of {total}")
+    pub.loop_stop()
+    pub.disconnect()
+    stop.set()
+    worker.join()
+    return clock.lags_ms
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=40_000, help="messages at 1 reading each")
+    parser.add_argument("--batched-messages", type=int, default=20_000, help="messages at 10 readings each")
+    parser.add_argument("--naive-messages", type=int, default=4_000)
+    parser.add_argument("--devices", type=int, default=10)
+    parser.add_argument("--lag-seconds", type=float, default=8.0)
+    args = parser.parse_args()
+
+    devices = device_ids(args.devices)
+    broker = Mosquitto()
+    broker.start()
+    dsn = create_scratch_database("mimamori_bench")
+    folder = Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    try:
+        settings = Settings(
+            database_url=dsn,
+            mqtt_url=broker.url,
+            timescaledb="off",  # type: ignore[arg-type]
+            mqtt_username=broker.ingest_username,
+            mqtt_password=broker.ingest_password,
+            # Each phase's session ends with it, so no phase leaves a queue behind.
+            mqtt_session_expiry_s=0,
+        )
+        migrate(settings)
+        with psycopg.connect(dsn) as conn:
+            sync_catalogue(conn, load_catalogue())
+            upsert_tenant(conn, TENANT, "Benchmark")
+            for d in devices:
+                upsert_device(conn, device_id=d, tenant_id=TENANT, device_type="river_gauge")
+        pool = ConnectionPool(dsn, min_size=2, max_size=4, open=True)
+
+        def reset() -> None:
+            with psycopg.connect(dsn) as conn:
+                conn.execute("TRUNCATE readings, latest_readings, dead_letters")
+
+        console.print("[bold]1/6[/] bare paho receive loop")
+        write_payload_files(folder, devices, args.messages, 1, t0)
+        bare = bare_paho_loop(broker, folder, devices, args.messages)
+        console.print("[bold]2/6[/] mimamori ingest, 1 reading per message")
+        ingest_1 = run_ingest(settings, pool, broker, folder, devices, args.messages, "bench-ingest-1")
+        reset()
+        console.print("[bold]3/6[/] mimamori ingest, 10 readings per message")
+        write_payload_files(folder, devices, args.batched_messages, 10, t0)
+        bare_10 = bare_paho_loop(broker, folder, devices, args.batched_messages) * 10
+        ingest_10 = run_ingest(settings, pool, broker, folder, devices, args.batched_messages * 10, "bench-ingest-10")
+        reset()
+        console.print("[bold]4/6[/] naive baseline: INSERT + commit per message")
+        write_payload_files(folder, devices, args.naive_messages, 1, t0)
+        naive = naive_baseline(broker, dsn, folder, devices, args.naive_messages)
+        reset()
+        console.print("[bold]5/6[/] database limit: binary COPY")
+        copy_rows = copy_limit(dsn, args.batched_messages * 10, t0)
+        console.print(f"[bold]6/6[/] publish→commit lag at half of peak ({ingest_1 / 2:,.0f} msg/s)")
+        lags = lag_at_rate(settings, pool, broker, devices, ingest_1 / 2, args.lag_seconds)
+        pool.close()
+    finally:
+        broker.cleanup()
+        drop_database(dsn)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    result = {
+        "readings_per_s": round(ingest_1),
+        "readings_per_s_batched10": round(ingest_10),
+        "client_limit_msgs_per_s": round(bare),
+        "naive_readings_per_s": round(naive),
+        "copy_limit_rows_per_s": round(copy_rows),
+        "client_limit_ratio": round(ingest_1 / bare, 3),
+        "client_limit_ratio_batched10": round(ingest_10 / bare_10, 3),
+        "naive_ratio": round(ingest_1 / naive, 1),
+        "naive_ratio_batched10": round(ingest_10 / naive, 1),
+        "copy_limit_ratio": round(ingest_10 / copy_rows, 3),
+        "lag_p50_ms": round(percentile(lags, 0.5), 1),
+        "lag_p99_ms": round(percentile(lags, 0.99), 1),
+    }
+    table = Table(title="Mimamori ingest benchmark (same run, same machine)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("vs baseline", justify="right")
+    table.add_row("bare paho loop (client limit)", f"{bare:,.0f} msg/s", "")
+    table.add_row(
+        "ingest, 1 reading/msg",
+        f"{ingest_1:,.0f} readings/s",
+        f"{result['client_limit_ratio']:.0%} of client limit, {result['naive_ratio']}× naive",
+    )
+    table.add_row(
+        "ingest, 10 readings/msg",
+        f"{ingest_10:,.0f} readings/s",
+        f"{result['naive_ratio_batched10']}× naive, {result['copy_limit_ratio']:.0%} of COPY",
+    )
+    table.add_row("naive INSERT+commit per msg", f"{naive:,.0f} readings/s", "1×")
+    table.add_row("binary COPY (database limit)", f"{copy_rows:,.0f} rows/s", "")
+    table.add_row("lag p50 / p99 at half peak", f"{result['lag_p50_ms']} / {result['lag_p99_ms']} ms", "")
+    Console().print(table)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
