@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -141,8 +142,15 @@ def api_cmd() -> None:
 
 
 @app.command("up")
-def up_cmd() -> None:
-    """Everything in one process for a laptop: migrate, seed, ingest and the API."""
+def up_cmd(
+    scenario: Annotated[
+        str, typer.Option(help="Simulator scenario to play over the city's devices (calm, typhoon, faults).")
+    ] = "typhoon",
+    speed: Annotated[float, typer.Option(help="Time acceleration (360 plays a 24 h storm in 4 min).")] = 360.0,
+    simulate: Annotated[bool, typer.Option(help="Run the device simulators too.")] = True,
+) -> None:
+    """Everything in one process for a laptop: migrate, seed, ingest, alerts, the API and the map, and the
+    city's simulated devices playing a scenario (then carrying on in real time)."""
     from api.app import create_app
     from devices.seed import ensure_admin_key, seed_city
     from ingest import CommittedReadings, MqttIngestor
@@ -167,17 +175,33 @@ def up_cmd() -> None:
         worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
         out.print(f"[bold]Mimamori is up[/] ({mode} mode, {seeded} city devices)")
+        out.print(f"  map       http://{settings.api_host}:{settings.api_port}/")
         out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
         out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
         if first_key:
             out.print("  admin key (shown once, keep it):")
             print(f"  {first_key}", flush=True)
+        run = _start_simulation(settings, scenario, speed) if simulate else None
         serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
         stop.set()
+        if run is not None:
+            run.stop()
         worker.join(timeout=30)
         alerts_stop.set()
     finally:
         pool.close()
+
+
+def _start_simulation(settings: Settings, scenario: str, speed: float) -> object:
+    """The city's devices, each with its own broker account (provisioned now), playing ``scenario``."""
+    from mimamori.commands.simulate import _provision
+    from simulators import city_devices, run_in_background
+
+    fleet = city_devices()
+    credentials = _provision(settings, fleet) if settings.mqtt_admin_password else None
+    run = run_in_background(settings, scenario, speed, devices=fleet, credentials=credentials)  # type: ignore[arg-type]
+    out.print(f"  simulator {scenario} at {speed:g}× over {len(fleet)} devices (Ctrl-C stops everything)")
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -202,7 +202,8 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         "MIMAMORI_MQTT_USERNAME": broker.ingest_username,  # the broker refuses anonymous clients
         "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
     }
-    hub = subprocess.Popen([*MIMAMORI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hub = subprocess.Popen([*MIMAMORI, "up", "--no-simulate"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(hub.stdout), daemon=True).start()
     try:
@@ -231,3 +232,36 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
     assert body["readings"]["water_level"]["time"].startswith("2026-11-25T01:00:00")
     assert body["readings"]["battery"]["value"] == 3.61
     assert secret not in stderr
+
+
+def test_up_plays_the_typhoon_with_each_city_device_on_its_own_account(database_url, broker, db):
+    """`mimamori up` provisions the city's devices on the broker and runs the simulator through it."""
+    port = free_port()
+    env = os.environ | {
+        "MIMAMORI_DATABASE_URL": database_url,
+        "MIMAMORI_MQTT_URL": broker.url,
+        "MIMAMORI_API_PORT": str(port),
+        "MIMAMORI_MQTT_CLIENT_ID": "e2e-up-sim",
+        "MIMAMORI_TIMESCALEDB": "off",
+        "MIMAMORI_MQTT_USERNAME": broker.ingest_username,
+        "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
+        "MIMAMORI_MQTT_ADMIN_USERNAME": broker.admin_username,
+        "MIMAMORI_MQTT_ADMIN_PASSWORD": broker.admin_password,
+    }
+    hub = subprocess.Popen([*MIMAMORI, "up", "--speed", "3600"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, timeout=60)
+        devices = wait_until(
+            lambda: (n := db.execute("SELECT count(DISTINCT device_id) FROM readings").fetchone()[0]) >= 15 and n,
+            timeout=90, what="readings from the city's simulated devices",
+        )
+    finally:
+        hub.terminate()
+        stdout, stderr = hub.communicate(timeout=60)
+    assert hub.returncode == 0, stderr
+    assert devices >= 15
+    assert "map       http://" in stdout and "simulator typhoon" in stdout
+    # Each device published on its own topic with its own account: nothing was refused as another's.
+    assert db.execute("SELECT count(*) FROM dead_letters WHERE reason IN ('tenant_mismatch', 'unknown_device')"
+                      ).fetchone()[0] == 0
