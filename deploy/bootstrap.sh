@@ -33,7 +33,7 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 say "syncing the locked Python environment (uv)"
-uv sync --locked --quiet
+uv sync --locked --extra grafana --quiet  # the tests cover `mimamori grafana sync`
 
 # PostgreSQL: start the local cluster when it does not answer (laptops and CI machines alike).
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
