@@ -364,10 +364,13 @@ def newest_event_id(conn: psycopg.Connection) -> int:
 
 
 def lock_cursor(conn: psycopg.Connection, consumer: str) -> int:
-    """The consumer's position, locked until the transaction ends (one distributor of a kind at a time)."""
+    """The consumer's position, locked until the transaction ends (one distributor of a kind at a time).
+
+    A new consumer starts at the beginning, so events stored before it first ran (by a rebuild at start) are not
+    skipped.
+    """
     conn.execute(
-        "INSERT INTO alert_dispatch_cursors (consumer, last_event_id)"
-        " VALUES (%s, (SELECT coalesce(max(id), 0) FROM alert_events)) ON CONFLICT DO NOTHING",
+        "INSERT INTO alert_dispatch_cursors (consumer, last_event_id) VALUES (%s, 0) ON CONFLICT DO NOTHING",
         (consumer,),
     )
     row = conn.execute(
@@ -453,6 +456,7 @@ def fan_out_deliveries(conn: psycopg.Connection, after_id: int, up_to_id: int) -
         "  AND greatest(e.level, coalesce(e.previous_level, 0)) >= w.min_level"
         "  AND (w.hazards IS NULL OR a.hazard = ANY(w.hazards))"
         "  AND (w.bbox IS NULL OR ST_Intersects(coalesce(a.area, a.location), w.bbox))"
+        "  AND e.at >= w.created_at"  # a new subscription gets changes from now on, not the history
         " WHERE e.id > %s AND e.id <= %s"
         " ON CONFLICT (webhook_id, event_id) DO NOTHING",
         (after_id, up_to_id),

@@ -117,6 +117,7 @@ def test_falling_direction_for_low_values():
     assert run(rule, steps, obs)[0] == [("raised", 1), ("escalated", 2), ("deescalated", 1), ("resolved", 0)]
 
 
+@settings(deadline=None)
 @given(st.floats(-5, 10), st.integers(0, 4))
 def test_ladder_never_lowers_a_level_whose_value_still_holds(value, current):
     steps = [
