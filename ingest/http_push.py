@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.contract import telemetry_topic
+from ingest.contract import Reason, telemetry_topic
 from ingest.pipeline import Message, PipelineConfig, process
 from ingest.registry import RegistryCache
 from ingest.writer import BatchWriter
@@ -46,5 +46,16 @@ def push(
         received=len(outcome.readings),
         stored=result.stored,
         duplicates=result.duplicates,
-        rejected=[{"reason": str(d.reason), "detail": d.detail} for d in outcome.dead],
+        rejected=[_as_seen_by_caller(d.reason, d.detail, device_id, tenant_id) for d in outcome.dead],
     )
+
+
+def _as_seen_by_caller(reason: Reason, detail: str, device_id: str, tenant_id: str) -> dict[str, str | None]:
+    # A partner must not learn that another tenant's device exists: to the caller it is simply unknown.
+    # The dead letter keeps the true reason for the city's operators.
+    if reason is Reason.tenant_mismatch:
+        return {
+            "reason": str(Reason.unknown_device),
+            "detail": f"device {device_id!r} is not registered for {tenant_id}",
+        }
+    return {"reason": str(reason), "detail": detail}
