@@ -26,7 +26,7 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rule files (YAML) or
             failed = True
             out.print(f"[red]{path}[/]: {len(exc.problems)} problem(s)", highlight=False)
             for problem in exc.problems:
-                out.print(f"  {problem}", highlight=False, markup=False)
+                out.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
             continue
         except OSError as exc:
             failed = True
