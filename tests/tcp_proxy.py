@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -29,10 +30,8 @@ class TcpProxy:
         with self._lock:
             for a, b in self._pairs:
                 for s in (a, b):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     s.close()
             self._pairs.clear()
 
@@ -78,7 +77,5 @@ class TcpProxy:
         finally:
             sel.close()
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
