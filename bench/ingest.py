@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,76 +97,67 @@ def wait_publishers(procs: list[subprocess.Popen[bytes]]) -> None:
             raise RuntimeError(f"mosquitto_pub failed: {err.decode().strip()}")
 
 
-def bare_paho_loop(broker: Mosquitto, folder: Path, devices: list[str], expected: int) -> float:
-    """Messages per second a paho loop receives when it does nothing but count (auto-ack)."""
-    received = 0
-    done = threading.Event()
-    last = [0.0]
-
-    def on_message(_c: object, _u: object, _m: object) -> None:
-        nonlocal received
-        received += 1
-        if received == expected:
-            last[0] = time.perf_counter()
-            done.set()
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
-    if broker.ingest_username:
-        client.username_pw_set(broker.ingest_username, broker.ingest_password)
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.ReceiveMaximum = 4000
-    client.connect("127.0.0.1", broker.port, properties=props)
-    client.subscribe(f"{PREFIX}/+/+/telemetry", qos=1)
-    client.loop_start()
-    time.sleep(0.5)
-    start = time.perf_counter()
-    wait_publishers(start_publishers(broker, folder, devices))
-    if not done.wait(300):
-        raise RuntimeError(f"bare loop got {received} of {expected}")
-    client.loop_stop()
-    client.disconnect()
-    return expected / (last[0] - start)
-
-
-def naive_baseline(broker: Mosquitto, dsn: str, folder: Path, devices: list[str], expected: int) -> float:
-    """One INSERT and one commit per message, inside paho's callback."""
-    conn = psycopg.connect(dsn, autocommit=False)
+def timed_subscriber(
+    broker: Mosquitto,
+    folder: Path,
+    devices: list[str],
+    expected: int,
+    client_id: str,
+    handle: Callable[[mqtt.MQTTMessage], None],
+) -> float:
+    """Messages per second a paho loop takes with ``handle`` in its callback (paho acknowledges after it)."""
     received = 0
     done = threading.Event()
     last = [0.0]
 
     def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         nonlocal received
-        doc = json.loads(msg.payload)
-        device = msg.topic.split("/")[3]
-        for metric, value in doc["values"].items():
-            conn.execute(
-                "INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (doc["ts"], device, metric, value),
-            )
-        conn.commit()
+        handle(msg)
         received += 1
         if received == expected:
             last[0] = time.perf_counter()
             done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if broker.ingest_username:
         client.username_pw_set(broker.ingest_username, broker.ingest_password)
     client.on_message = on_message
-    client.connect("127.0.0.1", broker.port)
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = Settings().mqtt_receive_maximum  # the same window the ingestor announces
+    client.connect("127.0.0.1", broker.port, properties=props)
     client.subscribe(f"{PREFIX}/+/+/telemetry", qos=1)
     client.loop_start()
     time.sleep(0.5)
     start = time.perf_counter()
     wait_publishers(start_publishers(broker, folder, devices))
     if not done.wait(600):
-        raise RuntimeError(f"naive loop got {received} of {expected}")
+        raise RuntimeError(f"{client_id} got {received} of {expected}")
     client.loop_stop()
     client.disconnect()
-    conn.close()
     return expected / (last[0] - start)
+
+
+def bare_paho_loop(broker: Mosquitto, folder: Path, devices: list[str], expected: int) -> float:
+    """The client limit: a paho loop that only counts."""
+    return timed_subscriber(broker, folder, devices, expected, "bench-bare", lambda _msg: None)
+
+
+def naive_baseline(broker: Mosquitto, dsn: str, folder: Path, devices: list[str], expected: int) -> float:
+    """What a tutorial writes: one INSERT and one commit per message, inside paho's callback."""
+    with psycopg.connect(dsn) as conn:
+
+        def insert(msg: mqtt.MQTTMessage) -> None:
+            doc = json.loads(msg.payload)
+            device = msg.topic.split("/")[3]
+            for metric, value in doc["values"].items():
+                conn.execute(
+                    "INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (doc["ts"], device, metric, value),
+                )
+            conn.commit()
+
+        return timed_subscriber(broker, folder, devices, expected, "bench-naive", insert)
 
 
 def copy_limit(dsn: str, rows: int, t0: datetime) -> float:
