@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(
         2000,
         ge=1,
-        description="Messages per database transaction, at most (keep well under the receive maximum, so the broker keeps sending while a batch commits).",
+        # Well under the receive maximum, so the broker keeps sending while a batch commits.
+        description="Messages per database transaction, at most.",
     )
     ingest_batch_ms: int = Field(50, ge=1, description="A batch is closed after this many ms.")
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
