@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import Annotated
@@ -101,7 +103,16 @@ def db_info() -> None:
 
 
 @app.command("ingest")
-def ingest_cmd() -> None:
+def ingest_cmd(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes to run on the shared subscription. One Python process is bound by its MQTT client "
+            "(about one core); more processes use more cores. Worker n uses client id <MIMAMORI_MQTT_CLIENT_ID>-n.",
+        ),
+    ] = 1,
+) -> None:
     """Subscribe to the broker and store readings (run several on the shared subscription)."""
     from ingest.mqtt_consumer import MqttIngestor
     from mimamori.db import make_pool
@@ -109,8 +120,15 @@ def ingest_cmd() -> None:
     settings = _settings()
     pool = make_pool(settings)
     stop = threading.Event()
+    children = _spawn_ingest_workers(settings, workers)
+
+    def on_signal(sig: int, _frame: object) -> None:
+        stop.set()
+        for child in children:
+            child.send_signal(sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         from alerts.feed import NotifyForwarder
         from ingest import CommittedReadings
@@ -127,6 +145,20 @@ def ingest_cmd() -> None:
         print(json.dumps({"ingest_stopped": ingestor.stats.snapshot()}), flush=True)
     finally:
         pool.close()
+        failed = [c.args for c in children if c.wait() != 0]
+    if failed:
+        raise MimamoriError(f"{len(failed)} ingest worker(s) failed")
+
+
+def _spawn_ingest_workers(settings: Settings, workers: int) -> list[subprocess.Popen[bytes]]:
+    """Workers 2…n as child processes with their own stable client ids; this process is worker 1."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "mimamori.cli", "ingest"],
+            env=os.environ | {"MIMAMORI_MQTT_CLIENT_ID": f"{settings.mqtt_client_id}-{n}"},
+        )
+        for n in range(2, workers + 1)
+    ]
 
 
 @app.command("api")

@@ -47,7 +47,7 @@ def running_ingestor(settings: Settings, pool: ConnectionPool, **kwargs) -> Iter
 class IngestProcess:
     """`mimamori ingest` as a real process, its output collected as it runs."""
 
-    def __init__(self, settings: Settings, client_id: str) -> None:
+    def __init__(self, settings: Settings, client_id: str, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
             "MIMAMORI_DATABASE_URL": settings.dsn,
             "MIMAMORI_MQTT_URL": settings.mqtt_url,
@@ -57,7 +57,7 @@ class IngestProcess:
         if settings.mqtt_username:
             env["MIMAMORI_MQTT_USERNAME"] = settings.mqtt_username
             env["MIMAMORI_MQTT_PASSWORD"] = settings.mqtt_password.get_secret_value() if settings.mqtt_password else ""
-        self.proc = subprocess.Popen([sys.executable, "-m", "mimamori.cli", "ingest"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mimamori.cli", "ingest", *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
@@ -162,6 +162,22 @@ def test_two_ingestors_on_the_shared_subscription_split_the_stream(settings, db,
     assert all(s["messages"] > 0 for s in stats), stats
     assert sum(s["stored"] for s in stats) == n, stats
     assert sum(s["duplicates"] for s in stats) == 0
+
+
+def test_ingest_workers_split_the_stream_across_processes(settings, db, broker, city):
+    n = 2000
+    proc = IngestProcess(settings, "workers", "--workers", "2")
+    wait_until(lambda: sum(ln.startswith("ingesting from") for ln in proc.lines) == 2, what="both workers")
+    try:
+        publish_all(broker, TOPIC, [reading_payload(i) for i in range(n)])
+        wait_until(lambda: count(db) == n, timeout=120, what="the whole stream")
+    finally:
+        proc.proc.send_signal(signal.SIGTERM)
+        proc.proc.wait(timeout=60)
+    assert proc.proc.returncode == 0, "".join(proc.lines)
+    stats = [json.loads(ln)["ingest_stopped"] for ln in proc.lines if ln.startswith('{"ingest_stopped"')]
+    assert len(stats) == 2 and all(s["messages"] > 0 for s in stats), stats
+    assert sum(s["stored"] for s in stats) == n
 
 
 def test_a_database_outage_mid_stream_loses_nothing(settings, db, broker, city):
