@@ -52,6 +52,10 @@ def _register_command_groups() -> None:
 
     app.add_typer(simulate.app, name="simulate")
 
+    from mimamori.commands import grafana
+
+    app.add_typer(grafana.app, name="grafana")
+
 
 _register_command_groups()
 

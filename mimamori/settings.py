@@ -126,6 +126,31 @@ class Settings(BaseSettings):
     alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
     alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
 
+    # Grafana (mimamori/grafana/: `mimamori grafana export|check|sync`).
+    grafana_url: str = Field("http://127.0.0.1:3000", description="Grafana that `mimamori grafana sync` pushes to.")
+    grafana_token: SecretStr | None = Field(None, description="Its service-account token (an Admin role).")
+    grafana_timeout_s: float = Field(10.0, gt=0, description="Grafana gets this long to answer each request.")
+    grafana_folder: str = Field("Mimamori", description="Folder the dashboards go in.")
+    grafana_datasource_uid: str = Field("mimamori", description="Uid of the PostgreSQL data source the panels use.")
+    grafana_datasource_name: str = Field("Mimamori", description="Its name in Grafana.")
+    grafana_database_url: SecretStr | None = Field(
+        None, description="postgresql:// URL Grafana connects with (a read-only role); the hub's own when unset."
+    )
+    grafana_database_sslmode: str = Field("disable", description="disable, require, verify-ca or verify-full.")
+    grafana_extensometer_rate_mm_h: list[float] = Field(
+        [2.0, 4.0, 10.0], description="Displacement-rate bands: warning, evacuate, sliding (JSON list)."
+    )
+    grafana_tilt_rate_deg_h: list[float] = Field([0.01, 0.1], description="Tilt-rate bands: caution, warning.")
+    grafana_rain_hourly_caution_mm: float = Field(20.0, gt=0, description="Hourly rainfall drawn as a caution line.")
+    grafana_rain_event_caution_mm: float = Field(100.0, gt=0, description="Rain since the event began: caution.")
+    grafana_rain_event_gap_h: float = Field(24.0, gt=0, description="Hours without rain that end a rain event.")
+    grafana_silent_after_intervals: float = Field(
+        3.0, gt=1, description="Dashboards show a device silent after this many expected intervals without a reading."
+    )
+    grafana_map_lat: float = Field(35.15, ge=-90, le=90, description="Centre of the Geomap panel.")
+    grafana_map_lon: float = Field(137.30, ge=-180, le=180)
+    grafana_map_zoom: float = Field(10.0, ge=0, le=22)
+
     log_level: str = "INFO"
     log_json: bool = False
 
