@@ -43,7 +43,7 @@ class DashboardOptions:
     rain_event_caution_mm: float = 100.0
     rain_event_gap_h: float = 24.0
     rain_event_lookback_days: int = 30
-    silent_after_intervals: float = 2.0
+    silent_after_intervals: float = 3.0
     map_lat: float = 35.15
     map_lon: float = 137.30
     map_zoom: float = 10.0
@@ -158,7 +158,7 @@ def rivers(o: DashboardOptions) -> Dashboard:
             ),
             Panel(
                 "timeseries",
-                "Rise rate (10-minute means)",
+                "Rise rate",
                 [Query(q.rise_rate(o.bucket_origin))],
                 width=24,
                 unit="m/h",
@@ -191,7 +191,7 @@ def landslides(o: DashboardOptions) -> Dashboard:
                 unit="mm/h",
                 custom=_lines(thresholdsStyle={"mode": "line+area"}),
                 thresholds=_bands(o.extensometer_rate_mm_h, rate_colours),
-                description="Bands: warning, evacuate, sliding (mm/h between hourly means).",
+                description="Bands: warning, evacuate, sliding (mm/h, hour to hour).",
             ),
             Panel(
                 "timeseries",

@@ -102,17 +102,19 @@ ORDER BY 1
 
 
 def rise_rate(origin: str) -> str:
-    """Water-level change in m/h between consecutive 10-minute means (the standard gauge interval)."""
+    """Water-level change in m/h between the last readings of consecutive 10-minute buckets (the standard gauge
+    interval). Last readings and their own times, not bucket means, so a half-filled bucket does not skew it."""
     return f"""
 WITH buckets AS (
-  SELECT date_bin('10 minutes', r.time, TIMESTAMPTZ '{origin}') AS bucket, r.device_id, avg(r.value) AS level
+  SELECT date_bin('10 minutes', r.time, TIMESTAMPTZ '{origin}') AS bucket, r.device_id, max(r.time) AS at,
+         (array_agg(r.value ORDER BY r.time DESC))[1] AS level
   FROM readings r
   WHERE r.device_id IN ($gauge) AND r.metric = 'water_level'
     AND r.time BETWEEN $__timeFrom()::timestamptz - interval '10 minutes' AND $__timeTo()::timestamptz
   GROUP BY 1, 2
 ), rates AS (
   SELECT bucket, device_id,
-         (level - lag(level) OVER w) / (extract(epoch FROM bucket - lag(bucket) OVER w) / 3600) AS rate
+         (level - lag(level) OVER w) / (extract(epoch FROM at - lag(at) OVER w) / 3600) AS rate
   FROM buckets
   WINDOW w AS (PARTITION BY device_id ORDER BY bucket)
 )
@@ -142,10 +144,11 @@ ORDER BY 1
 
 
 def slope_rate(device_type: str, metric: str, origin: str, unit: str) -> str:
-    """Change per hour between consecutive hourly means: the rate the landslide criteria are written in."""
+    """Change per hour between the last readings of consecutive hours: the rate the landslide criteria use."""
     return f"""
 WITH hourly AS (
-  SELECT date_bin('1 hour', r.time, TIMESTAMPTZ '{origin}') AS bucket, r.device_id, avg(r.value) AS value
+  SELECT date_bin('1 hour', r.time, TIMESTAMPTZ '{origin}') AS bucket, r.device_id, max(r.time) AS at,
+         (array_agg(r.value ORDER BY r.time DESC))[1] AS value
   FROM readings r
   JOIN devices d ON d.id = r.device_id
   WHERE d.device_type = '{device_type}' AND d.metadata->>'slope_id' IN ($slope) AND r.metric = '{metric}'
@@ -153,7 +156,7 @@ WITH hourly AS (
   GROUP BY 1, 2
 ), rates AS (
   SELECT bucket, device_id,
-         (value - lag(value) OVER w) / (extract(epoch FROM bucket - lag(bucket) OVER w) / 3600) AS rate
+         (value - lag(value) OVER w) / (extract(epoch FROM at - lag(at) OVER w) / 3600) AS rate
   FROM hourly
   WINDOW w AS (PARTITION BY device_id ORDER BY bucket)
 )
