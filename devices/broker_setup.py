@@ -33,6 +33,7 @@ DYNSEC_FILE = "dynamic-security.json"
 CREDENTIALS_FILE = "hub-credentials.env"
 ADMIN_USERNAME = "mimamori-admin"
 INGEST_USERNAME = "mimamori-ingest"
+ALERTS_USERNAME = "mimamori-alerts"
 
 
 def find_dynsec_plugin(configured: str | None = None) -> Path:
@@ -71,14 +72,23 @@ class HubAccounts:
     admin_password: str
     ingest_username: str
     ingest_password: str
+    # The alert publisher's account; None in brokers initialised before it existed.
+    alerts_username: str | None = None
+    alerts_password: str | None = None
 
     def as_env(self) -> str:
-        return (
+        env = (
             f"MIMAMORI_MQTT_ADMIN_USERNAME={self.admin_username}\n"
             f"MIMAMORI_MQTT_ADMIN_PASSWORD={self.admin_password}\n"
             f"MIMAMORI_MQTT_USERNAME={self.ingest_username}\n"
             f"MIMAMORI_MQTT_PASSWORD={self.ingest_password}\n"
         )
+        if self.alerts_username:
+            env += (
+                f"MIMAMORI_ALERTS_MQTT_USERNAME={self.alerts_username}\n"
+                f"MIMAMORI_ALERTS_MQTT_PASSWORD={self.alerts_password}\n"
+            )
+        return env
 
 
 def new_password() -> str:
@@ -105,7 +115,9 @@ def init_dynsec(
         if not creds_path.exists():
             raise ConfigError(f"{config_path} exists but {creds_path} does not; remove both to start afresh")
         return read_credentials(creds_path), False
-    accounts = HubAccounts(ADMIN_USERNAME, new_password(), INGEST_USERNAME, new_password())
+    accounts = HubAccounts(
+        ADMIN_USERNAME, new_password(), INGEST_USERNAME, new_password(), ALERTS_USERNAME, new_password()
+    )
     broker_accounts = [
         dynsec.Account(
             accounts.admin_username,
@@ -118,6 +130,12 @@ def init_dynsec(
             accounts.ingest_password,
             {dynsec.INGEST_ROLE: dynsec.ingest_acls(topic_prefix)},
             "Mimamori ingestors",
+        ),
+        dynsec.Account(
+            ALERTS_USERNAME,
+            accounts.alerts_password or "",
+            {dynsec.ALERTS_ROLE: dynsec.alerts_acls(topic_prefix)},
+            "Mimamori alert publisher",
         ),
         *extra_accounts,
     ]
@@ -155,6 +173,8 @@ def read_credentials(path: Path) -> HubAccounts:
             values["MIMAMORI_MQTT_ADMIN_PASSWORD"],
             values["MIMAMORI_MQTT_USERNAME"],
             values["MIMAMORI_MQTT_PASSWORD"],
+            values.get("MIMAMORI_ALERTS_MQTT_USERNAME"),
+            values.get("MIMAMORI_ALERTS_MQTT_PASSWORD"),
         )
     except KeyError as exc:
         raise ConfigError(f"{path} lacks {exc.args[0]}") from None

@@ -19,6 +19,7 @@ RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
 
 ADMIN_ROLE = "mimamori-admin"
 INGEST_ROLE = "mimamori-ingest"
+ALERTS_ROLE = "mimamori-alerts"
 DEVICE_ROLE_PREFIX = "device:"
 
 # The plugin's own default (Mosquitto 2.0 hashes with PBKDF2-SHA512 and 101 iterations). Every password we
@@ -82,6 +83,11 @@ def ingest_acls(prefix: str) -> tuple[Acl, ...]:
         Acl("subscribePattern", f"$share/+/{prefix}/#"),
         Acl("publishClientReceive", f"{prefix}/#"),
     )
+
+
+def alerts_acls(prefix: str) -> tuple[Acl, ...]:
+    """The alert publisher: alert states and events under ``{prefix}/alerts/`` (see alerts/mqtt_publish.py)."""
+    return (Acl("publishClientSend", f"{prefix}/alerts/#"),)
 
 
 def device_topics(prefix: str, tenant_id: str, device_id: str) -> tuple[str, str]:

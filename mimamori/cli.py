@@ -245,7 +245,10 @@ def main(argv: list[str] | None = None) -> None:
     import psycopg
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's exit code instead of exiting with it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MimamoriError as exc:
         print(f"mimamori: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -52,6 +52,8 @@ def settings(database_url: str, broker: Mosquitto, request: pytest.FixtureReques
         mqtt_share_group=f"g{abs(hash(request.node.nodeid)) % 10**8}",
         mqtt_username=broker.ingest_username,
         mqtt_password=broker.ingest_password,  # type: ignore[arg-type]
+        alerts_mqtt_username=broker.alerts_username,
+        alerts_mqtt_password=broker.alerts_password,  # type: ignore[arg-type]
         mqtt_admin_username=broker.admin_username,
         mqtt_admin_password=broker.admin_password,  # type: ignore[arg-type]
         timescaledb="off",  # type: ignore[arg-type]

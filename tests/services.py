@@ -82,6 +82,8 @@ class Mosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    alerts_username: str | None = None
+    alerts_password: str | None = None
     def client(
         self, client_id: str = "", username: str | None = None, password: str | None = None
     ) -> mqtt.Client:
@@ -118,6 +120,7 @@ class Mosquitto:
         wait_for_port(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.alerts_username, self.alerts_password = accounts.alerts_username, accounts.alerts_password
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=10)

@@ -86,9 +86,9 @@ def hub(settings, pool, db, city, broker, tmp_path):
             "alerts_webhook_backoff_s": 0.2,
             "alerts_stream_keepalive_s": 1.0,
             "alerts_mqtt_client_id": f"alerts-{tmp_path.name[-20:]}",
-            # the hub's ingest account may not publish; the test's publisher account may write under the prefix
-            "alerts_mqtt_username": broker.username,
-            "alerts_mqtt_password": SecretStr(broker.password),
+            # the broker's alert-publisher account: it may publish under <prefix>/alerts/ and nowhere else
+            "alerts_mqtt_username": broker.alerts_username,
+            "alerts_mqtt_password": SecretStr(broker.alerts_password),
         }
     )
     stop = threading.Event()
