@@ -17,6 +17,7 @@ from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
 from api.routes import timeseries as timeseries_routes
+from api.routes import web as web_routes
 from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
 from mimamori.db import make_pool
 from mimamori.errors import Forbidden, MimamoriError, NotFound, ValidationError
@@ -77,4 +78,5 @@ def create_app(
     app.include_router(ogc_routes.router)
     app.include_router(tiles_routes.router)
     app.include_router(stands_routes.router)
+    app.include_router(web_routes.router)  # last: it mounts /web
     return app

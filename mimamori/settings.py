@@ -126,6 +126,19 @@ class Settings(BaseSettings):
     alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
     alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
 
+    # Web map (api/web/, served at /).
+    web_basemap: str | None = Field(
+        None, description="GeoJSON file of base layers (property `layer`: outline, district, river, road, place); "
+        "the shipped SYNTHETIC layers when unset."
+    )
+    web_basemap_attribution: str = Field("Base layers: see the city's data sources", description="Its credit line.")
+    web_silent_factor: float = Field(
+        3.0, gt=1, description="The map marks a device silent after this many expected intervals without a reading."
+    )
+    web_refresh_s: float = Field(30.0, ge=5, description="The map reloads device states this often (alerts are live).")
+    web_banner_level: int = Field(3, ge=1, le=5, description="New alerts at this level or above: banner and beep.")
+    web_history_hours: int = Field(24, ge=1, description="Hours of readings in a device's chart and of ended alerts.")
+
     # Grafana (mimamori/grafana/: `mimamori grafana export|check|sync`).
     grafana_url: str = Field("http://127.0.0.1:3000", description="Grafana that `mimamori grafana sync` pushes to.")
     grafana_token: SecretStr | None = Field(None, description="Its service-account token (an Admin role).")
