@@ -20,6 +20,8 @@ if [ ! -f "/usr/share/postgresql/${PGV}/extension/postgis.control" ]; then
   apt_packages+=("postgresql-${PGV}-postgis-3")
 fi
 command -v ogrinfo >/dev/null 2>&1 || apt_packages+=(gdal-bin)
+# the web map's browser tests drive Debian's chromium; a Japanese font so its screenshots show the Japanese UI
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-ipafont-gothic)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (apt)"
   $SUDO apt-get update -qq

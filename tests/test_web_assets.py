@@ -1,0 +1,133 @@
+"""The web map's pieces without a browser: the synthetic base layers (pure) and what the hub serves for the page."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from shapely.geometry import Point, shape
+from shapely.ops import unary_union
+
+from api.app import create_app
+from api.web import STATIC_DIR, synthetic_basemap
+from api.web.basemap import chaikin
+from devices.keys import Role, create_key
+
+CITY_DEVICES = Path(__file__).resolve().parent.parent / "devices" / "city_devices.yaml"
+
+
+def layer(name: str) -> list[dict]:
+    return [f for f in synthetic_basemap()["features"] if f["properties"]["layer"] == name]
+
+
+def test_every_base_feature_is_labelled_synthetic_and_valid():
+    base = synthetic_basemap()
+    assert "SYNTHETIC" in base["attribution"]
+    for f in base["features"]:
+        assert f["properties"]["synthetic"] is True
+        assert f["properties"]["name"] and f["properties"]["name_ja"]
+        assert shape(f["geometry"]).is_valid
+    assert {f["properties"]["layer"] for f in base["features"]} == {"outline", "district", "river", "road", "place"}
+
+
+def test_the_districts_tile_the_city_outline_without_overlap():
+    city = shape(layer("outline")[0]["geometry"])
+    cells = [shape(f["geometry"]) for f in layer("district")]
+    assert len(cells) == 7
+    assert unary_union(cells).symmetric_difference(city).area < city.area * 1e-6
+    assert sum(c.area for c in cells) == pytest.approx(city.area, rel=1e-6)
+
+
+def test_every_place_and_every_city_device_lies_inside_the_city():
+    city = shape(layer("outline")[0]["geometry"])
+    for place in layer("place"):
+        assert city.contains(shape(place["geometry"])), place["properties"]["name"]
+    for device in yaml.safe_load(CITY_DEVICES.read_text("utf-8"))["devices"]:
+        assert city.contains(Point(device["lon"], device["lat"])), device["id"]
+
+
+def test_each_river_gauge_of_the_city_sits_on_its_drawn_river():
+    rivers = {f["properties"]["name"].split()[0]: shape(f["geometry"]) for f in layer("river")}
+    for device in yaml.safe_load(CITY_DEVICES.read_text("utf-8"))["devices"]:
+        if not device["type"].startswith("river_gauge"):
+            continue
+        river = rivers[device["metadata"]["river"]]
+        # about 0.003° is 300 m at this latitude: the smoothing only rounds the corners at the gauges
+        assert river.distance(Point(device["lon"], device["lat"])) < 0.003, device["id"]
+
+
+def test_chaikin_keeps_the_ends_of_an_open_line_and_doubles_its_inner_points():
+    line = [(0.0, 0.0), (1.0, 1.0), (2.0, 0.0)]
+    once = chaikin(line, rounds=1)
+    assert once[0] == line[0] and once[-1] == line[-1]
+    assert len(once) == 2 * (len(line) - 1) + 2
+    assert len(chaikin(line, rounds=1, closed=True)) == 2 * len(line)
+
+
+def test_the_page_and_every_asset_it_names_are_served_without_a_key(settings, pool):
+    import asyncio
+
+    async def fetch_all() -> None:
+        transport = httpx.ASGITransport(app=create_app(settings, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            page = await c.get("/")
+            assert page.status_code == 200
+            assert page.headers["content-type"].startswith("text/html")
+            assets = re.findall(r'(?:href|src)="(/[^"]+)"', page.text)
+            assert "/web/vendor/maplibre-gl.js" in assets
+            modules = [p.name for p in STATIC_DIR.glob("*.js")]
+            for path in assets + [f"/web/{m}" for m in modules] + ["/favicon.ico"]:
+                r = await c.get(path)
+                assert r.status_code == 200, path
+                assert r.headers["cache-control"] == "no-cache", path
+            # nothing on the page or in its scripts points outside the hub
+            for path in ["/", *[f"/web/{m}" for m in modules], "/web/app.css"]:
+                text = (await c.get(path)).text
+                assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path
+            assert (await c.get("/web/../routes/web.py")).status_code == 404
+
+    asyncio.run(fetch_all())
+
+
+def test_the_base_layers_and_browser_settings_are_served(settings, pool, tmp_path):
+    import asyncio
+
+    own = tmp_path / "city.geojson"
+    own.write_text(json.dumps({"type": "FeatureCollection", "features": []}), "utf-8")
+
+    async def fetch() -> None:
+        transport = httpx.ASGITransport(app=create_app(settings, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            base = await c.get("/web/basemap.geojson")
+            assert base.headers["content-type"] == "application/geo+json"
+            assert base.json() == synthetic_basemap()
+            config = (await c.get("/web/config.json")).json()
+            assert config["silent_factor"] == settings.web_silent_factor
+            assert config["banner_level"] == 3
+            assert "SYNTHETIC" in config["attribution"]
+        configured = settings.model_copy(update={"web_basemap": str(own), "web_basemap_attribution": "GSI"})
+        transport = httpx.ASGITransport(app=create_app(configured, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            assert (await c.get("/web/basemap.geojson")).json()["features"] == []
+            assert (await c.get("/web/config.json")).json()["attribution"] == "GSI"
+
+    asyncio.run(fetch())
+
+
+def test_me_names_the_keys_tenant_and_role_and_needs_a_key(settings, pool, db, city):
+    import asyncio
+
+    partner = create_key(db, "acme", Role.partner)[1]
+
+    async def fetch() -> None:
+        transport = httpx.ASGITransport(app=create_app(settings, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            assert (await c.get("/v1/me")).status_code == 401
+            me = (await c.get("/v1/me", headers={"X-API-Key": partner})).json()
+            assert me == {"tenant_id": "acme", "role": "partner", "sees_all_tenants": False}
+
+    asyncio.run(fetch())
