@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
 
-from alerts.engine import AlertEngine
+from alerts.engine import AlertEngine, Clock
 from alerts.mqtt_publish import MqttAlertPublisher
 from alerts.webhooks import WebhookDispatcher
 from mimamori.settings import Settings
@@ -30,11 +30,21 @@ class AlertServices:
 
 
 def start_alert_services(
-    settings: Settings, pool: ConnectionPool, stop: threading.Event, *, mqtt: bool = True, webhooks: bool = True
+    settings: Settings,
+    pool: ConnectionPool,
+    stop: threading.Event,
+    *,
+    mqtt: bool = True,
+    webhooks: bool = True,
+    clock: Clock | None = None,
 ) -> AlertServices:
-    """Start the engine (feed it with ``services.engine.on_readings``) and the distributors."""
+    """Start the engine (feed it with ``services.engine.on_readings``) and the distributors.
+
+    ``clock`` replaces the wall clock for silence checks: a simulated scenario's own timeline, so a storm played
+    at 360× is judged on its time (its devices are not "silent" because their device time runs behind).
+    """
     services = AlertServices(
-        AlertEngine(settings, pool),
+        AlertEngine(settings, pool) if clock is None else AlertEngine(settings, pool, clock=clock),
         MqttAlertPublisher(settings, pool) if mqtt else None,
         WebhookDispatcher(settings, pool) if webhooks else None,
     )

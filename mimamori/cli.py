@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -60,6 +61,9 @@ def _register_command_groups() -> None:
 _register_command_groups()
 
 out = Console()
+
+if TYPE_CHECKING:
+    from simulators import SimClock, SimulationRun
 
 
 def _settings() -> Settings:
@@ -207,6 +211,13 @@ def up_cmd(
             committed.subscribe(start_alert_services(settings, pool, alerts_stop).engine.on_readings)
         ingestor = MqttIngestor(settings, pool, committed=committed)
         ingestor.connect()
+        # While a scenario plays, alerts judge silence on its timeline (set once the simulator has started).
+        sim_clocks: list[SimClock] = []
+
+        def alert_clock() -> datetime:
+            now = datetime.now(UTC)
+            return sim_clocks[0].sim_at(now) if sim_clocks else now
+
         stop = threading.Event()
         worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
@@ -225,10 +236,12 @@ def up_cmd(
         worker.join(timeout=30)
         alerts_stop.set()
     finally:
+        if run is not None:
+            sim_clocks.append(run.clock)
         pool.close()
 
 
-def _start_simulation(settings: Settings, scenario: str, speed: float) -> object:
+def _start_simulation(settings: Settings, scenario: str, speed: float) -> SimulationRun:
     """The city's devices, each with its own broker account (provisioned now), playing ``scenario``."""
     from mimamori.commands.simulate import _provision
     from simulators import city_devices, run_in_background
