@@ -205,12 +205,6 @@ def up_cmd(
             first_key = ensure_admin_key(conn)
         committed = CommittedReadings()  # MQTT and HTTP readings, once stored, for in-process listeners
         alerts_stop = threading.Event()
-        if settings.alerts_enabled:
-            from alerts import start_alert_services
-
-            committed.subscribe(start_alert_services(settings, pool, alerts_stop).engine.on_readings)
-        ingestor = MqttIngestor(settings, pool, committed=committed)
-        ingestor.connect()
         # While a scenario plays, alerts judge silence on its timeline (set once the simulator has started).
         sim_clocks: list[SimClock] = []
 
@@ -218,6 +212,13 @@ def up_cmd(
             now = datetime.now(UTC)
             return sim_clocks[0].sim_at(now) if sim_clocks else now
 
+        if settings.alerts_enabled:
+            from alerts import start_alert_services
+
+            services = start_alert_services(settings, pool, alerts_stop, clock=alert_clock)
+            committed.subscribe(services.engine.on_readings)
+        ingestor = MqttIngestor(settings, pool, committed=committed)
+        ingestor.connect()
         stop = threading.Event()
         worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
@@ -229,6 +230,8 @@ def up_cmd(
             out.print("  admin key (shown once, keep it):")
             print(f"  {first_key}", flush=True)
         run = _start_simulation(settings, scenario, speed) if simulate else None
+        if run is not None:
+            sim_clocks.append(run.clock)
         serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
         stop.set()
         if run is not None:
@@ -236,8 +239,6 @@ def up_cmd(
         worker.join(timeout=30)
         alerts_stop.set()
     finally:
-        if run is not None:
-            sim_clocks.append(run.clock)
         pool.close()
 
 
@@ -248,7 +249,7 @@ def _start_simulation(settings: Settings, scenario: str, speed: float) -> Simula
 
     fleet = city_devices()
     credentials = _provision(settings, fleet) if settings.mqtt_admin_password else None
-    run = run_in_background(settings, scenario, speed, devices=fleet, credentials=credentials)  # type: ignore[arg-type]
+    run = run_in_background(settings, scenario, speed, devices=fleet, credentials=credentials)
     out.print(f"  simulator {scenario} at {speed:g}× over {len(fleet)} devices (Ctrl-C stops everything)")
     return run
 

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     tiles_max_features: int = Field(20_000, ge=1, description="Features in one vector tile, at most.")
     tiles_stands_max_age_s: int = Field(3600, ge=0, description="Cache-Control max-age of stand tiles.")
     tiles_live_max_age_s: int = Field(30, ge=0, description="Cache-Control max-age of device and alert tiles.")
+    tiles_stands_detail_zoom: int = Field(
+        12, ge=0, le=22, description="Stand tiles show each stand from this zoom; below it, compartments (林班)."
+    )
+    tiles_cache_max_zoom: int = Field(
+        14, ge=-1, le=22, description="Stand tiles up to this zoom are cached in the database (-1: no cache)."
+    )
 
     # Alerts (alerts/): rules, evaluation, distribution.
     alerts_rules_dir: str | None = Field(
