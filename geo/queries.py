@@ -593,6 +593,13 @@ _TILE_ROWS = {
         " cardinality(s.protection_forest) > 0 AS protected"
         " FROM stands s, t WHERE s.geom && t.env4326"
     ),
+    # Zoomed out: compartments (stand_compartments, migration 0035, already in EPSG:3857 and simplified).
+    "compartments": (
+        "SELECT ST_AsMVTGeom(c.geom, t.env, 4096, 64, true) AS geom,"
+        " c.rinpan::text || CASE WHEN c.rinpan_branch > 0 THEN '.' || c.rinpan_branch ELSE '' END AS compartment,"
+        " c.stands, c.area_ha, c.species_1, c.protected"
+        " FROM stand_compartments c, t WHERE c.geom && t.env"
+    ),
     "devices": (
         "SELECT ST_AsMVTGeom(ST_Transform(d.location, 3857), t.env, 4096, 64, true) AS geom, d.id, d.name,"
         " d.device_type, d.status, l.online"
@@ -608,16 +615,54 @@ _TILE_ROWS = {
 }
 
 
+_TILE_QUERY = (
+    "WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,"
+    "   ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS env4326),"
+    " mvt AS ({rows} LIMIT %(max)s),"
+    " tile AS (SELECT coalesce(ST_AsMVT(mvt, %(layer)s, 4096, 'geom'), ''::bytea) AS body"
+    "   FROM mvt WHERE geom IS NOT NULL)"
+)
+
+
 def tile(
     conn: psycopg.Connection, layer: str, z: int, x: int, y: int, tenant_id: str | None, max_features: int
 ) -> bytes:
     """One Mapbox Vector Tile of a layer; empty bytes when nothing is in it."""
-    rows = _TILE_ROWS[layer]
     row = conn.execute(
-        "WITH t AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,"
-        "   ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS env4326),"
-        f" mvt AS ({rows} LIMIT %(max)s)"
-        " SELECT ST_AsMVT(mvt, %(layer)s, 4096, 'geom') FROM mvt WHERE geom IS NOT NULL",
+        _TILE_QUERY.format(rows=_TILE_ROWS[layer]) + " SELECT body FROM tile",
         {"z": z, "x": x, "y": y, "tenant": tenant_id, "max": max_features, "layer": layer},
     ).fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
+
+
+def stand_tile(
+    conn: psycopg.Connection, z: int, x: int, y: int, *, source: str, max_features: int, cache: bool
+) -> bytes:
+    """A stand tile (the same for every caller who may see stands), from the tile cache when it holds one.
+
+    ``source`` is "stands" or "compartments" (geo.tiles.stand_tile_source). A rendered tile is stored under the
+    stands' version read in the same snapshot as the stands themselves, so a tile rendered while an import
+    commits is stored under the old version and never served after it.
+    """
+    if source not in ("stands", "compartments"):
+        raise ValueError(f"not a stand tile source: {source}")
+    params = {"z": z, "x": x, "y": y, "tenant": None, "max": max_features, "layer": "stands"}
+    if not cache:
+        row = conn.execute(_TILE_QUERY.format(rows=_TILE_ROWS[source]) + " SELECT body FROM tile", params).fetchone()
+        return bytes(row[0]) if row else b""
+    hit = conn.execute(
+        "SELECT c.body FROM tile_cache c JOIN tile_layer_versions v ON v.layer = c.layer AND v.version = c.version"
+        " WHERE c.layer = 'stands' AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s",
+        params,
+    ).fetchone()
+    if hit is not None:
+        return bytes(hit[0])
+    row = conn.execute(
+        _TILE_QUERY.format(rows=_TILE_ROWS[source])
+        + ", stored AS (INSERT INTO tile_cache (layer, version, z, x, y, body)"
+        "   SELECT 'stands', v.version, %(z)s, %(x)s, %(y)s, tile.body"
+        "   FROM tile, tile_layer_versions v WHERE v.layer = 'stands' ON CONFLICT DO NOTHING)"
+        " SELECT body FROM tile",
+        params,
+    ).fetchone()
+    return bytes(row[0]) if row else b""

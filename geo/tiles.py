@@ -24,9 +24,11 @@ LAYERS: dict[str, TileLayer] = {
     for layer in (
         TileLayer(
             "stands",
-            "Forest stands (森林簿)",
+            "Forest stands (森林簿); below the stand-detail zoom, their compartments (林班: compartment, stands)",
             {
                 "stand_id": "String",
+                "compartment": "String",
+                "stands": "Number",
                 "species_1": "String",
                 "age_1": "Number",
                 "age_class": "Number",
@@ -55,6 +57,15 @@ LAYERS: dict[str, TileLayer] = {
         ),
     )
 }
+
+
+def stand_tile_source(z: int, detail_zoom: int) -> str:
+    """What a stand tile at zoom ``z`` draws: each stand, or (zoomed out) compartments dissolved from them.
+
+    A zoomed-out tile over the city would hold tens of thousands of stands, each a few pixels: seconds to render
+    and megabytes to send, for a picture that compartments draw as well.
+    """
+    return "stands" if z >= detail_zoom else "compartments"
 
 
 def check_tile(z: int, x: int, y: int) -> None:

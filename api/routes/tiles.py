@@ -17,7 +17,7 @@ from api.auth import Authenticated
 from api.deps import get_pool
 from devices.keys import Principal, Role
 from geo import queries
-from geo.tiles import LAYERS, TileLayer, check_tile, tilejson
+from geo.tiles import LAYERS, TileLayer, check_tile, stand_tile_source, tilejson
 from mimamori.errors import Forbidden, NotFound
 from mimamori.settings import Settings
 
@@ -64,6 +64,12 @@ async def get_tile(
     def query() -> tuple[TileLayer, bytes]:
         chosen = _layer(pool, layer, who)
         with pool.connection() as conn:
+            if layer == "stands":  # one picture for every role that may see stands: cacheable
+                source = stand_tile_source(z, settings.tiles_stands_detail_zoom)
+                cache = z <= settings.tiles_cache_max_zoom
+                return chosen, queries.stand_tile(
+                    conn, z, x, y, source=source, max_features=settings.tiles_max_features, cache=cache
+                )
             tenant = None if who.sees_all_tenants else who.tenant_id
             return chosen, queries.tile(conn, layer, z, x, y, tenant, settings.tiles_max_features)
 
