@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -188,6 +189,9 @@ def up_cmd(
     ] = "typhoon",
     speed: Annotated[float, typer.Option(help="Time acceleration (360 plays a 24 h storm in 4 min).")] = 360.0,
     simulate: Annotated[bool, typer.Option(help="Run the device simulators too.")] = True,
+    sample_stands: Annotated[
+        int, typer.Option(help="On a hub without forest stands, import this many SYNTHETIC sample stands (0: none).")
+    ] = 20_000,
 ) -> None:
     """Everything in one process for a laptop: migrate, seed, ingest, alerts, the API and the map, and the
     city's simulated devices playing a scenario (then carrying on in real time)."""
@@ -203,6 +207,9 @@ def up_cmd(
         with pool.connection() as conn:
             seeded = seed_city(conn)
             first_key = ensure_admin_key(conn)
+            no_stands = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM stands)").fetchone()[0]  # type: ignore[index]
+        if sample_stands and no_stands:
+            _import_sample_stands(sample_stands)
         committed = CommittedReadings()  # MQTT and HTTP readings, once stored, for in-process listeners
         alerts_stop = threading.Event()
         # While a scenario plays, alerts judge silence on its timeline (set once the simulator has started).
@@ -240,6 +247,18 @@ def up_cmd(
         alerts_stop.set()
     finally:
         pool.close()
+
+
+def _import_sample_stands(count: int) -> None:
+    """A synthetic stand register in EPSG:6675 (as a real one comes), imported like a real one."""
+    import tempfile
+
+    from mimamori.commands import stands
+
+    with tempfile.TemporaryDirectory(prefix="mimamori-stands-") as folder:
+        path = Path(folder) / "sample-stands.gpkg"
+        stands.sample(path, count=count, seed=232114)
+        stands.import_(path)
 
 
 def _start_simulation(settings: Settings, scenario: str, speed: float) -> SimulationRun:
