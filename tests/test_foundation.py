@@ -120,8 +120,16 @@ def test_migrate_is_safe_from_several_processes_at_once(fresh_dsn):
 
 def test_concurrent_cli_migrations_all_succeed(fresh_dsn):
     env = {"MIMAMORI_DATABASE_URL": fresh_dsn, "MIMAMORI_TIMESCALEDB": "off"}
-    procs = [subprocess.Popen([*MIMAMORI, "db", "migrate"], env=os.environ | env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [*MIMAMORI, "db", "migrate"],
+            env=os.environ | env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _ in results), results
 
@@ -143,8 +151,10 @@ def test_plain_postgresql_mode_end_to_end(fresh_dsn):
         assert conn.execute("SELECT PostGIS_Version()").fetchone()[0]
         conn.execute("INSERT INTO tenants (id, name) VALUES ('t', 'T')")
         conn.execute("INSERT INTO device_types (id, name) VALUES ('g', 'gauge')")
-        conn.execute("INSERT INTO devices (id, tenant_id, device_type, location) VALUES "
-                     "('d1', 't', 'g', ST_SetSRID(ST_MakePoint(137.179, 35.094), 4326))")
+        conn.execute(
+            "INSERT INTO devices (id, tenant_id, device_type, location) VALUES "
+            "('d1', 't', 'g', ST_SetSRID(ST_MakePoint(137.179, 35.094), 4326))"
+        )
         conn.execute(
             "INSERT INTO readings (time, device_id, metric, value) SELECT "
             "timestamptz '2026-09-01 00:00Z' + make_interval(mins => i), 'd1', 'water_level', i "
@@ -155,9 +165,13 @@ def test_plain_postgresql_mode_end_to_end(fresh_dsn):
             "FROM readings WHERE device_id = 'd1' GROUP BY b ORDER BY b"
         ).fetchall()
         assert [(row[1], row[2]) for row in buckets] == [(i * 10 + 4.5, 10) for i in range(6)]
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT * FROM readings WHERE device_id = 'd1' AND metric = 'water_level' "
-            "AND time > now() - interval '1 day'"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM readings WHERE device_id = 'd1' AND metric = 'water_level' "
+                "AND time > now() - interval '1 day'"
+            )
+        )
         assert "Index" in plan
     result = run_cli("db", "info", env={"MIMAMORI_DATABASE_URL": fresh_dsn})
     assert result.returncode == 0, result.stderr
@@ -181,8 +195,9 @@ def test_timescaledb_mode_creates_hypertable_compression_and_aggregates(fresh_ds
     assert migrate(settings).mode == "timescaledb"
     assert migrate(settings).applied == []  # policies are re-applied without error
     with psycopg.connect(fresh_dsn) as conn:
-        hyper = conn.execute("SELECT compression_enabled FROM timescaledb_information.hypertables "
-                             "WHERE hypertable_name = 'readings'").fetchone()
+        hyper = conn.execute(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
+        ).fetchone()
         assert hyper == (True,)
         caggs = {r[0] for r in conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates")}
         assert {"readings_10m", "readings_1h", "readings_1d"} <= caggs
@@ -202,8 +217,13 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         "MIMAMORI_MQTT_USERNAME": broker.ingest_username,  # the broker refuses anonymous clients
         "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
     }
-    hub = subprocess.Popen([*MIMAMORI, "up", "--no-simulate"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    hub = subprocess.Popen(
+        [*MIMAMORI, "up", "--no-simulate", "--sample-stands", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(hub.stdout), daemon=True).start()
     try:
@@ -220,8 +240,12 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             assert client.get("/v1/devices/yahagi-takahashi/latest").status_code == 401
             body = wait_until(
-                lambda: (r := client.get("/v1/devices/yahagi-takahashi/latest", headers={"X-API-Key": secret}))
-                .json().get("readings") and r.json(),
+                lambda: (
+                    (r := client.get("/v1/devices/yahagi-takahashi/latest", headers={"X-API-Key": secret}))
+                    .json()
+                    .get("readings")
+                    and r.json()
+                ),
                 what="the reading served by the API",
             )
     finally:
@@ -248,13 +272,20 @@ def test_up_plays_the_typhoon_with_each_city_device_on_its_own_account(database_
         "MIMAMORI_MQTT_ADMIN_USERNAME": broker.admin_username,
         "MIMAMORI_MQTT_ADMIN_PASSWORD": broker.admin_password,
     }
-    hub = subprocess.Popen([*MIMAMORI, "up", "--speed", "3600"], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    db.execute("DELETE FROM stands")
+    hub = subprocess.Popen(
+        [*MIMAMORI, "up", "--speed", "3600", "--sample-stands", "300"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_port(port, timeout=60)
         devices = wait_until(
             lambda: (n := db.execute("SELECT count(DISTINCT device_id) FROM readings").fetchone()[0]) >= 15 and n,
-            timeout=90, what="readings from the city's simulated devices",
+            timeout=90,
+            what="readings from the city's simulated devices",
         )
     finally:
         hub.terminate()
@@ -262,6 +293,11 @@ def test_up_plays_the_typhoon_with_each_city_device_on_its_own_account(database_
     assert hub.returncode == 0, stderr
     assert devices >= 15
     assert "map       http://" in stdout and "simulator typhoon" in stdout
+    assert db.execute("SELECT count(*) FROM stands").fetchone()[0] == 300  # the synthetic sample register
     # Each device published on its own topic with its own account: nothing was refused as another's.
-    assert db.execute("SELECT count(*) FROM dead_letters WHERE reason IN ('tenant_mismatch', 'unknown_device')"
-                      ).fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT count(*) FROM dead_letters WHERE reason IN ('tenant_mismatch', 'unknown_device')"
+        ).fetchone()[0]
+        == 0
+    )
