@@ -4,8 +4,12 @@ published over MQTT within seconds, lets an operator acknowledge it with a note,
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -252,3 +256,52 @@ def test_a_wrong_key_is_refused_and_the_key_stays_in_the_tab(browser, hub):
         assert keys[Role.viewer] not in page.evaluate("document.cookie")
     finally:
         context.close()
+
+
+def test_the_typhoon_scenario_on_the_map(browser, settings, pool, db, broker, tmp_path):
+    """The city's simulated devices play the typhoon through the broker; the wall-screen map shows the storm.
+
+    The screenshot goes to test-artifacts/; with MIMAMORI_DOCS_SCREENSHOTS=1 it also replaces the README's picture,
+    docs/img/map-typhoon.png.
+    """
+    from devices.seed import seed_city
+    from simulators import Credentials, Login, load_scenario, run_in_background
+
+    clean_alert_tables(db)
+    seed_city(db)
+    key = create_key(db, "toyota-city", Role.operator)[1]
+    with running_hub(settings, pool, broker) as running:  # the shipped rules
+        context, page, traffic = open_map(browser, running.url, key)
+        try:
+            # the Takahashi gauge's chart stays open while the storm comes in (it redraws on its alerts)
+            page.click("#tab-devices")
+            page.click("#device-list button[data-device='yahagi-takahashi']")
+            page.click("#tab-alerts")
+            login = Credentials(default=Login(broker.username, broker.password))
+            # the typhoon's first 16.5 hours (played in seconds, ending now): the Yahagi is at its crest
+            storm = dataclasses.replace(load_scenario("typhoon"), duration_h=16.5)
+            run = run_in_background(running.settings, storm, speed=3600, credentials=login)
+            try:
+                # the storm at its height: the Yahagi at Takahashi past its danger level (警戒レベル4)
+                page.wait_for_function(
+                    "[...document.querySelectorAll('#alert-list .alert-row[data-level=\"4\"]')]"
+                    ".some(b => b.textContent.includes('高橋'))",
+                    timeout=90 * SECONDS,
+                )
+                assert page.is_visible("#banner")
+                wait_until(lambda: run.stats.messages >= 17 * 16 * 6 * 0.8, what="the storm to be played", timeout=60)
+                page.evaluate("() => window.mimamoriMap.jumpTo({center: [137.29, 35.13], zoom: 9.7})")
+                page.wait_for_timeout(2500)  # the last alerts and the chart
+                ARTIFACTS.mkdir(exist_ok=True)
+                shot = ARTIFACTS / "map-typhoon.png"
+                page.screenshot(path=str(shot))
+                if os.environ.get("MIMAMORI_DOCS_SCREENSHOTS") == "1":
+                    docs = Path(__file__).resolve().parent.parent / "docs" / "img"
+                    docs.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(shot, docs / "map-typhoon.png")
+                assert traffic.failed == []
+                assert traffic.console_errors == []
+            finally:
+                run.stop()
+        finally:
+            context.close()

@@ -83,18 +83,19 @@ _ROADS: list[tuple[str, str, list[Coord]]] = [
      [(137.110, 34.995), (137.140, 35.040), (137.156, 35.082), (137.120, 35.150)]),
 ]  # fmt: skip
 
-_PLACES: list[tuple[str, str, Coord, str]] = [
-    ("Toyota City Hall", "豊田市役所", (137.156, 35.082), "city_hall"),
-    ("Takahashi", "高橋町", (137.179, 35.094), "town"),
-    ("Toyota Stadium", "豊田スタジアム", (137.171, 35.085), "landmark"),
-    ("Togari", "渡刈町", (137.160, 35.036), "town"),
-    ("Yahagi Dam", "矢作ダム", (137.420, 35.236), "landmark"),
-    ("Asahi", "旭", (137.362, 35.232), "town"),
-    ("Inabu", "稲武", (137.509, 35.216), "town"),
-    ("Shimoyama", "下山", (137.319, 35.041), "town"),
-    ("Asuke", "足助", (137.312, 35.134), "town"),
-    ("Obara", "小原", (137.285, 35.230), "town"),
-    ("Fujioka", "藤岡", (137.207, 35.198), "town"),
+# name, Japanese name, place, kind, zoom from which the map labels it (close places would overlap further out)
+_PLACES: list[tuple[str, str, Coord, str, float]] = [
+    ("Toyota City Hall", "豊田市役所", (137.156, 35.082), "city_hall", 0),
+    ("Takahashi", "高橋町", (137.179, 35.094), "town", 11.5),
+    ("Toyota Stadium", "豊田スタジアム", (137.171, 35.085), "landmark", 12),
+    ("Togari", "渡刈町", (137.160, 35.036), "town", 10.5),
+    ("Yahagi Dam", "矢作ダム", (137.420, 35.236), "landmark", 0),
+    ("Asahi", "旭", (137.362, 35.232), "town", 10.5),
+    ("Inabu", "稲武", (137.509, 35.216), "town", 10.5),
+    ("Shimoyama", "下山", (137.319, 35.041), "town", 10.5),
+    ("Asuke", "足助", (137.312, 35.134), "town", 10.5),
+    ("Obara", "小原", (137.285, 35.230), "town", 10.5),
+    ("Fujioka", "藤岡", (137.207, 35.198), "town", 10.5),
 ]
 
 
@@ -157,5 +158,5 @@ def synthetic_basemap() -> dict[str, Any]:
         _feature(LineString(chaikin(course)), "river", name=n, name_ja=j, rank=rank) for n, j, rank, course in _RIVERS
     ]
     features += [_feature(LineString(chaikin(course)), "road", name=n, name_ja=j) for n, j, course in _ROADS]
-    features += [_feature(Point(c), "place", name=n, name_ja=j, kind=k) for n, j, c, k in _PLACES]
+    features += [_feature(Point(c), "place", name=n, name_ja=j, kind=k, minzoom=z) for n, j, c, k, z in _PLACES]
     return {"type": "FeatureCollection", "attribution": ATTRIBUTION, "features": features}

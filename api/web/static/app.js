@@ -51,6 +51,11 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** Replaces a node's children, skipping the null and undefined of optional parts. */
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+}
+
 function levelBadge(level) {
   const n = level || 0;
   return h(
@@ -73,11 +78,13 @@ function deviceLevel(id) {
 export function isSilent(d, now = Date.now()) {
   if (d.status !== "active") return false;
   if (d.online === false) return true;
-  if (!d.last_reading) return true;
+  // when the hub last heard from it, not the device's own clock (replays and bad clocks lag or run ahead)
+  const heard = d.last_seen || d.last_reading;
+  if (!heard) return true;
   let interval = d.expected_interval_s || 600;
   const start = d.metadata?.observation_start_m;
   if (start !== undefined && d.latest?.water_level !== undefined && d.latest.water_level < start) interval = 86400;
-  return now - new Date(d.last_reading).getTime() > state.config.silent_factor * interval * 1000;
+  return now - new Date(heard).getTime() > state.config.silent_factor * interval * 1000;
 }
 
 function devicesGeoJSON() {
@@ -132,7 +139,7 @@ function renderDeviceList() {
     .map((d) => ({ d, level: deviceLevel(d.id), silent: isSilent(d) }))
     .sort((a, b) => b.level - a.level || Number(b.silent) - Number(a.silent) || a.d.id.localeCompare(b.d.id));
   const list = $("#device-list");
-  list.replaceChildren(
+  fill(list,
     ...rows.map(({ d, level, silent }) =>
       h(
         "li",
@@ -182,13 +189,15 @@ function renderDeviceDetail(id, { chart }) {
   const level = deviceLevel(id);
   const silent = isSilent(d);
   const panel = $("#detail");
-  const keep = chart ? null : panel.querySelector(".chart-box");
+  // the chart already drawn for this device stays while a fresher one loads (alerts can come several a second)
+  const drawn = panel.querySelector(".chart-box");
+  const keep = drawn && drawn.dataset.device === id ? drawn : null;
   const latest = Object.entries(d.latest || {}).map(([m, v]) => h("tr", {}, h("th", {}, metricName(m)), h("td", {}, `${+v.toFixed(3)} ${unitOf(d, m)}`)));
   const meta = Object.entries(d.metadata || {}).map(([k, v]) =>
     h("tr", {}, h("th", {}, t(`threshold.${k}`) === `threshold.${k}` ? k : `${t(`threshold.${k}`)} (${k})`), h("td", {}, String(v))),
   );
   const alerts = [...state.alerts.values()].filter((a) => a.device_id === id && ACTIVE.has(a.state));
-  panel.replaceChildren(
+  fill(panel,
     h(
       "div",
       { class: "detail-head" },
@@ -197,7 +206,7 @@ function renderDeviceDetail(id, { chart }) {
       h("button", { class: "close", onclick: closeDetail, "aria-label": t("detail.close") }, "×"),
     ),
     silent ? h("p", { class: "warn silent-note" }, t("detail.silent")) : null,
-    keep || h("div", { class: "chart-box" }, h("p", { class: "muted" }, "…")),
+    keep || h("div", { class: "chart-box", "data-device": id }, h("p", { class: "muted" }, "…")),
     alerts.length
       ? h("div", {}, h("h3", {}, t("detail.alerts")), h("ul", { class: "plain" }, alerts.map((a) => h("li", {}, h("button", { class: "link", onclick: () => selectAlert(a.id, true) }, levelBadge(a.level), " ", alertTitle(a))))))
       : null,
@@ -215,7 +224,10 @@ function renderDeviceDetail(id, { chart }) {
     meta.length ? h("div", {}, h("h3", {}, t("detail.metadata")), h("table", { class: "facts" }, meta)) : null,
   );
   showDetail();
-  if (chart) loadChart(d);
+  if (chart) {
+    clearTimeout(state.chartTimer);
+    state.chartTimer = setTimeout(() => loadChart(d).catch((err) => console.warn("chart:", err.message)), keep ? 1000 : 0);
+  }
 }
 
 async function loadChart(d) {
@@ -246,7 +258,7 @@ async function loadChart(d) {
     title,
     timeFormat: (ms) => fmt.format(new Date(ms)),
   });
-  box.replaceChildren(h("h3", {}, title), svg, points.length ? null : h("p", { class: "muted" }, t("detail.nodata")));
+  fill(box, h("h3", {}, title), svg, points.length ? null : h("p", { class: "muted" }, t("detail.nodata")));
 }
 
 // -- alerts --------------------------------------------------------------------------------------------------
@@ -295,10 +307,10 @@ function renderAlertList() {
   $("#tab-alerts").dataset.level = String(top);
   const list = $("#alert-list");
   if (!rows.length) {
-    list.replaceChildren(h("li", { class: "muted empty" }, t("alerts.none")));
+    fill(list, h("li", { class: "muted empty" }, t("alerts.none")));
     return;
   }
-  list.replaceChildren(
+  fill(list,
     ...rows.map((a) => {
       const device = a.device_id ? state.devices.get(a.device_id) : null;
       return h(
@@ -337,6 +349,13 @@ function applyEvent(ev) {
     beep(a.level);
   }
   renderAlerts();
+  // an alert change means fresh readings: refresh the devices' states soon (once for a burst of changes)
+  if (!state.deviceTimer) {
+    state.deviceTimer = setTimeout(() => {
+      state.deviceTimer = null;
+      loadDevices({ registry: false }).catch((err) => console.warn("device refresh:", err.message));
+    }, 2000);
+  }
   if (state.selected?.kind === "alert" && state.selected.id === a.id) selectAlert(a.id, false);
   else if (state.selected?.kind === "device" && state.selected.id === a.device_id) renderDeviceDetail(a.device_id, { chart: true });
 }
@@ -386,7 +405,7 @@ function renderAlertDetail(a) {
         h("p", { class: "form-msg", role: "status" }),
       )
     : null;
-  $("#detail").replaceChildren(
+  fill($("#detail"),
     h(
       "div",
       { class: "detail-head" },
@@ -658,7 +677,18 @@ function placeLabels(map, base) {
     const el = h("div", { class: `map-label ${p.layer} ${p.kind || ""}`, "aria-hidden": "true" }, placeName(p));
     el.dataset.name = p.name;
     el.dataset.nameJa = p.name_ja;
+    // town names repeat the district names until zoomed in; districts give way to the towns there
+    el.dataset.minzoom = String(p.layer === "district" ? 0 : p.minzoom ?? 0);
+    el.dataset.maxzoom = String(p.layer === "district" ? 12.5 : 99);
     state.labels.push(new maplibregl.Marker({ element: el, anchor: p.layer === "place" ? "left" : "center", offset: p.layer === "place" ? [6, 0] : [0, 0] }).setLngLat(at).addTo(map));
+  }
+}
+
+function showLabelsForZoom() {
+  const z = state.map.getZoom();
+  for (const m of state.labels) {
+    const el = m.getElement();
+    el.hidden = z < Number(el.dataset.minzoom) || z >= Number(el.dataset.maxzoom);
   }
 }
 
@@ -719,6 +749,8 @@ async function buildMap() {
   map.addImage("silent", silentIcon(), { pixelRatio: 2 });
   if (state.me.role !== "partner") addStands(map);
   placeLabels(map, base);
+  showLabelsForZoom();
+  map.on("zoomend", showLabelsForZoom);
   devicePopup(map);
   return map;
 }
@@ -734,12 +766,12 @@ function setLive(status) {
 function fillFilters() {
   const stateSel = $("#filter-state");
   const keep = { state: stateSel.value, level: $("#filter-level").value, hazard: $("#filter-hazard").value };
-  stateSel.replaceChildren(
+  fill(stateSel,
     ...["active", "open", "acknowledged"].map((s) => h("option", { value: s }, t(`state.${s}`))),
     h("option", { value: "ended" }, t("state.ended", { h: state.config.history_hours })),
   );
-  $("#filter-level").replaceChildren(h("option", { value: "0" }, t("level.any")), ...[1, 2, 3, 4, 5].map((n) => h("option", { value: String(n) }, t("level.min", { n }))));
-  $("#filter-hazard").replaceChildren(
+  fill($("#filter-level"), h("option", { value: "0" }, t("level.any")), ...[1, 2, 3, 4, 5].map((n) => h("option", { value: String(n) }, t("level.min", { n }))));
+  fill($("#filter-hazard"),
     h("option", { value: "" }, t("hazard.any")),
     ...["flood", "landslide", "rain", "sediment", "equipment", "other"].map((z) => h("option", { value: z }, t(`hazard.${z}`))),
   );

@@ -3,7 +3,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const W = 640;
 const H = 260;
-const PAD = { left: 52, right: 128, top: 14, bottom: 30 };
+const PAD = { left: 52, right: 168, top: 14, bottom: 30 };
 
 function el(name, attrs = {}, text) {
   const node = document.createElementNS(SVG, name);
