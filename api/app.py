@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from psycopg import DataError
 from psycopg_pool import ConnectionPool
 
+from api.problems import ERROR_RESPONSES, bad_value_handler
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import ogc as ogc_routes
@@ -48,7 +50,7 @@ def create_app(
             if own:
                 app.state.pool.close()
 
-    app = FastAPI(title="Mimamori", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Mimamori", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.pipeline_config = pipeline_config(settings)
     if pool is not None:
@@ -65,6 +67,8 @@ def create_app(
     @app.exception_handler(ValidationError)
     async def _invalid(_r: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse({"error": "invalid", "detail": str(exc)}, status_code=422)
+
+    app.add_exception_handler(DataError, bad_value_handler)
 
     @app.exception_handler(MimamoriError)
     async def _other(_r: Request, exc: MimamoriError) -> JSONResponse:

@@ -87,7 +87,11 @@ async def stream(
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
-@router.get("/v1/alerts/feed.atom")
+@router.get(
+    "/v1/alerts/feed.atom",
+    response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}, "description": "An Atom feed"}},
+)
 async def atom_feed(request: Request, who: Authenticated, pool: Pool) -> Response:
     """Atom feed of active alerts, each entry with its CAP 1.2 document."""
 
@@ -145,7 +149,11 @@ async def get_alert(alert_id: int, who: Authenticated, pool: Pool) -> dict[str, 
     return found
 
 
-@router.get("/v1/alerts/{alert_id}/cap")
+@router.get(
+    "/v1/alerts/{alert_id}/cap",
+    response_class=Response,
+    responses={200: {"content": {alerts.CAP_MEDIA_TYPE: {}}, "description": "A CAP 1.2 document"}},
+)
 async def get_cap(request: Request, alert_id: int, who: Authenticated, pool: Pool) -> Response:
     """The alert as a CAP 1.2 document (Japanese and English)."""
 

@@ -22,13 +22,14 @@ router = APIRouter(prefix="/v1/stands", tags=["forest stands"])
 StandReader = Annotated[Principal, Depends(require(Role.forestry, Role.admin, Role.operator, Role.viewer))]
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 GEOJSON = "application/geo+json"
+_GEOJSON_200: dict[int | str, dict[str, Any]] = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON"}}
 
 
 def _collection(features: list[Any], more: bool = False) -> dict[str, object]:
     return {"type": "FeatureCollection", "features": [f.as_geojson() for f in features], "more": more}
 
 
-@router.get("", summary="Stands by bbox, attributes, a configured area or an alert's area")
+@router.get("", summary="Stands by bbox, attributes, a configured area or an alert's area", responses=_GEOJSON_200)
 async def find_stands(
     who: StandReader,
     pool: Pool,
@@ -70,7 +71,7 @@ async def find_stands(
     return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
 
 
-@router.get("/at", summary="The stand at a position")
+@router.get("/at", summary="The stand at a position", responses=_GEOJSON_200)
 async def stand_at(
     who: StandReader, pool: Pool, lon: Annotated[float, Query()], lat: Annotated[float, Query()]
 ) -> JSONResponse:
@@ -86,7 +87,7 @@ async def stand_at(
     return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
 
 
-@router.get("/{stand_id}", summary="One stand")
+@router.get("/{stand_id}", summary="One stand", responses=_GEOJSON_200)
 async def get_stand(stand_id: str, who: StandReader, pool: Pool) -> JSONResponse:
     def query() -> dict[str, object]:
         with pool.connection() as conn:

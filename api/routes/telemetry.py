@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import require
+from api.problems import Problem
 from api.ratelimit import push_rate_limit
 from devices.keys import Principal, Role
 from ingest.http_push import push
@@ -32,7 +33,13 @@ class PushAnswer(BaseModel):
 @router.post(
     "/telemetry",
     response_model=PushAnswer,
-    responses={422: {"model": PushAnswer, "description": "nothing in the payload could be stored"}},
+    responses={
+        422: {
+            # Nothing stored (the answer says why), or FastAPI's own refusal of the request (no ?device=).
+            "model": PushAnswer | Problem,
+            "description": "nothing in the payload could be stored, or a bad request",
+        }
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

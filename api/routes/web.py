@@ -54,7 +54,12 @@ def _basemap_bytes(path: str | None) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-@router.get("/web/basemap.geojson", summary="The map's base layers (synthetic unless configured)")
+@router.get(
+    "/web/basemap.geojson",
+    summary="The map's base layers (synthetic unless configured)",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON"}},
+)
 async def basemap(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await run_in_threadpool(_basemap_bytes, settings.web_basemap)
