@@ -28,6 +28,7 @@ from alerts.evaluate import Observation, SubjectState, Transition, evaluate, eva
 from alerts.lifecycle import apply_transition
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
+from mimamori import metrics
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,13 @@ class AlertEngine:
 
     def evaluate_batch(self, batch: list[Observation]) -> int:
         """Judge one batch of committed readings; returns how many alert changes it made."""
+        with metrics.ALERT_EVALUATION_SECONDS.time():
+            changes = self._evaluate_batch(batch)
+        metrics.ALERT_EVALUATIONS.inc()
+        metrics.ALERT_READINGS.inc(len(batch))
+        return changes
+
+    def _evaluate_batch(self, batch: list[Observation]) -> int:
         by_binding: dict[tuple[str, str], list[Observation]] = defaultdict(list)
         for o in batch:
             for b in self._index.by_device.get(o.device_id, ()):
@@ -301,6 +309,7 @@ class AlertEngine:
                     transition=t,
                 )
         self.stats.transitions += len(transitions)
+        metrics.ALERT_TRANSITIONS.inc(len(transitions))
 
     # -- for tests and tools ----------------------------------------------------------------------
 

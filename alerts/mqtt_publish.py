@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from alerts import queries as q
 from alerts.stream import event_json
+from mimamori import metrics
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class MqttAlertPublisher:
             if rows:
                 q.move_cursor(conn, CONSUMER, rows[-1]["id"])
         self.published += len(rows)
+        metrics.ALERT_MQTT_PUBLISHED.inc(len(rows))
         return len(rows)
 
     def _publish_one(self, prefix: str, row: dict[str, Any]) -> None:

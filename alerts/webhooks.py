@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from alerts import queries as q
 from alerts.stream import event_json
+from mimamori import metrics
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class WebhookDispatcher:
                     self.delivered += 1
                 else:
                     self.failed_attempts += 1
+                metrics.WEBHOOK_DELIVERIES.labels("delivered" if ok else "given_up" if give_up else "failed").inc()
         return len(due)
 
     def _send(self, http: httpx.Client, d: dict[str, Any], body: bytes) -> tuple[bool, int | None, str | None]:

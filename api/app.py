@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import DataError
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.observability import RequestObservability
 from api.problems import ERROR_RESPONSES, bad_value_handler
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
+from api.routes import health as health_routes
 from api.routes import ogc as ogc_routes
 from api.routes import registry as registry_routes
 from api.routes import stands as stands_routes
@@ -68,12 +71,25 @@ def create_app(
     async def _invalid(_r: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse({"error": "invalid", "detail": str(exc)}, status_code=422)
 
+    async def _database_down(_r: Request, _exc: Exception) -> JSONResponse:
+        # The database is away (restart, failover): say so plainly, and when to try again, instead of a 500.
+        return JSONResponse(
+            {"error": "unavailable", "detail": "the database is not answering; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for down in (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError):
+        app.add_exception_handler(down, _database_down)
+
     app.add_exception_handler(DataError, bad_value_handler)
 
     @app.exception_handler(MimamoriError)
     async def _other(_r: Request, exc: MimamoriError) -> JSONResponse:
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
 
+    app.add_middleware(RequestObservability)
+    app.include_router(health_routes.router)
     app.include_router(devices_routes.router)
     app.include_router(registry_routes.router)
     app.include_router(alerts_routes.router)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ingest.contract import Reason, telemetry_topic
+from ingest.observe import record_batch
 from ingest.pipeline import Message, PipelineConfig, process
 from ingest.registry import RegistryCache
 from ingest.writer import BatchWriter
@@ -39,9 +40,11 @@ def push(
         device = snapshot.devices.get(device_id)
         tenant_id = device.tenant_id if device else "-"
     topic = telemetry_topic(cfg.topic_prefix, tenant_id, device_id)
-    outcome = process(Message("http", topic, payload, datetime.now(UTC), content_type), snapshot, cfg)
+    message = Message("http", topic, payload, datetime.now(UTC), content_type)
+    outcome = process(message, snapshot, cfg)
     result = writer.write([outcome])
     assert result is not None  # no stop event: write() retries until it commits
+    record_batch("http", [message], [outcome], result, datetime.now(UTC))
     return PushResult(
         received=len(outcome.readings),
         stored=result.stored,

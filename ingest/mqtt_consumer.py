@@ -23,11 +23,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import Reason, subscription_filters
+from ingest.observe import record_batch
 from ingest.pipeline import Message, Outcome, PipelineConfig, process
 from ingest.registry import RegistryCache, RegistrySnapshot
 from ingest.stats import IngestStats
 from ingest.validation import Limits
 from ingest.writer import BatchWriter, CommittedReadings
+from mimamori import metrics
 from mimamori.errors import ConfigError, UnreachableError
 from mimamori.settings import Settings
 
@@ -103,6 +105,8 @@ class MqttIngestor:
         self._connect_error = None
         self.stats.connected = True
         self._connected.set()
+        metrics.BROKER_CONNECTED.set(1)
+        metrics.BROKER_CONNECTS.inc()
         log.info("connected to %s (session present: %s)", self.settings.mqtt, flags.session_present)
         options = SubscribeOptions(qos=1)
         topics = [
@@ -114,6 +118,7 @@ class MqttIngestor:
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.stats.connected = False
         self._connected.clear()
+        metrics.BROKER_CONNECTED.set(0)
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
@@ -123,6 +128,7 @@ class MqttIngestor:
         # so the two threads overlap instead of taking turns.
         outcome = process(message, self._current, self._cfg)
         self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
+        metrics.QUEUED_MESSAGES.inc()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -198,9 +204,12 @@ class MqttIngestor:
             process(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
             for item in batch
         ]
+        started = time.monotonic()
         result = self.writer.write(outcomes, stop)
+        metrics.QUEUED_MESSAGES.dec(len(batch))
         if result is None:
             return  # stopping before the database came back: nothing acked, the broker redelivers
+        metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
         generation = self._generation
         for item in batch:
             if item.qos > 0 and item.generation == generation:
@@ -208,6 +217,7 @@ class MqttIngestor:
         self.stats.add_batch(
             len(batch), result.stored, result.duplicates, [str(d.reason) for o in outcomes for d in o.dead]
         )
+        record_batch("mqtt", [item.message for item in batch], outcomes, result, datetime.now(UTC))
 
 
 def _names_new_device(item: _Item, snapshot: RegistrySnapshot) -> bool:

@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import Reading
 from ingest.pipeline import Outcome, merge_liveness
 from ingest.queries import insert_dead_letters, insert_readings, upsert_liveness
+from mimamori import metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class BatchWriter:
         self.committed = committed or CommittedReadings()
         self._max_backoff = max_backoff_s
         self.db_available = True
+        metrics.DATABASE_AVAILABLE.set(1)
 
     def write(self, outcomes: list[Outcome], stop: threading.Event | None = None) -> BatchResult | None:
         """Commit, or keep retrying until committed. None only when ``stop`` is set before it could commit."""
@@ -88,6 +90,7 @@ class BatchWriter:
                 if self.db_available:
                     log.warning("database unavailable, holding the batch and retrying: %s", str(exc).strip()[:200])
                 self.db_available = False
+                metrics.DATABASE_AVAILABLE.set(0)
                 if stop is not None and stop.wait(delay):
                     return None
                 if stop is None:
@@ -97,5 +100,6 @@ class BatchWriter:
             if not self.db_available:
                 log.info("database available again")
             self.db_available = True
+            metrics.DATABASE_AVAILABLE.set(1)
             self.committed.publish(new)
             return result

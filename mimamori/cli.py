@@ -138,6 +138,10 @@ def ingest_cmd(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+    if settings.metrics_port:  # worker n serves on metrics_port + n - 1 (docs/operations.md)
+        from mimamori.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_host, settings.metrics_port)
     try:
         from alerts.feed import NotifyForwarder
         from ingest import CommittedReadings
@@ -164,7 +168,9 @@ def _spawn_ingest_workers(settings: Settings, workers: int) -> list[subprocess.P
     return [
         subprocess.Popen(
             [sys.executable, "-m", "mimamori.cli", "ingest"],
-            env=os.environ | {"MIMAMORI_MQTT_CLIENT_ID": f"{settings.mqtt_client_id}-{n}"},
+            env=os.environ
+            | {"MIMAMORI_MQTT_CLIENT_ID": f"{settings.mqtt_client_id}-{n}"}
+            | ({"MIMAMORI_METRICS_PORT": str(settings.metrics_port + n - 1)} if settings.metrics_port else {}),
         )
         for n in range(2, workers + 1)
     ]

@@ -68,6 +68,10 @@ def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int 
         open=False,
         kwargs={"connect_timeout": 5},
         name="mimamori",
+        # Bounded waits while PostgreSQL is away (callers answer 503 or retry), and no dead connection handed
+        # out after it comes back: each checkout is probed first (one round trip).
+        timeout=settings.db_pool_timeout_s,
+        check=ConnectionPool.check_connection,
     )
     # Probe with a single connection first so a bad URL is one clear line, not a pool timeout.
     connect(settings.dsn).close()

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
+    db_pool_timeout_s: float = Field(5.0, gt=0, description="Wait this long for a pooled connection, then fail (503).")
     timescaledb: TimescaleMode = Field(TimescaleMode.auto, description="auto, on or off.")
     retention_days: int = Field(3650, ge=1, description="Raw readings kept this long (TimescaleDB only).")
     compress_after_days: int = Field(7, ge=1, description="Chunks older than this are compressed.")
@@ -169,6 +170,14 @@ class Settings(BaseSettings):
     grafana_map_lat: float = Field(35.15, ge=-90, le=90, description="Centre of the Geomap panel.")
     grafana_map_lon: float = Field(137.30, ge=-180, le=180)
     grafana_map_zoom: float = Field(10.0, ge=0, le=22)
+
+    # Observability (mimamori/metrics.py, mimamori/health.py; docs/operations.md).
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`mimamori ingest` / `alerts run` serve /metrics on this port (off: unset)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of that metrics port (0.0.0.0 inside a container).")
+    api_metrics: bool = Field(True, description="The API serves /metrics (keep it off the public proxy).")
+    health_timeout_s: float = Field(2.0, gt=0, description="/readyz gives the database and the broker this long.")
 
     log_level: str = "INFO"
     log_json: bool = False

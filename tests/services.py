@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -77,13 +82,13 @@ class Mosquitto:
     admin_password: str | None = None
     ingest_username: str | None = None
     ingest_password: str | None = None
+    alerts_username: str | None = None
+    alerts_password: str | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    alerts_username: str | None = None
-    alerts_password: str | None = None
     def client(
         self, client_id: str = "", username: str | None = None, password: str | None = None
     ) -> mqtt.Client:
@@ -115,12 +120,12 @@ class Mosquitto:
             self.username, self.password = TEST_PUBLISHER, publisher_password
         self.admin_username, self.admin_password = accounts.admin_username, accounts.admin_password
         self.ingest_username, self.ingest_password = accounts.ingest_username, accounts.ingest_password
+        self.alerts_username, self.alerts_password = accounts.alerts_username, accounts.alerts_password
         log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.alerts_username, self.alerts_password = accounts.alerts_username, accounts.alerts_password
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=10)
@@ -146,3 +151,136 @@ def drop_database(dsn: str) -> None:
     name = dsn.rsplit("/", 1)[1]
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class HubProcess:
+    """A `mimamori` command (``ingest``, ``alerts run``, ``api`` …) as a real process, its output collected.
+
+    The environment is built from ``settings`` alone (plus ``env``), never inherited ``MIMAMORI_*`` variables, so
+    the process talks to the test's own database and broker.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        *args: str,
+        client_id: str | None = None,
+        env: dict[str, str] | None = None,
+        ready: str | None = "ingesting from",
+        timeout: float = 90.0,
+    ) -> None:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
+            "MIMAMORI_DATABASE_URL": settings.dsn,
+            "MIMAMORI_MQTT_URL": settings.mqtt_url,
+            "MIMAMORI_MQTT_CLIENT_ID": client_id or settings.mqtt_client_id,
+            "MIMAMORI_MQTT_SHARE_GROUP": settings.mqtt_share_group,
+            "MIMAMORI_TIMESCALEDB": "off",
+        }
+        if settings.mqtt_username:
+            full["MIMAMORI_MQTT_USERNAME"] = settings.mqtt_username
+            full["MIMAMORI_MQTT_PASSWORD"] = settings.mqtt_password.get_secret_value() if settings.mqtt_password else ""
+        full |= env or {}
+        self.args = args or ("ingest",)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mimamori.cli", *self.args],
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+        if ready is not None:
+            wait_until(
+                lambda: any(ready in ln for ln in self.lines) or self.proc.poll() is not None,
+                timeout=timeout,
+                what=f"`mimamori {' '.join(self.args)}` to start",
+            )
+            assert self.proc.poll() is None, "".join(self.lines)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process now, from /proc (Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS line")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> dict | None:
+        """SIGTERM and wait; an ingestor's final counters when it printed them."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        line = next((ln for ln in self.lines if ln.startswith('{"ingest_stopped"')), None)
+        return json.loads(line)["ingest_stopped"] if line else None
+
+
+PG_BIN = Path(os.environ.get("MIMAMORI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def private_postgres_unavailable() -> str | None:
+    """Why a private PostgreSQL cluster cannot be started here (None when it can)."""
+    if not (PG_BIN / "pg_ctl").exists():
+        return f"no PostgreSQL server binaries in {PG_BIN} (set MIMAMORI_TEST_PG_BIN)"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser: cannot start PostgreSQL as the postgres user"
+    return None
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, on its own port, that a test may really stop and start.
+
+    As root the server runs as the ``postgres`` user (via runuser); PostGIS comes from the system install.
+    """
+
+    port: int = field(default_factory=free_port)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-pg-")))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, *cmd: str, timeout: float = 120) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *cmd], check=True, timeout=timeout, capture_output=True)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.start()
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"  # a throw-away cluster: speed over durability
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """A fast shutdown: connections are cut, as in a failover or a restart for an upgrade."""
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def cleanup(self) -> None:
+        if self.running():
+            with contextlib.suppress(subprocess.SubprocessError):
+                self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

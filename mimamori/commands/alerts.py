@@ -28,6 +28,10 @@ def run() -> None:
 
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_json)
+    if settings.metrics_port:
+        from mimamori.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_host, settings.metrics_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
