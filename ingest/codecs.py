@@ -76,7 +76,10 @@ def parse_time(value: object, received: datetime) -> datetime:
 def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"value must be a number, not {type(value).__name__}")
-    return float(value)  # may be inf/nan (json accepts NaN literals): validation rejects those
+    try:
+        return float(value)  # may be inf/nan (json accepts NaN literals): validation rejects those
+    except OverflowError:  # an integer beyond any float (JSON sets no limit): as good as infinite, refused as such
+        return math.inf if value > 0 else -math.inf
 
 
 def _valid_metric(name: object) -> bool:
