@@ -169,20 +169,15 @@ def test_hostile_corpus_over_mqtt_and_http_is_dead_lettered_and_good_readings_st
 
         wait_until(
             lambda: all(info.is_published() for info in infos),
-            timeout=60,
+            timeout=120,
             interval=0.2,
             what="the broker to acknowledge every MQTT publish (see the broker log for a refused packet)",
         )
-        count = "SELECT count(*) FROM readings WHERE device_id = %s"
+        stored = "SELECT count(*) FROM readings WHERE device_id = 'gauge-1'"
+        dead = "SELECT count(DISTINCT message_key) FROM dead_letters WHERE source = 'mqtt'"
         wait_until(
-            lambda: (
-                db.execute(count, ("gauge-1",)).fetchone()[0] >= goods
-                and db.execute("SELECT count(DISTINCT message_key) FROM dead_letters WHERE source = 'mqtt'").fetchone()[
-                    0
-                ]
-                >= len(corpus)
-            ),
-            timeout=60,
+            lambda: db.execute(stored).fetchone()[0] >= goods and db.execute(dead).fetchone()[0] >= len(corpus),
+            timeout=120,
             interval=0.2,
             what=f"{goods} good readings and {len(corpus)} dead-lettered messages over MQTT ({_histogram(db, 'mqtt')})",
         )
