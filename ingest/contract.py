@@ -35,6 +35,7 @@ class Reason(StrEnum):
     out_of_range = "out_of_range"
     ts_future = "ts_future"
     ts_past = "ts_past"
+    internal_error = "internal_error"  # a bug of ours met this message: kept for replay once fixed
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from ingest.contract import Reason, telemetry_topic
 from ingest.observe import record_batch
-from ingest.pipeline import Message, PipelineConfig, process
+from ingest.pipeline import Message, PipelineConfig, process_safely
 from ingest.registry import RegistryCache
 from ingest.writer import BatchWriter
 
@@ -41,7 +41,7 @@ def push(
         tenant_id = device.tenant_id if device else "-"
     topic = telemetry_topic(cfg.topic_prefix, tenant_id, device_id)
     message = Message("http", topic, payload, datetime.now(UTC), content_type)
-    outcome = process(message, snapshot, cfg)
+    outcome = process_safely(message, snapshot, cfg)
     result = writer.write([outcome])
     assert result is not None  # no stop event: write() retries until it commits
     record_batch("http", [message], [outcome], result, datetime.now(UTC))

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import Reason, subscription_filters
 from ingest.observe import record_batch
-from ingest.pipeline import Message, Outcome, PipelineConfig, process
+from ingest.pipeline import Message, Outcome, PipelineConfig, process, process_safely
 from ingest.registry import RegistryCache, RegistrySnapshot
 from ingest.stats import IngestStats
 from ingest.validation import Limits
@@ -126,7 +126,7 @@ class MqttIngestor:
         message = Message("mqtt", msg.topic, msg.payload, datetime.now(UTC), content_type)
         # Decoding here, not in the batch thread: that thread mostly waits on PostgreSQL with the GIL released,
         # so the two threads overlap instead of taking turns.
-        outcome = process(message, self._current, self._cfg)
+        outcome = process_safely(message, self._current, self._cfg)
         self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
         metrics.QUEUED_MESSAGES.inc()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -12,6 +13,7 @@ from ingest.contract import STATUS, Reading, Reason, Rejection, Status, parse_to
 from ingest.registry import RegistrySnapshot
 from ingest.validation import Limits, check_device, validate_readings
 
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _LIVENESS_METRICS = ("battery", "signal")
 
@@ -122,6 +124,21 @@ def process(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig) -> Ou
     out.readings = accepted
     out.liveness = _liveness_from_readings(device.id, msg.received, accepted)
     return out
+
+
+def process_safely(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig) -> Outcome:
+    """``process``, but a bug in it dead-letters the message instead of killing the caller's loop.
+
+    The MQTT network thread calls this: an exception escaping there would silently stop the ingestor receiving.
+    """
+    try:
+        return process(msg, registry, cfg)
+    except Exception as exc:  # the boundary of the hot loop: record, keep the message, carry on
+        log.exception("ingest pipeline failed on a message from %s", msg.topic[:200])
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return Outcome(
+            dead=[DeadLetter(msg.source, msg.topic, None, None, Reason.internal_error, detail, msg.payload, msg.key)]
+        )
 
 
 def _liveness_from_status(device_id: str, received: datetime, status: Status) -> Liveness:

@@ -283,3 +283,21 @@ def test_senml_round_trip(readings):
     assert [(m, v) for _, m, v in got] == [(m, v) for _, m, v in want]
     # SenML carries times as float seconds: equal to the millisecond.
     assert all(abs((a[0] - b[0]).total_seconds()) < 1e-3 for a, b in zip(got, want, strict=True))
+
+
+def test_a_bug_in_the_pipeline_dead_letters_the_message_instead_of_raising(monkeypatch):
+    from devices import DeviceRecord
+    from ingest import pipeline
+    from ingest.registry import RegistrySnapshot
+
+    def broken(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "decode_telemetry", broken)
+    snapshot = RegistrySnapshot({"gauge-1": DeviceRecord("gauge-1", "toyota-city", "river_gauge", "active")},
+                                {"river_gauge": GAUGE})
+    cfg = pipeline.PipelineConfig("mimamori/v1", 1024, LIMITS)
+    msg = pipeline.Message("mqtt", "mimamori/v1/toyota-city/gauge-1/telemetry", b'{"values": {}}', NOW)
+    out = pipeline.process_safely(msg, snapshot, cfg)
+    assert out.readings == [] and [d.reason for d in out.dead] == [Reason.internal_error]
+    assert "RuntimeError: a bug" in out.dead[0].detail and out.dead[0].payload == b'{"values": {}}'
