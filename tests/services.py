@@ -76,14 +76,14 @@ class Mosquitto:
     # Credentials test publishers use when they stand in for devices (None: anonymous). start() sets them to
     # an account that may publish to every device topic (the broker refuses anonymous clients).
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     # The hub's own accounts on this broker, created by start() with dynamic security.
     admin_username: str | None = None
-    admin_password: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
     ingest_username: str | None = None
-    ingest_password: str | None = None
+    ingest_password: str | None = field(default=None, repr=False)
     alerts_username: str | None = None
-    alerts_password: str | None = None
+    alerts_password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:

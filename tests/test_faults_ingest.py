@@ -66,12 +66,12 @@ def test_one_of_three_shared_ingestors_killed_the_others_carry_on(settings, db, 
     """The survivors keep storing; the killed one's share waits in its session and arrives when it returns."""
     messages = 3_000
     devices = add_fleet(db, 6)
-    names = ["share-a", "share-b", "share-c"]
+    names = ["fault-share-a", "fault-share-b", "fault-share-c"]
     procs = {n: HubProcess(settings, client_id=n) for n in names}
     publisher = PacedPublisher(broker, stream(devices, messages), rate=300, client_id="fault-share-pub").start()
     try:
         wait_until(lambda: count(db) >= messages * 10 // 4, timeout=120, what="a quarter of the stream")
-        procs["share-c"].kill()
+        procs["fault-share-c"].kill()
         killed_at = count(db)
         # a and b carry on alone: well past the point where c was lost (c's share is queued for it, so not all)
         wait_until(
@@ -80,14 +80,14 @@ def test_one_of_three_shared_ingestors_killed_the_others_carry_on(settings, db, 
             what="the two survivors to carry on",
         )
         publisher.wait_acknowledged()
-        procs["share-c"] = HubProcess(settings, client_id="share-c")
+        procs["fault-share-c"] = HubProcess(settings, client_id="fault-share-c")
         wait_until(lambda: count(db) == messages * 10, timeout=180, what="everything, c's share included")
     finally:
         stats = {n: p.stop() for n, p in procs.items()}
         publisher.close()
     assert killed_at < messages * 10
-    assert stats["share-a"]["messages"] > 0 and stats["share-b"]["messages"] > 0, stats
-    assert stats["share-c"]["messages"] > 0, "the returning ingestor collected the share queued for it"
+    assert stats["fault-share-a"]["messages"] > 0 and stats["fault-share-b"]["messages"] > 0, stats
+    assert stats["fault-share-c"]["messages"] > 0, "the returning ingestor collected the share queued for it"
     assert_exactly_once(db, messages)
 
 

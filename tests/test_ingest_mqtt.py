@@ -51,7 +51,9 @@ class IngestProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
             "MIMAMORI_DATABASE_URL": settings.dsn,
             "MIMAMORI_MQTT_URL": settings.mqtt_url,
-            "MIMAMORI_MQTT_CLIENT_ID": client_id,
+            # Prefixed with the test's own client id: a persistent session another test left under the same
+            # name would bring its subscriptions (and their copies of every message) along.
+            "MIMAMORI_MQTT_CLIENT_ID": f"{settings.mqtt_client_id}-{client_id}",
             "MIMAMORI_MQTT_SHARE_GROUP": settings.mqtt_share_group,
         }
         if settings.mqtt_username:
