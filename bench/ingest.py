@@ -63,30 +63,24 @@ def write_payload_files(folder: Path, devices: list[str], messages: int, per_mes
         (folder / f"{device}.txt").write_text("\n".join(lines) + "\n")
 
 
+def publisher_command(broker: Mosquitto, device: str) -> list[str]:
+    """mosquitto_pub publishing one QoS-1 message per line of its standard input, as ``device``'s topic."""
+    cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
+           "-t", f"{PREFIX}/{TENANT}/{device}/telemetry", "-l", "-M", "1000"]  # fmt: skip
+    if broker.username:
+        cmd += ["-u", broker.username, "-P", broker.password or ""]
+    return cmd
+
+
 def start_publishers(broker: Mosquitto, folder: Path, devices: list[str]) -> list[subprocess.Popen[bytes]]:
     procs = []
     for device in devices:
-        topic = f"{PREFIX}/{TENANT}/{device}/telemetry"
-        cmd = [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(broker.port),
-            "-V",
-            "mqttv5",
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-l",
-            "-M",
-            "1000",
-        ]
-        if broker.username:
-            cmd += ["-u", broker.username, "-P", broker.password or ""]
         with open(folder / f"{device}.txt", "rb") as stdin:
-            procs.append(subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            procs.append(
+                subprocess.Popen(
+                    publisher_command(broker, device), stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+            )
     return procs
 
 
@@ -250,12 +244,9 @@ def lag_at_rate(
     stop = threading.Event()
     worker = threading.Thread(target=ingestor.run, args=(stop,))
     worker.start()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-lag-pub", protocol=mqtt.MQTTv5)
-    if broker.username:
-        pub.username_pw_set(broker.username, broker.password)
-    pub.max_inflight_messages_set(1000)
-    pub.connect("127.0.0.1", broker.port)
-    pub.loop_start()
+    # mosquitto_pub processes publish, fed one line per message, so no publisher competes with the ingestor for
+    # this process's interpreter; device time is stamped as the line is written.
+    pubs = {device: _line_publisher(broker, device) for device in devices}
     time.sleep(0.5)
     start = time.perf_counter()
     for i in range(total):
@@ -263,16 +254,23 @@ def lag_at_rate(
         delay = target - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        device = devices[i % len(devices)]
         ts = datetime.now(UTC).isoformat()
-        pub.publish(f"{PREFIX}/{TENANT}/{device}/telemetry", f'{{"ts":"{ts}","values":{{"battery":3.6}}}}', qos=1)
+        stdin = pubs[devices[i % len(devices)]].stdin
+        assert stdin is not None
+        stdin.write(f'{{"ts":"{ts}","values":{{"battery":3.6}}}}\n'.encode())
+        stdin.flush()
+    wait_publishers(list(pubs.values()))  # closes their input: each publishes what it has, then exits
     if not clock.done.wait(120):
         raise RuntimeError(f"lag run stored {clock.count} of {total}")
-    pub.loop_stop()
-    pub.disconnect()
     stop.set()
     worker.join()
     return clock.lags_ms
+
+
+def _line_publisher(broker: Mosquitto, device: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        publisher_command(broker, device), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
