@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     alerts_enabled: bool = Field(True, description="Evaluate rules in `mimamori up` (and `ingest --alerts`).")
     alerts_tick_s: float = Field(10.0, gt=0, description="Silence checks and rule reloads run this often.")
     alerts_queue_max: int = Field(10_000, ge=1, description="Reading batches waiting for evaluation, at most.")
-    alerts_stream_poll_ms: int = Field(200, ge=10, description="How often a live stream looks for new events.")
+    alerts_stream_poll_ms: int = Field(100, ge=10, description="How often a live stream looks for new events.")
     alerts_stream_keepalive_s: float = Field(15.0, gt=0, description="Comment lines keep idle streams open.")
     alerts_mqtt_client_id: str = Field("mimamori-alerts-1", description="MQTT client id of the alert publisher.")
     alerts_mqtt_username: str | None = Field(
