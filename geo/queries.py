@@ -280,12 +280,7 @@ def _device_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
 
 
 def device_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
-    where, params = _bbox_clause(sql.SQL("d.location"), q.bbox)
-    _tenant_clause(where, params, sql.SQL("d.tenant_id"), q.tenant_id)
-    _time_clause(where, params, sql.SQL("l.last_reading"), q)
-    for name, value in q.filters.items():
-        where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
-        params[f"f_{name}"] = value
+    where, params = _feature_where("d", "location", sql.SQL("l.last_reading"), q)
     return _page(conn, sql.SQL(_DEVICE_FEATURE), where, sql.SQL("d.id"), params, q, _device_features)
 
 
@@ -310,12 +305,7 @@ def _plain_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
 
 
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
-    where, params = _bbox_clause(sql.SQL("a.geom"), q.bbox)
-    _tenant_clause(where, params, sql.SQL("a.tenant_id"), q.tenant_id)
-    _time_clause(where, params, sql.SQL("a.updated_at"), q)
-    for name, value in q.filters.items():
-        where.append(sql.SQL("{} = {}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}")))
-        params[f"f_{name}"] = value
+    where, params = _feature_where("a", "geom", sql.SQL("a.updated_at"), q)
     return _page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, _plain_features)
 
 
@@ -355,6 +345,19 @@ def upsert_area(
 
 
 # --- shared pieces --------------------------------------------------------------------------------------------
+
+
+def _feature_where(
+    alias: str, geometry: str, time_column: sql.Composable, q: FeatureQuery
+) -> tuple[list[sql.Composable], dict[str, Any]]:
+    """Bbox, tenant, datetime and equality filters of a tenant-owned collection aliased ``alias``."""
+    where, params = _bbox_clause(sql.Identifier(alias, geometry), q.bbox)
+    _tenant_clause(where, params, sql.Identifier(alias, "tenant_id"), q.tenant_id)
+    _time_clause(where, params, time_column, q)
+    for name, value in q.filters.items():
+        where.append(sql.SQL("{} = {}").format(sql.Identifier(alias, name), sql.Placeholder(f"f_{name}")))
+        params[f"f_{name}"] = value
+    return where, params
 
 
 def _bbox_clause(column: sql.Composable, bbox: BBox | None) -> tuple[list[sql.Composable], dict[str, Any]]:
