@@ -10,6 +10,7 @@ from ingest.observe import record_batch
 from ingest.pipeline import Message, PipelineConfig, process_safely
 from ingest.registry import RegistryCache
 from ingest.writer import BatchWriter
+from mimamori.errors import UnreachableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ def push(
     device_id: str,
     payload: bytes,
     content_type: str | None,
+    give_up_after_s: float = 10.0,
 ) -> PushResult:
     """Store one pushed payload for ``device_id``.
 
@@ -42,8 +44,11 @@ def push(
     topic = telemetry_topic(cfg.topic_prefix, tenant_id, device_id)
     message = Message("http", topic, payload, datetime.now(UTC), content_type)
     outcome = process_safely(message, snapshot, cfg)
-    result = writer.write([outcome])
-    assert result is not None  # no stop event: write() retries until it commits
+    # A request must not hang while the database is away: give up, store nothing, and let the partner retry
+    # (a retried reading is stored once).
+    result = writer.write([outcome], give_up_after_s=give_up_after_s)
+    if result is None:
+        raise UnreachableError("the database is unavailable: nothing was stored, retry later")
     record_batch("http", [message], [outcome], result, datetime.now(UTC))
     return PushResult(
         received=len(outcome.readings),

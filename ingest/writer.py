@@ -79,9 +79,15 @@ class BatchWriter:
         self.db_available = True
         metrics.DATABASE_AVAILABLE.set(1)
 
-    def write(self, outcomes: list[Outcome], stop: threading.Event | None = None) -> BatchResult | None:
-        """Commit, or keep retrying until committed. None only when ``stop`` is set before it could commit."""
+    def write(
+        self, outcomes: list[Outcome], stop: threading.Event | None = None, *, give_up_after_s: float | None = None
+    ) -> BatchResult | None:
+        """Commit, or keep retrying until committed.
+
+        None when ``stop`` is set, or ``give_up_after_s`` has passed, before it could commit (nothing was stored).
+        """
         delay = 0.1
+        deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while True:
             try:
                 with self._pool.connection(timeout=5) as conn:
@@ -91,6 +97,8 @@ class BatchWriter:
                     log.warning("database unavailable, holding the batch and retrying: %s", str(exc).strip()[:200])
                 self.db_available = False
                 metrics.DATABASE_AVAILABLE.set(0)
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    return None
                 if stop is not None and stop.wait(delay):
                     return None
                 if stop is None:

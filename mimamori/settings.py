@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     api_push_rate_per_s: float = Field(50.0, gt=0, description="HTTP push: sustained requests per second per key.")
     api_push_burst: int = Field(200, ge=1, description="HTTP push: requests a key may send in a burst.")
+    api_push_db_wait_s: float = Field(
+        10.0, gt=0, description="An HTTP push waits this long for an unavailable database, then answers 503."
+    )
 
     ingest_batch_max: int = Field(
         2000,

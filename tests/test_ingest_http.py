@@ -128,3 +128,35 @@ def test_push_needs_a_key_and_the_right_role(db, api):
     assert api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
                     headers={"X-API-Key": viewer}).status_code == 403
     assert rows(db, "acme-soil-1") == []
+
+
+def test_push_answers_503_while_the_database_is_away_and_stores_the_retry_once(settings, db, city, partner_key):
+    from psycopg_pool import ConnectionPool
+
+    from tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(5432)
+    dsn = settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    s = settings.model_copy(update={"database_url": settings.database_url.__class__(dsn), "api_push_db_wait_s": 1.0})
+    pool = ConnectionPool(dsn, min_size=1, max_size=4, open=True, timeout=1)
+    body = encode_native(READINGS)
+    headers = {"X-API-Key": partner_key, "Content-Type": "application/json"}
+    try:
+        with TestClient(create_app(s, pool)) as client:
+            assert client.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
+                               headers=headers).status_code == 200  # keys and registry are known now
+            db.execute("DELETE FROM readings")
+            proxy.cut()
+            down = client.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body, headers=headers)
+            assert down.status_code == 503, down.text
+            assert "database" in down.text and partner_key not in down.text
+            assert rows(db, "acme-soil-1") == []
+            proxy.restore()
+            back = wait_until(lambda: (r := client.post("/v1/telemetry", params={"device": "acme-soil-1"},
+                                                         content=body, headers=headers)).status_code == 200 and r,
+                              timeout=30, what="the push to succeed again")
+    finally:
+        pool.close()
+        proxy.close()
+    assert back.json()["stored"] == 6
+    assert len(rows(db, "acme-soil-1")) == 6

@@ -77,6 +77,7 @@ async def post_telemetry(
         device_id=device,
         payload=bytes(payload),
         content_type=request.headers.get("content-type"),
+        give_up_after_s=state.settings.api_push_db_wait_s,
     )
     answer = PushAnswer(
         received=result.received,
