@@ -285,12 +285,7 @@ def device_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
 
 
 def device_feature(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> Feature | None:
-    rows = conn.execute(
-        _DEVICE_FEATURE + " WHERE d.id = %(id)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)",
-        {"id": device_id, "tenant": tenant_id},
-    ).fetchall()
-    found = _device_features(rows)
-    return found[0] if found else None
+    return _one_feature(conn, _DEVICE_FEATURE, "d", device_id, tenant_id, _device_features)
 
 
 _AREA_FEATURE = (
@@ -310,11 +305,20 @@ def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
 
 
 def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None) -> Feature | None:
-    rows = conn.execute(
-        _AREA_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
-        {"id": area_id, "tenant": tenant_id},
-    ).fetchall()
-    found = _plain_features(rows)
+    return _one_feature(conn, _AREA_FEATURE, "a", area_id, tenant_id, _plain_features)
+
+
+def _one_feature(
+    conn: psycopg.Connection,
+    select: str,
+    alias: str,
+    feature_id: str,
+    tenant_id: str | None,
+    convert: Callable[[Iterable[tuple[Any, ...]]], list[Feature]],
+) -> Feature | None:
+    """One feature of a tenant-owned collection by id; None when missing or another tenant's."""
+    where = f" WHERE {alias}.id = %(id)s AND (%(tenant)s::text IS NULL OR {alias}.tenant_id = %(tenant)s)"
+    found = convert(conn.execute(select + where, {"id": feature_id, "tenant": tenant_id}).fetchall())
     return found[0] if found else None
 
 
