@@ -321,18 +321,21 @@ def evaluate(
         return Evaluation(state, [])
     old_newest = state.newest
     newest = max(relevant[-1].time, old_newest) if old_newest else relevant[-1].time
-    series = _merge(state.series, relevant, newest - lookback(rule))
-    state = replace(state, series=series, newest=newest)
     instants = sorted({o.time for o in relevant if old_newest is None or o.time > old_newest})
     if not instants:
         instants = [newest]  # only late readings: the present is judged again with them in the window
+    span = lookback(rule)
+    # Trimmed to the oldest instant's window while judging: a backlog spanning hours is judged reading by
+    # reading, each with its own history; then to the newest's, so memory stays bounded.
+    series = _merge(state.series, relevant, instants[0] - span)
+    state = replace(state, series=series, newest=newest)
     transitions = []
     for t in instants:
         raw, value = _signal(rule, steps, series, t, state.level)
         state, transition = advance(rule, steps, state, raw, value, t)
         if transition:
             transitions.append(transition)
-    return Evaluation(state, transitions)
+    return Evaluation(replace(state, series=_merge(series, [], newest - span)), transitions)
 
 
 def evaluate_silence(

@@ -416,3 +416,29 @@ def test_batches_in_any_order_end_at_the_level_of_the_newest_reading(values, rnd
     rnd.shuffle(shuffled)
     _, any_order = run(rule, steps, shuffled, one_by_one=False)
     assert any_order.level == in_order.level
+
+
+def test_a_batch_longer_than_the_look_back_is_judged_reading_by_reading():
+    """A store-and-forward backlog (or an engine catching up) spans hours: its early readings still count."""
+    steps = site_levels(RIVER, SITE)
+    high = series([4.6] * 19)
+    raised, state = run(RIVER, steps, high[:1])
+    assert raised == [("raised", 2)]
+    # three hours above caution, in one message: the alert stays as it is (no resolve and raise again)
+    assert run(RIVER, steps, high[1:], one_by_one=False, state=state)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "metric", "site"),
+    [(RIVER, "water_level", SITE), (EXTENSOMETER, "displacement", {}), (RAIN60, "rainfall", {})],
+    ids=["threshold", "rate", "accumulation"],
+)
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(0, 30, allow_nan=False), min_size=1, max_size=40))
+def test_one_batch_makes_the_same_transitions_as_reading_by_reading(rule, metric, site, values):
+    steps = site_levels(rule, site)
+    obs = series(values, metric=metric)
+    one_by_one, s1 = run(rule, steps, obs)
+    at_once, s2 = run(rule, steps, obs, one_by_one=False)
+    assert at_once == one_by_one
+    assert s1.level == s2.level
