@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from ingest.contract import RawReading, Reason, Rejection, Status
 
 SENML_CONTENT_TYPES = frozenset({"application/senml+json", "application/senml-json"})
@@ -42,6 +44,13 @@ class _Malformed(Exception):
 
 
 def _parse_json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)  # several times faster than json on the hot path
+    except orjson.JSONDecodeError:
+        pass
+    # What orjson refuses but the standard parser takes (NaN and Infinity literals, integers beyond 64 bits,
+    # UTF-16/32 text) is parsed again here, so such a value is judged reading by reading, not as a malformed
+    # message that would take its good neighbours down with it.
     try:
         return json.loads(payload)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -45,7 +45,9 @@ class Topic:
     kind: str  # TELEMETRY or STATUS
 
 
-@dataclass(frozen=True, slots=True)
+# The two reading types are built once per reading on the hot path: not frozen (a frozen dataclass costs about
+# 3.5× more to build), but hashable and never mutated by convention.
+@dataclass(slots=True, unsafe_hash=True)
 class RawReading:
     """A reading as the device sent it: its own time, metric name, value and (optional) unit."""
 
@@ -62,7 +64,7 @@ class Rejection:
     metric: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Reading:
     """A validated reading in its metric's canonical unit, identified by (device, metric, time)."""
 

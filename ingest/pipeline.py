@@ -15,10 +15,9 @@ from ingest.validation import Limits, check_device, validate_readings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_LIVENESS_METRICS = ("battery", "signal")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per message: not frozen, which is cheaper to build; never mutated
 class Message:
     """A message as it arrived, from MQTT or HTTP."""
 
@@ -47,7 +46,7 @@ class DeadLetter:
     message_key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per message, like Message
 class Liveness:
     device_id: str
     seen: datetime  # hub time the device was last heard
@@ -146,13 +145,20 @@ def _liveness_from_status(device_id: str, received: datetime, status: Status) ->
 
 
 def _liveness_from_readings(device_id: str, received: datetime, readings: list[Reading]) -> Liveness:
-    newest = max((r.time for r in readings), default=None)
-    extra: dict[str, float] = {}
-    for metric in _LIVENESS_METRICS:
-        latest = max((r for r in readings if r.metric == metric), key=lambda r: r.time, default=None)
-        if latest is not None:
-            extra[metric] = latest.value
-    return Liveness(device_id, received, newest, True, extra.get("battery"), extra.get("signal"))
+    # One pass: this runs for every message in the network thread.
+    newest: datetime | None = None
+    battery_at = signal_at = None
+    battery = signal = None
+    for r in readings:
+        t = r.time
+        if newest is None or t > newest:
+            newest = t
+        metric = r.metric
+        if metric == "battery" and (battery_at is None or t > battery_at):
+            battery_at, battery = t, r.value
+        elif metric == "signal" and (signal_at is None or t > signal_at):
+            signal_at, signal = t, r.value
+    return Liveness(device_id, received, newest, True, battery, signal)
 
 
 def merge_liveness(updates: list[Liveness]) -> list[Liveness]:

@@ -23,6 +23,13 @@ SELECT time, device_id, metric, value FROM staging_readings
 ON CONFLICT (device_id, metric, time) DO NOTHING
 """
 
+# Rows this transaction inserted carry its id as xmin (also in TimescaleDB chunks).
+_INSERTED_HERE = """
+SELECT r.time, r.device_id, r.metric, r.value
+FROM readings r JOIN (SELECT DISTINCT device_id, metric, time FROM staging_readings) s USING (device_id, metric, time)
+WHERE r.xmin = pg_current_xact_id()::xid
+"""
+
 _UPSERT_LATEST_FROM_STAGING = """
 INSERT INTO latest_readings AS l (device_id, metric, time, value)
 SELECT DISTINCT ON (device_id, metric) device_id, metric, time, value
@@ -67,13 +74,14 @@ def insert_readings(
             copy.set_types(_STAGING_TYPES)
             for r in readings:
                 copy.write_row((r.time, r.device_id, r.metric, r.value))
-        if return_new:
-            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, device_id, metric, value")
+        cur.execute(_INSERT_FROM_STAGING)
+        inserted = cur.rowcount
+        new: list[Reading] = []
+        if return_new and inserted == len(readings):
+            new = readings  # all new, so no repeats within the batch either: nothing to fetch back
+        elif return_new and inserted:
+            cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
             new = [Reading(*row) for row in cur.fetchall()]
-            inserted = len(new)
-        else:
-            cur.execute(_INSERT_FROM_STAGING)
-            new, inserted = [], cur.rowcount
         cur.execute(_UPSERT_LATEST_FROM_STAGING)
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
     return inserted, new

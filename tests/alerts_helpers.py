@@ -116,6 +116,7 @@ class SseReader:
         self.status: int | None = None
         self._url, self._headers = url, headers
         self._stop = threading.Event()
+        self.closed_by: str | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
 
     def _read(self) -> None:
@@ -123,23 +124,27 @@ class SseReader:
 
         import httpx
 
-        with (
-            httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as client,
-            client.stream("GET", self._url, headers=self._headers) as response,
-        ):
-            self.status = response.status_code
-            current: dict = {}
-            for line in response.iter_lines():
-                if self._stop.is_set():
-                    return
-                if not line:
-                    if "data" in current:
-                        self.events.append(current)
-                    current = {}
-                elif line.startswith("id: "):
-                    current["id"] = int(line[4:])
-                elif line.startswith("data: "):
-                    current["data"] = json.loads(line[6:])
+        try:
+            with (
+                httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as client,
+                client.stream("GET", self._url, headers=self._headers) as response,
+            ):
+                self.status = response.status_code
+                current: dict = {}
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if not line:
+                        if "data" in current:
+                            self.events.append(current)
+                        current = {}
+                    elif line.startswith("id: "):
+                        current["id"] = int(line[4:])
+                    elif line.startswith("data: "):
+                        current["data"] = json.loads(line[6:])
+        except httpx.TransportError as exc:
+            # The server went away (a test stopping it): the events read so far are the result.
+            self.closed_by = repr(exc)
 
     def __enter__(self) -> SseReader:
         self._thread.start()
