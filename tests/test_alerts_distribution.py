@@ -143,14 +143,14 @@ def test_forwarded_readings_reach_the_single_evaluator(settings, pool, db, city,
             with leadership(s, other_stop, poll_s=0.1) as ok:
                 standby.append(ok)
 
-        t = threading.Thread(target=second)
+        t = threading.Thread(target=second, daemon=True)
         t.start()
         threads = [
-            threading.Thread(target=engine.run, args=(stop,)),
-            threading.Thread(target=ReadingListener(s, engine).run, args=(stop,)),
+            threading.Thread(target=engine.run, args=(stop,), daemon=True),
+            threading.Thread(target=ReadingListener(s, engine).run, args=(stop,), daemon=True),
         ]
         forwarder = NotifyForwarder(pool)
-        threads.append(threading.Thread(target=forwarder.run, args=(stop,)))
+        threads.append(threading.Thread(target=forwarder.run, args=(stop,), daemon=True))
         for th in threads:
             th.start()
         try:

@@ -138,7 +138,7 @@ def test_queue_overflow_rebuilds_instead_of_dropping(alert_settings, pool, gauge
     import threading
 
     stop = threading.Event()  # the real clock: readings of July are long silent, hence only the river rule
-    worker = threading.Thread(target=engine.run, args=(stop,))
+    worker = threading.Thread(target=engine.run, args=(stop,), daemon=True)
     worker.start()
     try:
         assert engine.ready.wait(10)

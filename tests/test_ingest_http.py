@@ -48,7 +48,7 @@ def test_http_push_stores_the_same_rows_as_mqtt(settings, pool, db, broker, city
     ingestor = MqttIngestor(settings, pool)
     ingestor.connect()
     stop = threading.Event()
-    worker = threading.Thread(target=ingestor.run, args=(stop,))
+    worker = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
     worker.start()
     try:
         client = broker.client()

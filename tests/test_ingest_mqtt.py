@@ -113,10 +113,10 @@ def test_redelivered_messages_are_stored_once(settings, pool, db, broker, city):
     """The ingestor commits but dies before acknowledging; the broker redelivers; nothing is doubled."""
     payloads = [reading_payload(i) for i in range(200)]
     first = MqttIngestor(settings, pool)
-    first._client.ack = lambda mid, qos: 0  # a crash between commit and acknowledgement
+    first._client.ack_batch = lambda mids: None  # a crash between commit and acknowledgement
     first.connect()
     stop = threading.Event()
-    worker = threading.Thread(target=first.run, args=(stop,))
+    worker = threading.Thread(target=first.run, args=(stop,), daemon=True)
     worker.start()
     publish_all(broker, TOPIC, payloads)
     wait_until(lambda: count(db) == 200, what="first delivery stored")
@@ -137,7 +137,8 @@ def test_sigkill_mid_stream_loses_nothing(settings, db, broker, city):
     n = 3000
     proc = IngestProcess(settings, "kill-me")
     try:
-        publisher = threading.Thread(target=publish_all, args=(broker, TOPIC, [reading_payload(i) for i in range(n)]))
+        payloads = [reading_payload(i) for i in range(n)]
+        publisher = threading.Thread(target=publish_all, args=(broker, TOPIC, payloads), daemon=True)
         publisher.start()
         wait_until(lambda: count(db) >= n // 4, timeout=60, what="a quarter stored")
         proc.kill()
