@@ -59,6 +59,15 @@ def _parse_json(payload: bytes) -> Any:
 
 def parse_time(value: object, received: datetime) -> datetime:
     """Device time from ISO 8601 or epoch seconds/milliseconds; raises ValueError when it is neither."""
+    if type(value) is str:  # the common case first: ISO 8601 text
+        try:
+            parsed = datetime.fromisoformat(value)  # takes "Z" since Python 3.11
+        except ValueError:
+            text = value.strip()
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            parsed = datetime.fromisoformat(text)  # ValueError on junk
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if value is None:
         return received
     if isinstance(value, bool):
@@ -73,16 +82,14 @@ def parse_time(value: object, received: datetime) -> datetime:
             return _EPOCH + timedelta(seconds=seconds)
         except OverflowError:
             raise ValueError("timestamp out of range") from None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(text)  # ValueError on junk
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, str):  # a str subclass
+        return parse_time(str(value), received)
     raise ValueError(f"timestamp must be a string or a number, not {type(value).__name__}")
 
 
 def _number(value: object) -> float:
+    if type(value) is float:  # the common case, without the checks below
+        return value  # type: ignore[return-value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"value must be a number, not {type(value).__name__}")
     try:
@@ -92,7 +99,15 @@ def _number(value: object) -> float:
 
 
 def _valid_metric(name: object) -> bool:
-    return isinstance(name, str) and 0 < len(name) <= _MAX_METRIC_LEN and name.isprintable()
+    if name in _GOOD_METRICS:  # a fleet repeats a few names: checked once each
+        return True
+    good = isinstance(name, str) and 0 < len(name) <= _MAX_METRIC_LEN and name.isprintable()
+    if good and len(_GOOD_METRICS) < 4096:
+        _GOOD_METRICS.add(name)  # type: ignore[arg-type]
+    return good
+
+
+_GOOD_METRICS: set[str] = set()
 
 
 def is_senml(doc: Any, content_type: str | None) -> bool:
@@ -124,9 +139,10 @@ def decode_telemetry(payload: bytes, content_type: str | None, received: datetim
 
 
 def _decode_native(doc: Any, received: datetime, out: Decoded) -> None:
-    sets = doc if isinstance(doc, list) else [doc]
+    is_list = isinstance(doc, list)
+    sets = doc if is_list else [doc]
     for index, item in enumerate(sets):
-        where = f"[{index}] " if isinstance(doc, list) else ""
+        where = f"[{index}] " if is_list else ""
         if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
             out.rejections.append(Rejection(Reason.malformed, f"{where}expected an object with 'values'"))
             continue
