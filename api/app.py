@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from psycopg import DataError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.key_cache import KeyCache
 from api.observability import RequestObservability
 from api.problems import ERROR_RESPONSES, bad_value_handler
+from api.responses import JSONResponse
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import health as health_routes
@@ -55,6 +56,7 @@ def create_app(
 
     app = FastAPI(title="Mimamori", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.pipeline_config = pipeline_config(settings)
     if pool is not None:
         attach(app, pool)
@@ -100,3 +102,12 @@ def create_app(
     app.include_router(stands_routes.router)
     app.include_router(web_routes.router)  # last: it mounts /web
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``MIMAMORI_*`` settings, built in each worker process of ``mimamori api --workers N``."""
+    from mimamori.logs import setup_logging
+
+    settings = Settings()
+    setup_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

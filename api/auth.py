@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from psycopg_pool import ConnectionPool
 
 from api.deps import get_pool
+from api.key_cache import KeyCache
 from devices.keys import Principal, Role, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -28,14 +29,18 @@ async def principal(
     secret = header or (bearer.credentials if bearer else None)
     if not secret:
         raise UNAUTHORIZED
-
-    def check() -> Principal | None:
-        with pool.connection() as conn:
-            return authenticate(conn, secret)
-
-    found = await run_in_threadpool(check)
+    cache: KeyCache = request.app.state.key_cache
+    found = cache.get(secret)
     if found is None:
-        raise UNAUTHORIZED
+
+        def check() -> Principal | None:
+            with pool.connection() as conn:
+                return authenticate(conn, secret)
+
+        found = await run_in_threadpool(check)
+        if found is None:
+            raise UNAUTHORIZED
+        cache.put(secret, found)
     request.state.principal = found
     return found
 

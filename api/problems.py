@@ -6,8 +6,9 @@ from typing import Any
 
 import psycopg
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from api.responses import JSONResponse
 
 
 class Problem(BaseModel):

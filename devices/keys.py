@@ -68,17 +68,17 @@ def authenticate(conn: psycopg.Connection, secret: str) -> Principal | None:
     key_id, dot, _ = secret.partition(".")
     if not dot or not key_id.startswith(_PREFIX) or len(secret) > 200:
         return None
+    presented = _hash(secret)
+    # One round trip per request: the look-up, and last_used_at at minute resolution (no write per request) for a
+    # key whose hash matches; the hash is compared again below in constant time.
     row = conn.execute(
-        "SELECT key_hash, tenant_id, role FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
+        "WITH used AS (UPDATE api_keys SET last_used_at = now() WHERE id = %(id)s AND key_hash = %(hash)s"
+        " AND revoked_at IS NULL AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'))"
+        " SELECT key_hash, tenant_id, role FROM api_keys WHERE id = %(id)s AND revoked_at IS NULL",
+        {"id": key_id, "hash": presented},
     ).fetchone()
-    if row is None or not hmac.compare_digest(bytes(row[0]), _hash(secret)):
+    if row is None or not hmac.compare_digest(bytes(row[0]), presented):
         return None
-    # last_used_at at minute resolution: no write per request.
-    conn.execute(
-        "UPDATE api_keys SET last_used_at = now() WHERE id = %s"
-        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        (key_id,),
-    )
     return Principal(key_id, row[1], Role(row[2]))
 
 

@@ -177,7 +177,16 @@ def _spawn_ingest_workers(settings: Settings, workers: int) -> list[subprocess.P
 
 
 @app.command("api")
-def api_cmd() -> None:
+def api_cmd(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving the API on one port. One Python process answers on about one core; run one "
+            "per core the API may use.",
+        ),
+    ] = 1,
+) -> None:
     """Serve the HTTP API."""
     from api.app import create_app
 
@@ -185,6 +194,11 @@ def api_cmd() -> None:
     from mimamori.db import connect
 
     connect(settings.dsn).close()  # fail with one line now, not inside the server's start-up
+    if workers > 1:
+        from mimamori.serve import serve_workers
+
+        serve_workers("api.app:app_from_environment", settings.api_host, settings.api_port, workers)
+        return
     serve(create_app(settings), settings.api_host, settings.api_port)
 
 

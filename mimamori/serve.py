@@ -21,7 +21,8 @@ class _Server(uvicorn.Server):
 
 def serve(app: Any, host: str, port: int, stop: threading.Event | None = None) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; ``stop`` is set at the first signal."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    # access_log off: the app writes its own structured access line, with the request id (api/observability.py)
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False))
 
     def on_signal(_sig: int, _frame: object) -> None:
         if stop is not None:
@@ -33,3 +34,11 @@ def serve(app: Any, host: str, port: int, stop: threading.Event | None = None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     server.run()
+
+
+def serve_workers(factory: str, host: str, port: int, workers: int) -> None:
+    """Serve the app ``factory`` (an import string) from ``workers`` processes sharing one socket.
+
+    uvicorn's supervisor starts, watches and restarts them, and stops them all on SIGINT / SIGTERM.
+    """
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)

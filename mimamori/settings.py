@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     ingest_max_future_s: int = Field(300, ge=0, description="Readings further ahead are rejected.")
     ingest_max_past_days: int = Field(365, ge=1, description="Readings older than this are rejected.")
 
+    api_key_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="An API process trusts a key it has checked for this long: a key revoked by another process or"
+        " the CLI is refused within this time (0: look every key up on every request).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
 

@@ -95,7 +95,7 @@ def test_api_answers_503_with_a_clear_body_while_the_database_is_away(settings, 
         with TestClient(create_app(via, pool)) as client:
             assert client.get("/readyz").status_code == 200
             proxy.cut()
-            down = client.get("/v1/devices", headers={"X-API-Key": "mk_anything"})
+            down = client.get("/v1/devices", headers={"X-API-Key": "mk_0123456789abcdef.anything"})
             not_ready = client.get("/readyz")
             alive = client.get("/healthz")
             proxy.restore()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
+from api.responses import JSONResponse
 from mimamori.health import check_broker, check_database, readiness
 from mimamori.metrics import exposition
 

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
 from api import ogc
 from api.auth import Authenticated
 from api.deps import get_pool
+from api.responses import JSONResponse
 from devices.keys import Role
 from geo import providers
 from mimamori.errors import ValidationError

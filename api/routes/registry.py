@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import psycopg
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
@@ -141,13 +141,14 @@ async def create_key(body: KeyIn, who: Admin, pool: Pool) -> NewKeyOut:
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: str, who: Admin, pool: Pool) -> Response:
+async def revoke_key(key_id: str, who: Admin, pool: Pool, request: Request) -> Response:
     def work(conn: psycopg.Connection) -> None:
         if not keys.revoke_key(conn, key_id):
             raise NotFound(f"no active key {key_id!r}")
         keys.audit(conn, who.key_id, "key.revoke", key_id, {})
 
     await _in_db(pool, work)
+    request.app.state.key_cache.forget_key(key_id)  # refused here at once; elsewhere within the cache's age
     return Response(status_code=204)
 
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
 from api.auth import require
 from api.deps import get_pool
+from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
 from mimamori.errors import NotFound, ValidationError

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import require
 from api.problems import Problem
 from api.ratelimit import push_rate_limit
+from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from ingest.http_push import push
 

@@ -10,11 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticated
 from api.deps import get_pool
+from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import queries
 from geo.tiles import LAYERS, TileLayer, check_tile, stand_tile_source, tilejson

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticated
 from api.deps import get_pool
+from api.responses import JSONResponse
 from geo.series import Series, read_series
 from geo.timeseries import plan
 from mimamori.migrate import storage_mode

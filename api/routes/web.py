@@ -13,10 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import Authenticated
+from api.responses import JSONResponse
 from api.web import ATTRIBUTION, STATIC_DIR, VENDOR_DIR, synthetic_basemap
 from mimamori.errors import ConfigError
 from mimamori.settings import Settings
