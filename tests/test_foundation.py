@@ -301,3 +301,32 @@ def test_up_plays_the_typhoon_with_each_city_device_on_its_own_account(database_
         ).fetchone()[0]
         == 0
     )
+
+
+def test_api_workers_serve_one_port_from_several_processes_and_stop_together(database_url):
+    port = free_port()
+    env = os.environ | {"MIMAMORI_DATABASE_URL": database_url, "MIMAMORI_API_PORT": str(port)}
+    proc = subprocess.Popen([*MIMAMORI, "api", "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60)
+
+        def children() -> list[str]:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as listing:
+                return listing.read().split()
+
+        # uvicorn's supervisor and two workers (plus, on some versions, a resource tracker)
+        workers = wait_until(lambda: len(children()) >= 2 and children(), timeout=30, what="two worker processes")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            answers = [client.get("/healthz").status_code for _ in range(20)]
+        assert answers == [200] * 20
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        wait_until(
+            lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers),
+            timeout=15,
+            what="the workers to stop with the supervisor",
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
