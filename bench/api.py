@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--requests", type=int, default=400, help="per scenario")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--api-workers", type=int, default=2, help="processes of `mimamori api --workers` (one per core)")
+    parser.add_argument("--api-workers", type=int, default=2, help="`mimamori api --workers` (one per core)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
     parser.add_argument("--database", help="reuse a database kept by --keep (no seeding; it is kept again)")
     args = parser.parse_args()
