@@ -30,11 +30,11 @@ from rich.table import Table
 
 from alerts import start_alert_services
 from api.app import create_app
+from bench.ingest import bench_settings
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
 from ingest import CommittedReadings, MqttIngestor
 from mimamori.migrate import migrate
-from mimamori.settings import Settings
 from tests.alerts_helpers import ApiServer
 from tests.services import Mosquitto, create_scratch_database, drop_database
 
@@ -110,12 +110,9 @@ def main() -> None:
     gauges = [f"gauge-{i:03d}" for i in range(args.gauges)]
     stop = threading.Event()
     try:
-        settings = Settings(
-            database_url=dsn,
-            mqtt_url=broker.url,
-            timescaledb="off",  # type: ignore[arg-type]
-            mqtt_username=broker.ingest_username,
-            mqtt_password=broker.ingest_password,
+        settings = bench_settings(
+            dsn,
+            broker,
             mqtt_session_expiry_s=0,
             mqtt_client_id="bench-alerts-ingest",
             alerts_rules_dir=str(rules_dir),

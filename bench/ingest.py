@@ -45,6 +45,18 @@ TENANT = "bench"
 console = Console(stderr=True)
 
 
+def bench_settings(dsn: str, broker: Mosquitto, **overrides: object) -> Settings:
+    """Settings for the benchmark's scratch database and private broker, with the ingestor's broker account."""
+    return Settings(
+        database_url=dsn,  # type: ignore[arg-type]
+        mqtt_url=broker.url,
+        timescaledb="off",  # type: ignore[arg-type]
+        mqtt_username=broker.ingest_username,
+        mqtt_password=broker.ingest_password,  # type: ignore[arg-type]
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 def device_ids(n: int) -> list[str]:
     return [f"bench-{i:03d}" for i in range(n)]
 
@@ -293,15 +305,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     try:
-        settings = Settings(
-            database_url=dsn,
-            mqtt_url=broker.url,
-            timescaledb="off",  # type: ignore[arg-type]
-            mqtt_username=broker.ingest_username,
-            mqtt_password=broker.ingest_password,
-            # Each phase's session ends with it, so no phase leaves a queue behind.
-            mqtt_session_expiry_s=0,
-        )
+        # Each phase's session ends with it, so no phase leaves a queue behind.
+        settings = bench_settings(dsn, broker, mqtt_session_expiry_s=0)
         migrate(settings)
         with psycopg.connect(dsn) as conn:
             sync_catalogue(conn, load_catalogue())

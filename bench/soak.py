@@ -39,6 +39,7 @@ from alerts.feed import CHANNEL, RESYNC
 from bench.ingest import (
     PREFIX,
     TENANT,
+    bench_settings,
     device_ids,
     percentile,
     start_publishers,
@@ -47,7 +48,6 @@ from bench.ingest import (
 )
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from mimamori.migrate import migrate
-from mimamori.settings import Settings
 from tests.services import HubProcess, Mosquitto, create_scratch_database, drop_database, free_port
 
 console = Console(stderr=True)
@@ -291,14 +291,7 @@ def main() -> None:
     ingest: HubProcess | None = None
     started = datetime.now(UTC)
     try:
-        settings = Settings(
-            database_url=dsn,
-            mqtt_url=broker.url,
-            timescaledb="off",  # type: ignore[arg-type]
-            mqtt_username=broker.ingest_username,
-            mqtt_password=broker.ingest_password,
-            mqtt_client_id="bench-soak-ingest",
-        )
+        settings = bench_settings(dsn, broker, mqtt_client_id="bench-soak-ingest")
         migrate(settings)
         with psycopg.connect(dsn) as conn:
             sync_catalogue(conn, load_catalogue())
