@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ from rich.table import Table
 
 from alerts import start_alert_services
 from api.app import create_app
-from bench.ingest import bench_settings
+from bench.ingest import bench_settings, percentile
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
 from ingest import CommittedReadings, MqttIngestor
@@ -87,9 +86,6 @@ class StreamClock:
                         stored = datetime.fromisoformat(event["at"])
                         self.stored_ms.append((stored - device_time).total_seconds() * 1000)
 
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
 
 def main() -> None:
