@@ -59,12 +59,13 @@ ON CONFLICT (device_id) DO UPDATE SET
 
 
 def insert_readings(
-    conn: psycopg.Connection, readings: list[Reading], *, return_new: bool
+    conn: psycopg.Connection, readings: list[Reading], *, return_new: bool, top_level: bool = False
 ) -> tuple[int, list[Reading]]:
     """Store readings once per (device, metric, time) and keep latest_readings current.
 
     Returns how many were new, and — when ``return_new`` — which (for the alert engine; a redelivered
-    reading is never returned twice). Must run inside the caller's transaction.
+    reading is never returned twice). Must run inside the caller's transaction; ``top_level`` says that
+    transaction is not a savepoint inside another (then the new rows are found without sending them back).
     """
     if not readings:
         return 0, []
@@ -74,14 +75,20 @@ def insert_readings(
             copy.set_types(_STAGING_TYPES)
             for r in readings:
                 copy.write_row((r.time, r.device_id, r.metric, r.value))
-        cur.execute(_INSERT_FROM_STAGING)
-        inserted = cur.rowcount
         new: list[Reading] = []
-        if return_new and inserted == len(readings):
-            new = readings  # all new, so no repeats within the batch either: nothing to fetch back
-        elif return_new and inserted:
-            cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
+        if return_new and not top_level:
+            # Inside a savepoint rows carry the subtransaction's id, not the top one's: ask for them directly.
+            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, device_id, metric, value")
             new = [Reading(*row) for row in cur.fetchall()]
+            inserted = len(new)
+        else:
+            cur.execute(_INSERT_FROM_STAGING)
+            inserted = cur.rowcount
+            if return_new and inserted == len(readings):
+                new = readings  # all new, so no repeats within the batch either: nothing to fetch back
+            elif return_new and inserted:
+                cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
+                new = [Reading(*row) for row in cur.fetchall()]
         cur.execute(_UPSERT_LATEST_FROM_STAGING)
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
     return inserted, new

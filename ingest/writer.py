@@ -56,8 +56,9 @@ def write_batch(
     readings = [r for o in outcomes for r in o.readings]
     dead = [d for o in outcomes for d in o.dead]
     liveness = merge_liveness([o.liveness for o in outcomes if o.liveness is not None])
+    top_level = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
-        inserted, new = insert_readings(conn, readings, return_new=return_new)
+        inserted, new = insert_readings(conn, readings, return_new=return_new, top_level=top_level)
         insert_dead_letters(conn, dead)
         upsert_liveness(conn, liveness)
     return BatchResult(inserted, len(readings) - inserted, len(dead)), new

@@ -36,3 +36,11 @@ def test_a_batch_of_repeats_hands_nothing_on(db, city):
     write_batch(db, [Outcome(readings=[reading(0)])])
     result, new = write_batch(db, [Outcome(readings=[reading(0)])])
     assert (result.stored, result.duplicates, new) == (0, 1, [])
+
+
+def test_inside_an_outer_transaction_only_the_new_readings_are_handed_on_too(db, city):
+    write_batch(db, [Outcome(readings=[reading(0)])])
+    with db.transaction():  # write_batch's own transaction is then a savepoint
+        result, new = write_batch(db, [Outcome(readings=[reading(0), reading(1), reading(1)])])
+    assert (result.stored, result.duplicates) == (1, 2)
+    assert [r.time for r in new] == [reading(1).time]
