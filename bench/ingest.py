@@ -57,6 +57,16 @@ def bench_settings(dsn: str, broker: Mosquitto, **overrides: object) -> Settings
     )
 
 
+def prepare_database(settings: Settings, devices: list[str]) -> None:
+    """Migrate the scratch database and register the benchmark tenant's river gauges."""
+    migrate(settings)
+    with psycopg.connect(settings.dsn) as conn:
+        sync_catalogue(conn, load_catalogue())
+        upsert_tenant(conn, TENANT, "Benchmark")
+        for d in devices:
+            upsert_device(conn, device_id=d, tenant_id=TENANT, device_type="river_gauge")
+
+
 def device_ids(n: int) -> list[str]:
     return [f"bench-{i:03d}" for i in range(n)]
 
@@ -310,12 +320,7 @@ def main() -> None:
     try:
         # Each phase's session ends with it, so no phase leaves a queue behind.
         settings = bench_settings(dsn, broker, mqtt_session_expiry_s=0)
-        migrate(settings)
-        with psycopg.connect(dsn) as conn:
-            sync_catalogue(conn, load_catalogue())
-            upsert_tenant(conn, TENANT, "Benchmark")
-            for d in devices:
-                upsert_device(conn, device_id=d, tenant_id=TENANT, device_type="river_gauge")
+        prepare_database(settings, devices)
         pool = ConnectionPool(dsn, min_size=2, max_size=4, open=True)
 
         def reset() -> None:

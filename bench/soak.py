@@ -42,12 +42,11 @@ from bench.ingest import (
     bench_settings,
     device_ids,
     percentile,
+    prepare_database,
     start_publishers,
     wait_publishers,
     write_payload_files,
 )
-from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
-from mimamori.migrate import migrate
 from tests.services import HubProcess, Mosquitto, create_scratch_database, drop_database, free_port
 
 console = Console(stderr=True)
@@ -292,12 +291,7 @@ def main() -> None:
     started = datetime.now(UTC)
     try:
         settings = bench_settings(dsn, broker, mqtt_client_id="bench-soak-ingest")
-        migrate(settings)
-        with psycopg.connect(dsn) as conn:
-            sync_catalogue(conn, load_catalogue())
-            upsert_tenant(conn, TENANT, "Benchmark")
-            for d in devices:
-                upsert_device(conn, device_id=d, tenant_id=TENANT, device_type="river_gauge")
+        prepare_database(settings, devices)
         listener = CommitListener(dsn)
         listening = threading.Thread(target=listener.run, args=(stop_listener,), name="soak-listener", daemon=True)
         listening.start()
