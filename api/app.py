@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from psycopg import DataError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.auth import document_security
 from api.key_cache import KeyCache
 from api.observability import RequestObservability
 from api.problems import ERROR_RESPONSES, bad_value_handler
@@ -102,6 +103,7 @@ def create_app(
     app.include_router(health_routes.router)
     app.include_router(registry_routes.router)
     app.include_router(web_routes.router)  # last: it mounts /web
+    document_security(app)
     return app
 
 

@@ -5,36 +5,47 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.datastructures import Headers
 
-from api.deps import get_pool
 from api.key_cache import KeyCache
 from devices.keys import Principal, Role, authenticate
-
-_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+from mimamori.db import reading
 
 UNAUTHORIZED = HTTPException(401, detail="missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
+# How a key may be presented, as the OpenAPI document tells clients (see document_security).
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "API key as a bearer token"},
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "API key"},
+}
 
-async def principal(
-    request: Request,
-    pool: Annotated[ConnectionPool, Depends(get_pool)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header: Annotated[str | None, Depends(_header)],
-) -> Principal:
-    secret = header or (bearer.credentials if bearer else None)
+
+def presented_secret(headers: Headers) -> str | None:
+    """The key in ``X-API-Key``, else in ``Authorization: Bearer …`` (the scheme's name in any case)."""
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def principal(request: Request) -> Principal:
+    # One dependency reading the headers itself: FastAPI solves every sub-dependency anew on each request, and
+    # on the busiest read paths that solving cost more than the cached key check.
+    secret = presented_secret(request.headers)
     if not secret:
         raise UNAUTHORIZED
     cache: KeyCache = request.app.state.key_cache
     found = cache.get(secret)
     if found is None:
+        pool = request.app.state.pool
 
         def check() -> Principal | None:
-            with pool.connection() as conn:
+            with reading(pool) as conn:
                 return authenticate(conn, secret)
 
         found = await run_in_threadpool(check)
@@ -43,6 +54,35 @@ async def principal(
         cache.put(secret, found)
     request.state.principal = found
     return found
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def document_security(app: FastAPI) -> None:
+    """Name the key schemes in the OpenAPI document, on every operation that authenticates its caller."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        requirement = [{name: []} for name in SECURITY_SCHEMES]
+        for route in iter_route_contexts(app.routes):  # routes of included routers too, with their prefixes
+            api_route = route.original_route
+            if not isinstance(api_route, APIRoute) or not api_route.include_in_schema:
+                continue
+            if not _depends_on(api_route.dependant, principal):
+                continue
+            for method in route.methods or ():
+                operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = requirement
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

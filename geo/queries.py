@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import shapely
 from psycopg import sql
@@ -114,7 +115,7 @@ _STAND_FEATURE = (
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
-    return [Feature(r[0], json.loads(r[1]), r[2]) for r in rows]
+    return [Feature(r[0], orjson.loads(r[1]), r[2]) for r in rows]
 
 
 def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter | None = None) -> FeaturePage:
@@ -275,7 +276,7 @@ def _device_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
                 flat[f"{key}_time"] = value["time"]
             else:
                 flat[key] = value
-        out.append(Feature(device_id, json.loads(geometry) if geometry else None, flat))
+        out.append(Feature(device_id, orjson.loads(geometry) if geometry else None, flat))
     return out
 
 
@@ -296,7 +297,7 @@ _AREA_FEATURE = (
 
 
 def _plain_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
-    return [Feature(r[0], json.loads(r[1]) if r[1] else None, r[2]) for r in rows]
+    return [Feature(r[0], orjson.loads(r[1]) if r[1] else None, r[2]) for r in rows]
 
 
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
@@ -638,6 +639,7 @@ def tile(
     row = conn.execute(
         _TILE_QUERY.format(rows=_TILE_ROWS[layer]) + " SELECT body FROM tile",
         {"z": z, "x": x, "y": y, "tenant": tenant_id, "max": max_features, "layer": layer},
+        binary=True,
     ).fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
@@ -655,12 +657,14 @@ def stand_tile(
         raise ValueError(f"not a stand tile source: {source}")
     params = {"z": z, "x": x, "y": y, "tenant": None, "max": max_features, "layer": "stands"}
     if not cache:
-        row = conn.execute(_TILE_QUERY.format(rows=_TILE_ROWS[source]) + " SELECT body FROM tile", params).fetchone()
+        sql_text = _TILE_QUERY.format(rows=_TILE_ROWS[source]) + " SELECT body FROM tile"
+        row = conn.execute(sql_text, params, binary=True).fetchone()
         return bytes(row[0]) if row else b""
     hit = conn.execute(
         "SELECT c.body FROM tile_cache c JOIN tile_layer_versions v ON v.layer = c.layer AND v.version = c.version"
         " WHERE c.layer = 'stands' AND c.z = %(z)s AND c.x = %(x)s AND c.y = %(y)s",
         params,
+        binary=True,  # the tile's bytes as they are, not hex text twice their size to decode
     ).fetchone()
     if hit is not None:
         return bytes(hit[0])
@@ -671,5 +675,6 @@ def stand_tile(
         "   FROM tile, tile_layer_versions v WHERE v.layer = 'stands' ON CONFLICT DO NOTHING)"
         " SELECT body FROM tile",
         params,
+        binary=True,
     ).fetchone()
     return bytes(row[0]) if row else b""

@@ -22,9 +22,11 @@ class Series:
     points: list[tuple[datetime, str, float]]  # (time, metric, value), by metric then time
 
     def as_json(self) -> dict[str, object]:
+        """The series as JSON-ready data; times stay ``datetime`` (orjson writes them as RFC 3339 itself, several
+        times faster than ``isoformat`` per point)."""
         by_metric: dict[str, list[dict[str, object]]] = {}
         for t, metric, value in self.points:
-            by_metric.setdefault(metric, []).append({"time": t.isoformat(), "value": value})
+            by_metric.setdefault(metric, []).append({"time": t, "value": value})
         bucket = self.request.bucket
         return {
             "device_id": self.device_id,

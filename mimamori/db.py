@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
 from mimamori.errors import ConfigError, UnreachableError
@@ -59,6 +63,25 @@ def ensure_database(dsn: str) -> bool:
     return True
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")  # past 64 bits, orjson would read an integer as a rounded float
+
+
+def _json_loads(data: bytes | bytearray | memoryview | str) -> object:
+    """orjson for json/jsonb columns (several times faster on feature properties), the standard parser for text
+    holding a number orjson would round (integers past 64 bits) or a document it refuses."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(bytes(raw))
+
+
+def configure_connection(conn: psycopg.Connection) -> None:
+    set_json_loads(_json_loads, conn)
+
+
 def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int | None = None) -> ConnectionPool:
     """A connection pool that has proved it can connect (opening fails fast with a clear line)."""
     pool = ConnectionPool(
@@ -72,6 +95,7 @@ def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int 
         # out after it comes back: each checkout is probed first (one round trip).
         timeout=settings.db_pool_timeout_s,
         check=ConnectionPool.check_connection,
+        configure=configure_connection,
     )
     # Probe with a single connection first so a bad URL is one clear line, not a pool timeout.
     connect(settings.dsn).close()
@@ -83,3 +107,19 @@ def make_pool(settings: Settings, *, min_size: int | None = None, max_size: int 
 def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
     with pool.connection() as conn, conn.transaction():
         yield conn
+
+
+@contextmanager
+def reading(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """A pooled connection for reads: in autocommit, so handing it back costs no COMMIT round trip.
+
+    A read of several statements that must see one snapshot uses ``conn.transaction()`` inside. The connection
+    goes back to the pool as it came (autocommit off), since writers rely on their implicit transaction.
+    """
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                conn.autocommit = False

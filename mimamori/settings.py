@@ -144,8 +144,9 @@ class Settings(BaseSettings):
 
     # Web map (api/web/, served at /).
     web_basemap: str | None = Field(
-        None, description="GeoJSON file of base layers (property `layer`: outline, district, river, road, place); "
-        "the shipped SYNTHETIC layers when unset."
+        None,
+        description="GeoJSON file of base layers (property `layer`: outline, district, river, road, place); "
+        "the shipped SYNTHETIC layers when unset.",
     )
     web_basemap_attribution: str = Field("Base layers: see the city's data sources", description="Its credit line.")
     web_silent_factor: float = Field(

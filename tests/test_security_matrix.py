@@ -9,8 +9,10 @@ import subprocess
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.datastructures import Headers
 
 from api.app import create_app
+from api.auth import presented_secret
 from api.ratelimit import RateLimiter, TokenBucket
 from devices import upsert_device, upsert_tenant
 from devices.keys import Role, create_key
@@ -180,6 +182,38 @@ def test_missing_or_bad_keys_get_401_on_every_endpoint(api, world):
             assert response.json() == {"detail": "missing or invalid API key"}
             checked += 1
     assert checked >= 45
+
+
+def test_the_openapi_document_names_the_key_schemes_on_every_operation_that_needs_a_key(api):
+    doc = api.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"] == {
+        "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "API key as a bearer token"},
+        "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "API key"},
+    }
+    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    keyed = [(m, p) for p, item in doc["paths"].items() if p.startswith(("/v1", "/ogc/collections")) for m in item]
+    assert len(keyed) >= 45
+    for method, path in keyed:
+        assert doc["paths"][path][method].get("security") == either, (method, path)
+    # Open documents: the OGC landing page and conformance (for clients discovering the API) and the map's files.
+    for path in ("/ogc", "/ogc/conformance", "/web/config.json"):
+        assert "security" not in doc["paths"][path]["get"], path
+
+
+@pytest.mark.parametrize(
+    ("headers", "secret"),
+    [
+        ({"X-API-Key": "mk_a.b"}, "mk_a.b"),
+        ({"Authorization": "Bearer mk_a.b"}, "mk_a.b"),
+        ({"Authorization": "bearer mk_a.b"}, "mk_a.b"),  # the scheme's name is case-insensitive (RFC 7235)
+        ({"X-API-Key": "mk_a.b", "Authorization": "Bearer mk_c.d"}, "mk_a.b"),
+        ({"Authorization": "Basic bWs6eA=="}, None),
+        ({"Authorization": "Bearer"}, None),
+        ({}, None),
+    ],
+)
+def test_a_key_is_read_from_x_api_key_or_a_bearer_token(headers: dict[str, str], secret: str | None) -> None:
+    assert presented_secret(Headers(headers)) == secret
 
 
 def test_administrative_actions_are_audited_with_who_and_when(api, world, db):

@@ -21,6 +21,7 @@ from devices.keys import Principal, Role
 from devices.manage import BrokerFactory, Caller
 from devices.queries import DeviceFilter, DeviceInfo
 from devices.validation import DeviceSpec, DeviceStatus
+from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ async def get_latest(
     """The newest stored value of each of the device's metrics."""
 
     def query() -> dict[str, tuple[datetime, float]] | None:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             return latest_readings(conn, device_id, None if who.sees_all_tenants else who.tenant_id)
 
     found = await run_in_threadpool(query)

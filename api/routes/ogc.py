@@ -18,6 +18,7 @@ from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
 from geo import providers
+from mimamori.db import reading
 from mimamori.errors import ValidationError
 from mimamori.settings import Settings
 
@@ -48,7 +49,7 @@ async def collections(
     request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
 ) -> JSONResponse:
     def query() -> list[dict[str, object]]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             found = providers.visible_collections(conn, partner=who.role is Role.partner)
             return [ogc.collection_document(_base(request), c, providers.extent(conn, c)) for c in found]
 
@@ -60,7 +61,7 @@ async def collection(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
 ) -> JSONResponse:
     def query() -> dict[str, object]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             return ogc.collection_document(_base(request), c, providers.extent(conn, c))
 
@@ -83,7 +84,7 @@ async def items(
     tenant = None if who.sees_all_tenants else who.tenant_id
 
     def query() -> dict[str, Any]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             q = ogc.parse_items_query(
                 params,
@@ -117,7 +118,7 @@ async def item(
     tenant = None if who.sees_all_tenants else who.tenant_id
 
     def query() -> dict[str, object]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             found = providers.feature(conn, c, feature_id, tenant)
         return ogc.item_document(_base(request), c, found.as_geojson(), feature_id)

@@ -14,6 +14,7 @@ from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
+from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
 
 router = APIRouter(prefix="/v1/stands", tags=["forest stands"])
@@ -52,7 +53,7 @@ async def find_stands(
     )
 
     def query() -> dict[str, object]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             if area is not None:
                 found = queries.stands_in_area(conn, area, None, limit)
                 if found is None:
@@ -78,7 +79,7 @@ async def stand_at(
     check_point(lon, lat)
 
     def query() -> dict[str, object]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             found = queries.stand_at(conn, lon, lat)
         if found is None:
             raise NotFound(f"no stand at {lon}, {lat}")
@@ -90,7 +91,7 @@ async def stand_at(
 @router.get("/{stand_id}", summary="One stand", responses=_GEOJSON_200)
 async def get_stand(stand_id: str, who: StandReader, pool: Pool) -> JSONResponse:
     def query() -> dict[str, object]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             found = queries.stand_feature(conn, stand_id)
         if found is None:
             raise NotFound(f"stand {stand_id!r} not found")
@@ -102,7 +103,7 @@ async def get_stand(stand_id: str, who: StandReader, pool: Pool) -> JSONResponse
 @router.get("/{stand_id}/sensors", summary="Sensors inside a stand with their latest readings")
 async def stand_sensors(stand_id: str, who: StandReader, pool: Pool) -> list[dict[str, Any]]:
     def query() -> list[dict[str, Any]]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             found = queries.sensors_in_stand(conn, stand_id, None)
         if found is None:
             raise NotFound(f"stand {stand_id!r} not found")
@@ -127,7 +128,7 @@ async def stand_summary(
         raise ValidationError("start must be before end")
 
     def query() -> list[dict[str, Any]]:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             found = queries.stand_summary(conn, stand_id, None, start, end)
         if found is None:
             raise NotFound(f"stand {stand_id!r} not found")

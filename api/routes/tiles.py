@@ -19,6 +19,7 @@ from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import queries
 from geo.tiles import LAYERS, TileLayer, check_tile, stand_tile_source, tilejson
+from mimamori.db import reading
 from mimamori.errors import Forbidden, NotFound
 from mimamori.settings import Settings
 
@@ -34,7 +35,7 @@ def _layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
     if who.role is Role.partner and not layer.partners:
         raise Forbidden(f"partner keys may not read {name}")
     if name == "alerts":
-        with conn_pool.connection() as conn:
+        with reading(conn_pool) as conn:
             if not queries.alerts_table_exists(conn):
                 raise NotFound("no alerts in this database yet")
     return layer
@@ -64,7 +65,7 @@ async def get_tile(
 
     def query() -> tuple[TileLayer, bytes]:
         chosen = _layer(pool, layer, who)
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             if layer == "stands":  # one picture for every role that may see stands: cacheable
                 source = stand_tile_source(z, settings.tiles_stands_detail_zoom)
                 cache = z <= settings.tiles_cache_max_zoom
@@ -87,7 +88,7 @@ async def get_tilejson(
 ) -> JSONResponse:
     def query() -> dict[str, object]:
         chosen = _layer(pool, layer, who)
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             column = {"stands": "geom", "devices": "location", "alerts": "location"}[layer]
             bounds = queries.layer_extent(conn, layer, column)
         return tilejson(str(request.base_url).rstrip("/"), chosen, bounds)

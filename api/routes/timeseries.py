@@ -15,6 +15,7 @@ from api.deps import get_pool
 from api.responses import JSONResponse
 from geo.series import Series, read_series
 from geo.timeseries import plan
+from mimamori.db import reading
 from mimamori.migrate import storage_mode
 from mimamori.settings import Settings
 
@@ -27,7 +28,7 @@ def _storage_mode(request: Request, pool: ConnectionPool) -> str:
     # Fixed when the database was created, so it is read once per app.
     mode = getattr(request.app.state, "storage_mode", None)
     if mode is None:
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             mode = storage_mode(conn) or "plain"
         request.app.state.storage_mode = mode
     return str(mode)
@@ -71,7 +72,7 @@ async def get_readings(
 
     def query() -> Series:
         mode = _storage_mode(request, pool)
-        with pool.connection() as conn:
+        with reading(pool) as conn:
             return read_series(
                 conn,
                 device_id=device_id,
