@@ -454,6 +454,7 @@ def raw_series(
         " AND (%(metric)s::text IS NULL OR r.metric = %(metric)s)"
         " AND r.time >= %(start)s AND r.time < %(end)s ORDER BY r.metric, r.time LIMIT %(limit)s",
         {"device": device_id, "tenant": tenant_id, "metric": metric, "start": start, "end": end, "limit": limit},
+        binary=True,  # times and values as they are stored: no text to parse per point
     ).fetchall()
 
 
@@ -503,7 +504,7 @@ def bucketed_series(
             " AND r.bucket >= %(start)s AND r.bucket < %(end)s"
             " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
         ).format(agg=sql.SQL(_ROLLUP_AGG[agg]), view=sql.Identifier(source))
-    return conn.execute(query, params).fetchall()
+    return conn.execute(query, params, binary=True).fetchall()
 
 
 # --- alerts as features (the alerts engineer's table, migration 0020; read only here) --------------------------
