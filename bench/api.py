@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--stands", type=int, default=100_000)
     parser.add_argument("--reading-devices", type=int, default=100)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--requests", type=int, default=2000, help="per scenario (a p99 of a few hundred is a handful of samples)")
+    parser.add_argument("--requests", type=int, default=2000, help="per scenario (p99 of a few hundred: a few samples)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--api-workers", type=int, default=2, help="`mimamori api --workers` (one per core)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
