@@ -113,12 +113,16 @@ _GOOD_METRICS: set[str] = set()
 def is_senml(doc: Any, content_type: str | None) -> bool:
     if content_type:
         return content_type.split(";")[0].strip().lower() in SENML_CONTENT_TYPES
+    if not isinstance(doc, list) or not doc:
+        return False
+    first = doc[0]
+    # A native batch is told by its first reading set ("values" is no SenML key), without a pass over them all.
+    if not isinstance(first, dict) or not first.keys() <= _SENML_KEYS:
+        return False
     return (
-        isinstance(doc, list)
-        and bool(doc)
-        and all(isinstance(r, dict) for r in doc)
+        all(isinstance(r, dict) for r in doc)
         and any(("n" in r or "bn" in r) for r in doc)
-        and all(set(r) <= _SENML_KEYS for r in doc)
+        and all(r.keys() <= _SENML_KEYS for r in doc)
     )
 
 
