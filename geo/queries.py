@@ -434,8 +434,23 @@ _ROLLUP_AGG = {
 _VISIBLE_DEVICE = "SELECT 1 FROM devices WHERE id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
 
 
-def device_visible(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> bool:
-    return conn.execute(_VISIBLE_DEVICE, {"device": device_id, "tenant": tenant_id}).fetchone() is not None
+def _visible_series(
+    conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any]
+) -> list[tuple[datetime, str, float]] | None:
+    """Run a series ``query``, and in the same round trip learn whether the caller may see the device at all.
+
+    A marker row (metric NULL, sorted first) stands for "visible"; the series follows it. No rows: not visible.
+    """
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT * FROM (SELECT NULL::timestamptz AS t, NULL::text AS metric, NULL::float8 AS v"
+            " FROM devices WHERE id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+            " UNION ALL ({})) s ORDER BY metric NULLS FIRST, t"
+        ).format(query),
+        params,
+        binary=True,  # times and values as they are stored: no text to parse per point
+    ).fetchall()
+    return rows[1:] if rows else None
 
 
 def raw_series(
@@ -446,16 +461,17 @@ def raw_series(
     start: datetime,
     end: datetime,
     limit: int,
-) -> list[tuple[datetime, str, float]]:
-    """Stored readings in [start, end), at most ``limit`` rows (time, metric, value)."""
-    return conn.execute(
+) -> list[tuple[datetime, str, float]] | None:
+    """Stored readings in [start, end), at most ``limit`` rows (time, metric, value); None for a device the
+    caller may not see."""
+    query = sql.SQL(
         "SELECT r.time, r.metric, r.value FROM readings r"
         f" WHERE r.device_id = %(device)s AND EXISTS ({_VISIBLE_DEVICE})"
         " AND (%(metric)s::text IS NULL OR r.metric = %(metric)s)"
-        " AND r.time >= %(start)s AND r.time < %(end)s ORDER BY r.metric, r.time LIMIT %(limit)s",
-        {"device": device_id, "tenant": tenant_id, "metric": metric, "start": start, "end": end, "limit": limit},
-        binary=True,  # times and values as they are stored: no text to parse per point
-    ).fetchall()
+        " AND r.time >= %(start)s AND r.time < %(end)s ORDER BY r.metric, r.time LIMIT %(limit)s"
+    )
+    params = {"device": device_id, "tenant": tenant_id, "metric": metric, "start": start, "end": end, "limit": limit}
+    return _visible_series(conn, query, params)
 
 
 def bucketed_series(
@@ -470,8 +486,9 @@ def bucketed_series(
     origin: datetime,
     source: str | None,
     limit: int,
-) -> list[tuple[datetime, str, float]]:
-    """One value per bucket and metric: from readings with date_bin, or rolled up from a continuous aggregate.
+) -> list[tuple[datetime, str, float]] | None:
+    """One value per bucket and metric: from readings with date_bin, or rolled up from a continuous aggregate;
+    None for a device the caller may not see.
 
     ``source`` names the continuous aggregate (TimescaleDB) or is None (plain readings). [start, end) must already
     be whole buckets, so both ways see exactly the same readings.
@@ -504,7 +521,7 @@ def bucketed_series(
             " AND r.bucket >= %(start)s AND r.bucket < %(end)s"
             " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
         ).format(agg=sql.SQL(_ROLLUP_AGG[agg]), view=sql.Identifier(source))
-    return conn.execute(query, params, binary=True).fetchall()
+    return _visible_series(conn, query, params)
 
 
 # --- alerts as features (the alerts engineer's table, migration 0020; read only here) --------------------------

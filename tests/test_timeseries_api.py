@@ -244,6 +244,17 @@ def test_an_unknown_device_is_404(database_url, readings, keys):
         assert _series(client, "no-such-gauge", keys["admin"]).status_code == 404
 
 
+def test_a_visible_device_without_readings_in_range_is_an_empty_series_not_404(database_url, readings, keys):
+    long_ago = {"start": "2001-01-01T00:00:00+09:00", "end": "2001-01-02T00:00:00+09:00"}
+    with api_client(database_url) as client:
+        raw = _series(client, "gauge-1", keys["admin"], **long_ago)
+        bucketed = _series(client, "gauge-1", keys["admin"], bucket="1h", agg="avg", **long_ago)
+        hidden = _series(client, "gauge-1", keys["partner"], bucket="1h", agg="avg", **long_ago)
+    assert raw.status_code == 200 and raw.json()["series"] == {}
+    assert bucketed.status_code == 200 and bucketed.json()["series"] == {}
+    assert hidden.status_code == 404  # the city's gauge, bucketed too: not the partner's to know of
+
+
 # --- TimescaleDB: the same answers from continuous aggregates --------------------------------------------------
 
 
