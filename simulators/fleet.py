@@ -138,6 +138,8 @@ def synthesize(count: int, seed: int, tenant: str = "toyota-city", start: int = 
             jitter = 0.03
         elif dtype in ("weather_station", "dendrometer"):
             lat, lon = _FOREST_SITES[int(uniform(seed, "fleet-site", n) * len(_FOREST_SITES))]
+            # A synthetic label (the world keys a dendrometer's soil by it), not a register id: load fleets
+            # are not placed in real stands, and the API finds a stand's sensors by location anyway.
             meta["stand_id"] = f"sim-stand-{n // 4}"
             jitter = 0.03
         else:

@@ -24,7 +24,7 @@ STEP = timedelta(minutes=10)
 SILENT = "rain-inabu"  # last seen three days ago
 NEVER_SEEN = "rain-obara"  # no liveness row at all
 RAIN_FROM_HOUR = 12  # dry, then 2 mm every 10 minutes for the last 12 hours
-STAND = "inabu-0012-03"
+STAND = "2-2"  # the stand devices/city_devices.yaml names for the Inabu forest sensors
 
 
 def _series(device_type: str, metric: str, i: int) -> float | None:
@@ -102,7 +102,7 @@ def seeded(db):
     )
     db.execute("DELETE FROM stands WHERE stand_id = %s", (STAND,))
     db.execute(
-        "INSERT INTO stands (stand_id, rinpan, shohan, species_1, age_1, area_ha, geom) VALUES (%s, 12, 3, 'sugi', 45,"
+        "INSERT INTO stands (stand_id, rinpan, shohan, species_1, age_1, area_ha, geom) VALUES (%s, 2, 2, 'sugi', 45,"
         " 1.2, ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(137.504, 35.2145), 4326), 0.002)))",
         (STAND,),
     )
