@@ -17,6 +17,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from simulators import (
     DEVICES,
     BrokerTarget,
@@ -43,6 +46,12 @@ def main() -> None:
     broker = subprocess.Popen(["mosquitto", "-c", str(folder / "m.conf")], stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
+        # A subscriber, as the hub's ingestors are: without one the broker answers every publish "no matching
+        # subscribers" (PUBACK 0x10) and the devices keep resending, as the device contract asks.
+        sink = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sink", protocol=mqtt.MQTTv5)
+        sink.connect("127.0.0.1", port)
+        sink.subscribe("#", qos=1)
+        sink.loop_start()
         scenario = load_scenario("typhoon")
         fleet = sized_fleet([], args.devices, seed=1)
         clock = SimClock.anchored(datetime.now(UTC), args.speed, timedelta(hours=scenario.duration_h))
@@ -71,10 +80,12 @@ def main() -> None:
             print(
                 f"{args.devices} devices ({args.mode}, {stats.connections} connections) at {args.speed:g}×: "
                 f"all connected in {connect_s:.1f} s; {rate:.0f} messages/s sustained over {args.seconds:g} s; "
-                f"errors {stats.errors}; peak RSS {peak_mb:.0f} MB"
+                f"errors {stats.errors}; resent {stats.retried}, unheard {stats.unheard}; peak RSS {peak_mb:.0f} MB"
             )
 
         asyncio.run(go())
+        sink.loop_stop()
+        sink.disconnect()
     finally:
         broker.terminate()
         broker.wait(10)

@@ -8,7 +8,7 @@ from simulators.credentials import Credentials, Login, load_credentials
 from simulators.engine import NATIVE, SENML, GaugeState, Outgoing, Simulation, warning_level
 from simulators.errors import FleetError, ScenarioError, SimulatorError
 from simulators.fleet import SimDevice, city_devices, sized_fleet, synthesize
-from simulators.publisher import DEVICES, LOAD, BrokerTarget, PublisherStats
+from simulators.publisher import DEVICES, LOAD, BrokerTarget, PublisherStats, RetryPolicy
 from simulators.replay import Replay
 from simulators.runner import SimulationRun, broker_target, run_in_background, start_run
 from simulators.scenario import FaultKind, FaultSpec, Scenario, Storm, Weather, available_scenarios, load_scenario
@@ -28,6 +28,7 @@ __all__ = [
     "Outgoing",
     "PublisherStats",
     "Replay",
+    "RetryPolicy",
     "Scenario",
     "ScenarioError",
     "SimClock",

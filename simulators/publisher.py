@@ -5,7 +5,8 @@ status topic, a birth message, QoS 1 and a bounded buffer that survives reconnec
 could not send). Load mode: a few connections publishing for many devices (needs an account whose ACL allows
 it). Every connection is a plain paho client driven by the loop's socket readiness, so thousands of devices
 share one thread; paho reports the broker's PUBACK reason code, so a publish the broker's ACL refuses is
-counted as refused rather than mistaken for delivered.
+counted as refused rather than mistaken for delivered, and one it answers "no matching subscribers" (0x10: no
+ingestor heard it) is kept and sent again with back-off, as the device contract asks (``RetryPolicy``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,34 @@ LOAD = "load"
 _BUFFER = 2000  # messages a device keeps while it cannot send (a day of 10-min readings, and then some)
 _ACK_TIMEOUT_S = 30.0
 _LOAD_SENDERS = 200  # publishes in flight per shared connection in load mode
+_NO_MATCHING_SUBSCRIBERS = 0x10  # PUBACK reason code: a success to MQTT, "not heard" to the hub's contract
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a device resends a message the broker answered PUBACK 0x10, "no matching subscribers".
+
+    No ingestor was subscribed (in practice: the second after a broker restart, before the ingestors' shared
+    subscription is back), so nobody heard it; the device keeps it and sends it again after a doubling pause.
+    It gives up, counting and logging the loss, after ``max_tries`` sends in all or once the message has been
+    unheard for ``max_age_s``. Only the message in hand is kept, so memory stays bounded by the device's buffer.
+    """
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    max_tries: int = 10  # sends in all, the first included (1: never resend)
+    max_age_s: float = 300.0  # since the first "not heard" answer
+
+    def __post_init__(self) -> None:
+        if self.max_tries < 1 or self.first_delay_s <= 0 or self.max_delay_s < self.first_delay_s:
+            raise ValueError(f"bad retry policy: {self}")
+
+    def delay(self, tries: int, age_s: float) -> float | None:
+        """The pause before the next send of a message unheard ``tries`` times, the first ``age_s`` ago; None when
+        it is time to give up."""
+        if tries >= self.max_tries or age_s >= self.max_age_s:
+            return None
+        return min(self.first_delay_s * 2 ** (tries - 1), self.max_delay_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +87,8 @@ class PublisherStats:
     messages: int = 0
     readings: int = 0
     refused: int = 0  # the broker answered with a failure reason code (e.g. not authorised)
+    retried: int = 0  # resends of messages the broker answered "no matching subscribers" (nobody heard them)
+    unheard: int = 0  # messages given up unheard: past the retry policy, or still unheard when stopped
     errors: int = 0  # connection failures, timeouts, full buffers
     dropped: int = 0  # messages lost because a device's buffer was full
     faults: Counter[str] = field(default_factory=Counter)
@@ -88,9 +119,12 @@ class _Link:
         will: tuple[str, bytes] | None,
         stats: PublisherStats,
         buffer: int = _BUFFER,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.loop, self.target, self.stats, self.client_id = loop, target, stats, client_id
+        self.retry = retry or RetryPolicy()
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(buffer)
+        self.in_hand = 0  # messages taken from the queue and not yet settled (in flight or waiting to resend)
         self.connected = False
         self._connecting = asyncio.Lock()
         self._connack: asyncio.Future[bool] | None = None
@@ -176,6 +210,9 @@ class _Link:
         self._pending[info.mid] = fut
         return await asyncio.wait_for(fut, _ACK_TIMEOUT_S)
 
+    def idle(self) -> bool:
+        return self.queue.empty() and not self.in_hand
+
     def misc(self) -> None:
         if self.client.socket() is not None:
             self.client.loop_misc()
@@ -203,24 +240,61 @@ async def _device_loop(link: _Link, stop: asyncio.Event, birth: tuple[str, Calla
             get.cancel()
             return
         stopping.cancel()
-        msg = get.result()
-        while not stop.is_set():
-            try:
-                reason = await link.publish(msg.topic, msg.payload, msg.content_type)
-            except (ConnectionError, TimeoutError) as exc:
-                link.stats.error(f"{link.client_id}: publish: {exc}")
-                if not link.connected and not await link.connect(stop):
-                    return
-                continue
-            if getattr(reason, "is_failure", False):
-                link.stats.refused += 1
-                link.stats.last_error = f"{link.client_id}: broker refused {msg.topic}: {reason}"
-            else:
-                link.stats.messages += 1
-                link.stats.readings += msg.readings
-                if msg.fault:
-                    link.stats.faults[str(msg.fault)] += 1
-            break
+        link.in_hand += 1
+        try:
+            if not await _send(link, stop, get.result()):
+                return
+        finally:
+            link.in_hand -= 1
+
+
+async def _send(link: _Link, stop: asyncio.Event, msg: Outgoing) -> bool:
+    """Send one message until the broker settles it (heard, refused, or unheard past the retry policy); False
+    when the device must stop (the run was stopped)."""
+    tries = 0  # sends answered "no matching subscribers"
+    first_unheard = 0.0
+    while not stop.is_set():
+        try:
+            reason = await link.publish(msg.topic, msg.payload, msg.content_type)
+        except (ConnectionError, TimeoutError) as exc:
+            link.stats.error(f"{link.client_id}: publish: {exc}")
+            if not link.connected and not await link.connect(stop):
+                break
+            continue
+        if getattr(reason, "is_failure", False):
+            link.stats.refused += 1
+            link.stats.last_error = f"{link.client_id}: broker refused {msg.topic}: {reason}"
+        elif getattr(reason, "value", None) == _NO_MATCHING_SUBSCRIBERS:
+            # MQTT calls it success, but no ingestor heard it: keep it and send it again later.
+            now = link.loop.time()
+            tries += 1
+            if tries == 1:
+                first_unheard = now
+            delay = link.retry.delay(tries, now - first_unheard)
+            if delay is None:
+                _give_up(link, msg, f"after {tries} sends over {now - first_unheard:.0f} s")
+                return True
+            log.debug("%s: nobody heard %s (try %d); again in %.1f s", link.client_id, msg.topic, tries, delay)
+            await _pause(stop, delay)
+            if not stop.is_set():
+                link.stats.retried += 1
+            continue
+        else:
+            link.stats.messages += 1
+            link.stats.readings += msg.readings
+            if msg.fault:
+                link.stats.faults[str(msg.fault)] += 1
+        return True
+    if tries:  # stopped while waiting to resend: a loss the caller must see, not a silent one
+        _give_up(link, msg, "stopped before anyone heard it")
+    return not stop.is_set()
+
+
+def _give_up(link: _Link, msg: Outgoing, why: str) -> None:
+    link.stats.unheard += 1
+    text = f"{link.client_id}: gave up on a message to {msg.topic} nobody heard (PUBACK 0x10) {why}"
+    link.stats.error(text)
+    log.warning("%s; its %d reading(s) are lost", text, msg.readings)
 
 
 async def play(
@@ -236,9 +310,11 @@ async def play(
     tick_s: float = 0.2,
     continue_after: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Publish the simulation as its clock runs; returns when stopped, or when the scenario has played (and been
-    sent) unless ``continue_after``, which carries on in real time."""
+    sent) unless ``continue_after``, which carries on in real time. ``retry``: how messages nobody heard are resent
+    (``RetryPolicy()`` by default)."""
     loop = asyncio.get_running_loop()
     devices = sim.devices
     stats.devices = len(devices)
@@ -248,7 +324,8 @@ async def play(
     if mode == DEVICES:
         for d in devices:
             status = status_topic(target.topic_prefix, d.tenant, d.id)
-            link = _Link(loop, target, d.id, credentials.for_device(d.id), (status, b'{"state": "offline"}'), stats)
+            will = (status, b'{"state": "offline"}')
+            link = _Link(loop, target, d.id, credentials.for_device(d.id), will, stats, retry=retry)
             links.append(link)
             route[d.id] = link
 
@@ -260,7 +337,7 @@ async def play(
         login = credentials.default or Login()
         # Many senders per shared connection keep many publishes in flight (order per device is not kept).
         for i in range(max(1, connections)):
-            link = _Link(loop, target, f"mimamori-sim-load-{i}", login, None, stats, buffer=_BUFFER * 50)
+            link = _Link(loop, target, f"mimamori-sim-load-{i}", login, None, stats, _BUFFER * 50, retry)
             links.append(link)
             births.append(None)
         for i, d in enumerate(devices):
@@ -293,9 +370,10 @@ async def play(
                     stats.dropped += 1
                     stats.error(f"{msg.device_id}: buffer full, oldest reading lost")
             stats.sim_time = sim_now
-            if not continue_after and sim_now >= clock.sim_end and all(link.queue.empty() for link in links):
+            # Finished once every message is settled, including those waiting to be resent.
+            if not continue_after and sim_now >= clock.sim_end and all(link.idle() for link in links):
                 await asyncio.sleep(0.5)  # the last acknowledgements
-                if all(link.queue.empty() for link in links):
+                if all(link.idle() for link in links):
                     stats.finished = True
                     break
             await _pause(stop, tick_s)
@@ -320,4 +398,4 @@ def socket_limit_hint(devices: int) -> str | None:
     return None
 
 
-__all__ = ["DEVICES", "LOAD", "BrokerTarget", "PublisherStats", "play", "socket_limit_hint"]
+__all__ = ["DEVICES", "LOAD", "BrokerTarget", "PublisherStats", "RetryPolicy", "play", "socket_limit_hint"]

@@ -12,7 +12,7 @@ from simulators.clock import SimClock
 from simulators.credentials import Credentials, Login
 from simulators.engine import NATIVE, GaugeState, Outgoing, Simulation
 from simulators.fleet import SimDevice, city_devices
-from simulators.publisher import DEVICES, BrokerTarget, PublisherStats, play
+from simulators.publisher import DEVICES, BrokerTarget, PublisherStats, RetryPolicy, play
 from simulators.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def start_run(
     mode: str = DEVICES,
     connections: int = 4,
     continue_after: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> SimulationRun:
     run = SimulationRun(source, clock, PublisherStats())
 
@@ -92,6 +93,7 @@ def start_run(
                     mode=mode,
                     connections=connections,
                     continue_after=continue_after,
+                    retry=retry,
                 )
             )
         except BaseException as exc:  # reported to the owner of the run, who decides what to do
