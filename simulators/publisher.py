@@ -297,6 +297,18 @@ def _give_up(link: _Link, msg: Outgoing, why: str) -> None:
     log.warning("%s; its %d reading(s) are lost", text, msg.readings)
 
 
+def buffer_newest(queue: asyncio.Queue[Outgoing], msg: Outgoing) -> bool:
+    """Queue ``msg``; when the buffer is full, make room by losing its oldest message, as a logger's ring buffer
+    does (in a long outage the newest readings matter most). True when one was lost."""
+    try:
+        queue.put_nowait(msg)
+        return False
+    except asyncio.QueueFull:
+        queue.get_nowait()
+        queue.put_nowait(msg)
+        return True
+
+
 async def play(
     sim: Simulation,
     clock: SimClock,
@@ -364,11 +376,9 @@ async def play(
                 link = route.get(msg.device_id)
                 if link is None:
                     continue
-                try:
-                    link.queue.put_nowait(msg)
-                except asyncio.QueueFull:
+                if buffer_newest(link.queue, msg):
                     stats.dropped += 1
-                    stats.error(f"{msg.device_id}: buffer full, oldest reading lost")
+                    stats.error(f"{link.client_id}: buffer full, its oldest message lost")
             stats.sim_time = sim_now
             # Finished once every message is settled, including those waiting to be resent.
             if not continue_after and sim_now >= clock.sim_end and all(link.idle() for link in links):

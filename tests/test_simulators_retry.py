@@ -8,6 +8,7 @@ ingestor session is subscribed to the device topics. Time bounds are limits on w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator
@@ -201,3 +202,16 @@ def test_a_reading_waiting_to_be_sent_again_when_stopped_is_counted_not_dropped(
     assert run.stats.messages == 0 and run.stats.retried == 0
     assert run.stats.unheard == len(FLEET)  # one message in hand per device, in order
     assert "stopped before anyone heard it" in (run.stats.last_error or "")
+
+
+def test_a_full_device_buffer_loses_its_oldest_message_and_keeps_the_newest() -> None:
+    from simulators.engine import Outgoing
+    from simulators.publisher import buffer_newest
+
+    def msg(n: int) -> Outgoing:
+        return Outgoing("d", "t", str(n).encode(), None, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n), 1)
+
+    queue: asyncio.Queue[Outgoing] = asyncio.Queue(3)
+    lost = [buffer_newest(queue, msg(n)) for n in range(5)]
+    assert lost == [False, False, False, True, True]
+    assert [queue.get_nowait().payload for _ in range(3)] == [b"2", b"3", b"4"]
