@@ -20,6 +20,7 @@ import math
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,34 @@ def measure(name: str, urls: list[str], headers: dict[str, str], port: int, clie
     }
 
 
+def start_behind_caddy(
+    cli: list[str], env: dict[str, str], processes: int, port: int, started: list[subprocess.Popen[bytes]]
+) -> None:
+    """The compose deployment's shape: single-process API servers behind Caddy, which balances each request to the
+    least busy one (``mimamori api --workers N`` shares one socket instead, so a kept-alive connection stays with
+    the process that accepted it). Needs the ``caddy`` binary (Debian: ``apt-get install caddy``). Each process is
+    added to ``started`` as it starts, so the caller stops them even when a later one fails."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        raise SystemExit("--behind-caddy needs caddy on PATH (Debian: apt-get install caddy)")
+    upstreams = [free_port() for _ in range(processes)]
+    started += [subprocess.Popen([*cli, "api"], env=env | {"MIMAMORI_API_PORT": str(p)}) for p in upstreams]
+    for p in upstreams:
+        wait_for_port(p, timeout=60)
+    config = Path(tempfile.mkdtemp(prefix="mimamori-bench-caddy-")) / "Caddyfile"
+    config.write_text(
+        "{\n\tadmin off\n\tauto_https off\n}\n"
+        f"http://127.0.0.1:{port} {{\n\tbind 127.0.0.1\n"
+        f"\treverse_proxy {' '.join(f'127.0.0.1:{p}' for p in upstreams)} {{\n\t\tlb_policy least_conn\n\t}}\n}}\n"
+    )
+    proxy = [caddy, "run", "--config", str(config), "--adapter", "caddyfile"]
+    started.append(subprocess.Popen(proxy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        wait_for_port(port, timeout=30)
+    finally:
+        shutil.rmtree(config.parent, ignore_errors=True)  # read once at start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
@@ -141,6 +170,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per scenario (p99 of a few hundred: a few samples)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--api-workers", type=int, default=2, help="`mimamori api --workers` (one per core)")
+    parser.add_argument(
+        "--behind-caddy",
+        action="store_true",
+        help="as deployed: one `mimamori api` per process behind Caddy balancing each request (least_conn)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
     parser.add_argument("--database", help="reuse a database kept by --keep (no seeding; it is kept again)")
     args = parser.parse_args()
@@ -149,7 +183,7 @@ def main() -> None:
     args.keep = args.keep or bool(args.database)
     env = os.environ | {"MIMAMORI_DATABASE_URL": dsn, "MIMAMORI_TIMESCALEDB": "off", "MIMAMORI_LOG_LEVEL": "WARNING"}
     cli = [sys.executable, "-m", "mimamori.cli"]
-    api: subprocess.Popen[bytes] | None = None
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         migrate(Settings(database_url=dsn, timescaledb="off"))  # type: ignore[arg-type]
         if not args.database:
@@ -169,8 +203,11 @@ def main() -> None:
                 " LIMIT 200) s"
             ).fetchall()
         port = free_port()
-        api_cmd = [*cli, "api", "--workers", str(args.api_workers)]
-        api = subprocess.Popen(api_cmd, env=env | {"MIMAMORI_API_PORT": str(port)})
+        if args.behind_caddy:
+            start_behind_caddy(cli, env, args.api_workers, port, servers)
+        else:
+            api_cmd = [*cli, "api", "--workers", str(args.api_workers)]
+            servers.append(subprocess.Popen(api_cmd, env=env | {"MIMAMORI_API_PORT": str(port)}))
         wait_for_port(port, timeout=60)
         headers = {"X-API-Key": secret}
         rng = random.Random(2)
@@ -210,7 +247,8 @@ def main() -> None:
         base_p99 = results["baseline_conformance"]["p99_ms"] or 1.0
         for r in results.values():
             r["p99_vs_baseline"] = round(r["p99_ms"] / base_p99, 1)
-        title = f"geo-API, {args.clients} concurrent clients, {args.api_workers} API process(es)"
+        shape = "behind Caddy" if args.behind_caddy else "one socket"
+        title = f"geo-API, {args.clients} concurrent clients, {args.api_workers} API process(es), {shape}"
         table = Table("scenario", "p50 ms", "p99 ms", "p99 ÷ baseline", "requests", title=title)
         for name, r in results.items():
             table.add_row(name, str(r["p50_ms"]), str(r["p99_ms"]), str(r["p99_vs_baseline"]), str(r["requests"]))
@@ -223,14 +261,15 @@ def main() -> None:
             "days": args.days,
             "clients": args.clients,
             "api_workers": args.api_workers,
+            "behind_caddy": args.behind_caddy,
             "results": results,
             "target_p99_ms": 50,
         }
         print(json.dumps(summary), flush=True)
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
+        for server in reversed(servers):
+            server.terminate()
+            server.wait(timeout=30)
         if args.keep:
             out.print(f"database kept: {dsn}")
         else:
