@@ -3,7 +3,8 @@
 Starts its own Mosquitto (the project's configuration) and a scratch database, then measures in one run:
 
 * client limit — a bare paho loop that only counts QoS-1 messages (the ceiling of one Python process);
-* mimamori ingest at 1 and at 10 readings per message, first publish → last commit;
+* mimamori ingest at 1 and at 10 readings per message, first publish → last commit, as one process and as
+  ``--processes`` processes on the shared subscription (`mimamori ingest --workers N`);
 * naive baseline — one INSERT and commit per message, as a tutorial would write it;
 * database limit — binary COPY of the same rows from memory into a keyed table;
 * publish → commit lag at half of the measured peak.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -249,6 +252,70 @@ def run_ingest(
     return expected_readings / (clock.last - start)
 
 
+def _ingest_process(settings: Settings, client_id: str, ready: Any, stop: Any, stored: Any, last: Any) -> None:
+    """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool)."""
+    pool = ConnectionPool(settings.dsn, min_size=1, max_size=2, open=True)
+    stream = CommittedReadings()
+
+    def count(readings: list) -> None:
+        now = time.perf_counter()  # CLOCK_MONOTONIC: comparable between processes
+        with stored.get_lock():
+            stored.value += len(readings)
+            last.value = max(last.value, now)
+
+    stream.subscribe(count)
+    ingestor = MqttIngestor(settings.model_copy(update={"mqtt_client_id": client_id}), pool, committed=stream)
+    ingestor.connect()
+    ready.release()
+    halt = threading.Event()
+    worker = threading.Thread(target=ingestor.run, args=(halt,))
+    worker.start()
+    stop.wait()
+    halt.set()
+    worker.join()
+    pool.close()
+
+
+def run_ingest_processes(
+    settings: Settings,
+    processes: int,
+    broker: Mosquitto,
+    folder: Path,
+    devices: list[str],
+    expected_readings: int,
+    group: str,
+) -> float:
+    """Readings per second stored by ``processes`` ingest processes sharing one subscription, as
+    `mimamori ingest --workers N` runs them."""
+    ctx = multiprocessing.get_context("spawn")  # this process has threads (its pool): no fork
+    ready, stop = ctx.Semaphore(0), ctx.Event()
+    stored, last = ctx.Value("q", 0), ctx.Value("d", 0.0)
+    shared = settings.model_copy(update={"mqtt_share_group": group})
+    procs = [
+        ctx.Process(target=_ingest_process, args=(shared, f"{group}-{n}", ready, stop, stored, last))
+        for n in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            if not ready.acquire(timeout=60):
+                raise RuntimeError("an ingest process did not connect")
+        time.sleep(0.5)
+        start = time.perf_counter()
+        wait_publishers(start_publishers(broker, folder, devices))
+        deadline = time.monotonic() + 600
+        while stored.value < expected_readings:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{processes} ingest processes stored {stored.value} of {expected_readings}")
+            time.sleep(0.01)
+        return expected_readings / (last.value - start)
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(timeout=30)
+
+
 def lag_at_rate(
     settings: Settings, pool: ConnectionPool, broker: Mosquitto, devices: list[str], rate: float, seconds: float
 ) -> list[float]:
@@ -312,6 +379,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10)
     parser.add_argument("--lag-seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3, help="each measures the baselines beside ingest")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="also measure this many ingest processes on one subscription (1: not)"
+    )
     args = parser.parse_args()
 
     devices = device_ids(args.devices)
@@ -343,6 +413,12 @@ def main() -> None:
             console.print(f"[bold]{tag}[/] mimamori ingest, 1 reading per message")
             r["ingest_1"] = run_ingest(settings, pool, broker, folder, devices, args.messages, f"bench-1-{n}")
             reset()
+            if args.processes > 1:
+                console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 1 reading per message")
+                r["ingest_1_processes"] = run_ingest_processes(
+                    settings, args.processes, broker, folder, devices, args.messages, f"bench-p1-{n}"
+                )
+                reset()
             console.print(f"[bold]{tag}[/] bare paho loop and mimamori ingest, 10 readings per message")
             write_payload_files(folder, devices, args.batched_messages, 10, t0)
             r["bare_10"] = bare_paho_loop(broker, folder, devices, args.batched_messages) * 10
@@ -350,6 +426,12 @@ def main() -> None:
                 settings, pool, broker, folder, devices, args.batched_messages * 10, f"bench-10-{n}"
             )
             reset()
+            if args.processes > 1:
+                console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 10 readings per message")
+                r["ingest_10_processes"] = run_ingest_processes(
+                    settings, args.processes, broker, folder, devices, args.batched_messages * 10, f"bench-p10-{n}"
+                )
+                reset()
             console.print(f"[bold]{tag}[/] naive baseline: INSERT + commit per message")
             write_payload_files(folder, devices, args.naive_messages, 1, t0)
             r["naive"] = naive_baseline(broker, dsn, folder, devices, args.naive_messages)
@@ -388,6 +470,15 @@ def main() -> None:
         "lag_p99_ms": round(percentile(lags, 0.99), 1),
         "per_round": [{k: round(v) for k, v in r.items()} for r in rounds],
     }
+    if args.processes > 1:
+        result |= {
+            "processes": args.processes,
+            "readings_per_s_processes": round(statistics.median(r["ingest_1_processes"] for r in rounds)),
+            "readings_per_s_batched10_processes": round(statistics.median(r["ingest_10_processes"] for r in rounds)),
+            "client_limit_ratio_processes": round(ratio("ingest_1_processes", "bare"), 3),
+            "naive_ratio_processes": round(ratio("ingest_1_processes", "naive"), 1),
+            "naive_ratio_batched10_processes": round(ratio("ingest_10_processes", "naive"), 1),
+        }
     table = Table(title=f"Mimamori ingest benchmark (same run, same machine; medians of {len(rounds)} rounds)")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -403,6 +494,18 @@ def main() -> None:
         f"{ingest_10:,.0f} readings/s",
         f"{result['naive_ratio_batched10']}× naive, {result['copy_limit_ratio']:.0%} of COPY",
     )
+    if args.processes > 1:
+        table.add_row(
+            f"{args.processes} ingest processes, 1 reading/msg",
+            f"{result['readings_per_s_processes']:,} readings/s",
+            f"{result['client_limit_ratio_processes']:.0%} of one client's limit, "
+            f"{result['naive_ratio_processes']}× naive",
+        )
+        table.add_row(
+            f"{args.processes} ingest processes, 10 readings/msg",
+            f"{result['readings_per_s_batched10_processes']:,} readings/s",
+            f"{result['naive_ratio_batched10_processes']}× naive",
+        )
     table.add_row("naive INSERT+commit per msg", f"{naive:,.0f} readings/s", "1×")
     table.add_row("binary COPY (database limit)", f"{copy_rows:,.0f} rows/s", "")
     table.add_row("lag p50 / p99 at half peak", f"{result['lag_p50_ms']} / {result['lag_p99_ms']} ms", "")
