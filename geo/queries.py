@@ -431,7 +431,8 @@ _ROLLUP_AGG = {
     "count": "sum(r.count)::float8",
     "last": "(array_agg(r.last ORDER BY r.bucket DESC))[1]",
 }
-_VISIBLE_DEVICE = "SELECT 1 FROM devices WHERE id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+_DEVICE_IS_VISIBLE = "id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+_VISIBLE_DEVICE = f"SELECT 1 FROM devices WHERE {_DEVICE_IS_VISIBLE}"
 
 
 def _metric_filter(metric: str | None) -> sql.Composable:
@@ -445,13 +446,13 @@ def _visible_series(
 ) -> list[tuple[datetime, str, float]] | None:
     """Run a series ``query``, and in the same round trip learn whether the caller may see the device at all.
 
-    A marker row (metric NULL, sorted first) stands for "visible"; the series follows it. No rows: not visible.
+    A marker row (metric NULL, sorted first) stands for "visible"; the series follows it. No rows: not visible
+    (``query`` must check visibility itself too, so a hidden device's rows never come without the marker).
     """
     rows = conn.execute(
         sql.SQL(
             "SELECT * FROM (SELECT NULL::timestamptz AS t, NULL::text AS metric, NULL::float8 AS v"
-            " FROM devices WHERE id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
-            " UNION ALL ({})) s ORDER BY metric NULLS FIRST, t"
+            f" FROM devices WHERE {_DEVICE_IS_VISIBLE} UNION ALL ({{}})) s ORDER BY metric NULLS FIRST, t"
         ).format(query),
         params,
         binary=True,  # times and values as they are stored: no text to parse per point
