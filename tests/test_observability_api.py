@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from devices.keys import Role, create_key
 from mimamori.logs import JsonFormatter
-from tests.services import free_port
+from tests.services import free_port, wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -99,7 +99,10 @@ def test_api_answers_503_with_a_clear_body_while_the_database_is_away(settings, 
             not_ready = client.get("/readyz")
             alive = client.get("/healthz")
             proxy.restore()
-            again = client.get("/readyz")
+            # The pool reconnects with back-off (psycopg_pool: 1 s, doubling, jittered), so readiness comes back
+            # within seconds of the database, not at once.
+            again = wait_until(lambda: (r := client.get("/readyz")).status_code == 200 and r, interval=0.25,
+                               timeout=30, what="readiness after the database came back")
         pool.close()
     finally:
         proxy.close()
