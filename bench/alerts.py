@@ -87,7 +87,6 @@ class StreamClock:
                         self.stored_ms.append((stored - device_time).total_seconds() * 1000)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=2000, help="background messages per second")

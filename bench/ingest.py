@@ -41,6 +41,7 @@ from rich.table import Table
 
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from ingest import CommittedReadings, MqttIngestor
+from ingest.gc_tuning import tune_for_streaming
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 from tests.services import Mosquitto, create_scratch_database, drop_database
@@ -254,6 +255,7 @@ def run_ingest(
 
 def _ingest_process(settings: Settings, client_id: str, ready: Any, stop: Any, stored: Any, last: Any) -> None:
     """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool)."""
+    tune_for_streaming(settings.ingest_gc_gen0)
     pool = ConnectionPool(settings.dsn, min_size=1, max_size=2, open=True)
     stream = CommittedReadings()
 
@@ -394,6 +396,8 @@ def main() -> None:
         # Each phase's session ends with it, so no phase leaves a queue behind.
         settings = bench_settings(dsn, broker, mqtt_session_expiry_s=0)
         prepare_database(settings, devices)
+        # The collector settings of `mimamori ingest`; the baselines measured in this process run under them too.
+        tune_for_streaming(settings.ingest_gc_gen0)
         pool = ConnectionPool(dsn, min_size=2, max_size=4, open=True)
 
         def reset() -> None:

@@ -123,6 +123,7 @@ def ingest_cmd(
     ] = 1,
 ) -> None:
     """Subscribe to the broker and store readings (run several on the shared subscription)."""
+    from ingest.gc_tuning import tune_for_streaming
     from ingest.mqtt_consumer import MqttIngestor
     from mimamori.db import make_pool
 
@@ -152,6 +153,7 @@ def ingest_cmd(
             committed.subscribe(forwarder.on_readings)
             threading.Thread(target=forwarder.run, args=(stop,), name="alerts-forward", daemon=True).start()
         ingestor = MqttIngestor(settings, pool, committed=committed)
+        tune_for_streaming(settings.ingest_gc_gen0)
         ingestor.connect()
         out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
         ingestor.run(stop)

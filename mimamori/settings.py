@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         description="Messages per database transaction, at most.",
     )
     ingest_batch_ms: int = Field(50, ge=1, description="A batch is closed after this many ms.")
+    ingest_gc_gen0: int = Field(
+        50_000,
+        ge=0,
+        description="Allocations between young-generation garbage collections in `mimamori ingest` "
+        "(0: Python's default, 700); see ingest/gc_tuning.py.",
+    )
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     ingest_max_future_s: int = Field(300, ge=0, description="Readings further ahead are rejected.")
     ingest_max_past_days: int = Field(365, ge=1, description="Readings older than this are rejected.")
