@@ -84,8 +84,9 @@ class PublisherStats:
     devices: int = 0
     connections: int = 0
     connected: int = 0
-    messages: int = 0
+    messages: int = 0  # telemetry messages the broker took and an ingestor heard
     readings: int = 0
+    births: int = 0  # birth messages (online, on the status topic) heard, one per connection
     refused: int = 0  # the broker answered with a failure reason code (e.g. not authorised)
     retried: int = 0  # resends of messages the broker answered "no matching subscribers" (nobody heard them)
     unheard: int = 0  # messages given up unheard: past the retry policy, or still unheard when stopped
@@ -126,6 +127,7 @@ class _Link:
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(buffer)
         self.in_hand = 0  # messages taken from the queue and not yet settled (in flight or waiting to resend)
         self.connected = False
+        self.birth_due = False  # set by each new connection: a device announces itself first
         self._connecting = asyncio.Lock()
         self._connack: asyncio.Future[bool] | None = None
         self._pending: dict[int, asyncio.Future[object]] = {}
@@ -160,6 +162,7 @@ class _Link:
             self.stats.error(f"{self.client_id}: broker refused the connection: {reason}")
             return
         self.connected = True
+        self.birth_due = True
         self.stats.connected += 1
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
@@ -222,17 +225,21 @@ class _Link:
             self.client.disconnect()  # a clean disconnect: the broker does not send the last will
 
 
-async def _device_loop(link: _Link, stop: asyncio.Event, birth: tuple[str, Callable[[], bytes]] | None) -> None:
-    """Send what the device has to send, in order; on trouble keep it, reconnect and try again."""
+async def _device_loop(link: _Link, stop: asyncio.Event, birth: tuple[str, Callable[[], datetime]] | None) -> None:
+    """Send what the device has to send, in order; on trouble keep it, reconnect and try again. On each new
+    connection the birth message goes first, kept and resent like any other when nobody heard it."""
     while not stop.is_set():
-        if not link.connected:
-            if not await link.connect(stop):
+        if not link.connected and not await link.connect(stop):
+            return
+        if birth and link.birth_due:
+            link.birth_due = False
+            topic, sim_now = birth
+            when = sim_now()
+            payload = json.dumps({"state": "online", "ts": when.isoformat()}).encode()
+            announce = Outgoing(link.client_id, topic, payload, None, when, readings=0)
+            if not await _send(link, stop, announce, birth=True):
                 return
-            if birth:
-                try:
-                    await link.publish(birth[0], birth[1](), None)
-                except (ConnectionError, TimeoutError) as exc:
-                    link.stats.error(f"{link.client_id}: birth message: {exc}")
+            continue  # a reconnect while sending it makes another one due
         get = asyncio.ensure_future(link.queue.get())
         stopping = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait({get, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -248,9 +255,9 @@ async def _device_loop(link: _Link, stop: asyncio.Event, birth: tuple[str, Calla
             link.in_hand -= 1
 
 
-async def _send(link: _Link, stop: asyncio.Event, msg: Outgoing) -> bool:
+async def _send(link: _Link, stop: asyncio.Event, msg: Outgoing, *, birth: bool = False) -> bool:
     """Send one message until the broker settles it (heard, refused, or unheard past the retry policy); False
-    when the device must stop (the run was stopped)."""
+    when the device must stop (the run was stopped). ``birth``: counted as a birth, not as telemetry."""
     tries = 0  # sends answered "no matching subscribers"
     first_unheard = 0.0
     while not stop.is_set():
@@ -279,6 +286,8 @@ async def _send(link: _Link, stop: asyncio.Event, msg: Outgoing) -> bool:
             if not stop.is_set():
                 link.stats.retried += 1
             continue
+        elif birth:
+            link.stats.births += 1
         else:
             link.stats.messages += 1
             link.stats.readings += msg.readings
@@ -332,7 +341,7 @@ async def play(
     stats.devices = len(devices)
     links: list[_Link] = []
     route: dict[str, _Link] = {}
-    births: list[tuple[str, Callable[[], bytes]] | None] = []
+    births: list[tuple[str, Callable[[], datetime]] | None] = []
     if mode == DEVICES:
         for d in devices:
             status = status_topic(target.topic_prefix, d.tenant, d.id)
@@ -340,11 +349,7 @@ async def play(
             link = _Link(loop, target, d.id, credentials.for_device(d.id), will, stats, retry=retry)
             links.append(link)
             route[d.id] = link
-
-            def birth(when: Callable[[], datetime] = lambda: clock.sim_at(now())) -> bytes:
-                return json.dumps({"state": "online", "ts": when().isoformat()}).encode()
-
-            births.append((status, birth))
+            births.append((status, lambda: clock.sim_at(now())))
     else:
         login = credentials.default or Login()
         # Many senders per shared connection keep many publishes in flight (order per device is not kept).

@@ -121,7 +121,10 @@ def simulate(
     if run.error:
         raise ConfigError(f"simulator stopped: {run.error}")
     s = run.stats
-    out.print(f"sent {s.messages} messages ({s.readings} readings); refused {s.refused}; errors {s.errors}")
+    out.print(
+        f"sent {s.messages} messages ({s.readings} readings) and {s.births} birth messages; refused {s.refused}; "
+        f"resent {s.retried}, unheard {s.unheard}; errors {s.errors}"
+    )
 
 
 def _summary(run: object, title: str) -> Group:
@@ -137,6 +140,7 @@ def _summary(run: object, title: str) -> Group:
         "devices", f"{s.connected}/{s.connections} connected", "sent", f"{s.messages} msgs, {s.readings} readings"
     )
     head.add_row("refused", str(s.refused), "errors", Text(str(s.errors), style="red" if s.errors else ""))
+    head.add_row("resent", str(s.retried), "unheard", Text(str(s.unheard), style="red" if s.unheard else ""))
     head.add_row(
         "rain (max)",
         f"{source.rain_mm_h_max():.0f} mm/h",
