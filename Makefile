@@ -9,7 +9,8 @@ up: setup
 lint: setup
 	uv run --locked ruff check .
 
-test: setup
+test:
+	@bash deploy/bootstrap.sh --tests
 	uv run --locked ruff check .
 	uv run --locked pytest
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -21,16 +23,32 @@ UNAUTHORIZED = HTTPException(401, detail="missing or invalid API key", headers={
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "API key as a bearer token"},
     "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "API key"},
+    "HTTPBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "API key as the password, any user name: for clients that offer only Basic "
+        "authentication, such as QGIS before 3.26",
+    },
 }
 
 
 def presented_secret(headers: Headers) -> str | None:
-    """The key in ``X-API-Key``, else in ``Authorization: Bearer …`` (the scheme's name in any case)."""
+    """The key in ``X-API-Key``, else in ``Authorization: Bearer …``, else as the password of
+    ``Authorization: Basic …`` (the scheme's name in any case)."""
     key = headers.get("x-api-key")
     if key:
         return key
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    scheme, token = scheme.lower(), token.strip()
+    if scheme == "bearer":
+        return token or None
+    if scheme == "basic" and token:
+        try:
+            _user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
 
 
 async def principal(request: Request) -> Principal:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine for Mimamori: system packages, uv, the locked Python
-# environment, and a running PostgreSQL. Used by `make up`, `make test` and CI.
+# environment, and a running PostgreSQL. Used by `make up`, `make test` (with --tests: also what only the
+# tests need) and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +21,12 @@ if [ ! -f "/usr/share/postgresql/${PGV}/extension/postgis.control" ]; then
   apt_packages+=("postgresql-${PGV}-postgis-3")
 fi
 command -v ogrinfo >/dev/null 2>&1 || apt_packages+=(gdal-bin)
-# the web map's browser tests drive Debian's chromium; a Japanese font so its screenshots show the Japanese UI
-command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-ipafont-gothic)
+if [ "${1:-}" = "--tests" ]; then  # what only the test suite needs
+  # the web map's browser tests drive Debian's chromium; a Japanese font so its screenshots show the Japanese UI
+  command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-ipafont-gothic)
+  # QGIS's own OGC API – Features provider reads the geo-API in a test, through Debian's python3 and PyQGIS
+  /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || apt_packages+=(python3-qgis qgis-providers)
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (apt)"
   $SUDO apt-get update -qq

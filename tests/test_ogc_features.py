@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -270,3 +272,47 @@ def test_ogrinfo_lists_and_reads_every_collection(database_url, world, keys, tmp
         assert "water_level (Real) = 3.42" in detail, detail
         stands = _ogrinfo(url, str(header_file), "-al", "-spat", "137.335", "35.13", "137.345", "35.14", layer="stands")
         assert "stand_id (String) = 7-3" in stands, stands
+
+
+# --- a real client: QGIS's OAPIF provider (PyQGIS, Debian's python3-qgis) ----------------------------------------
+
+_SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _has_pyqgis() -> bool:
+    probe = subprocess.run([_SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+def _qgis_read(url: str, key: str, *names: str, page_size: int = 2) -> dict:
+    done = subprocess.run(
+        [_SYSTEM_PYTHON, str(Path(__file__).with_name("qgis_probe.py")), f"{url}/ogc", key, str(page_size), *names],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])["layers"]
+
+
+@pytest.mark.skipif(
+    not Path(_SYSTEM_PYTHON).exists() or not _has_pyqgis(), reason="PyQGIS (Debian python3-qgis) is not installed"
+)
+def test_qgis_reads_every_collection_page_by_page_and_sees_only_its_tenant(database_url, world, keys, client):
+    collections = ["devices", "stands", "areas", "alerts"]
+    with served(database_url) as url:
+        viewer = _qgis_read(url, keys["viewer"]["X-API-Key"], *collections)
+        partner = _qgis_read(url, keys["partner"]["X-API-Key"], "devices")
+        for name in collections:  # what the API itself answers, in one page, is what QGIS read page by page
+            answer = client.get(f"/ogc/collections/{name}/items?limit=1000", headers=keys["viewer"]).json()
+            expected_ids = sorted(str(f["id"]) for f in answer["features"])
+            layer = viewer[name]
+            assert layer["valid"], layer
+            assert sorted(str(f["id"]) for f in layer["features"]) == expected_ids, name
+    assert len(viewer["devices"]["features"]) == 3 and len(viewer["stands"]["features"]) == 5
+    gauge = next(f for f in viewer["devices"]["features"] if f["id"] == "gauge-1")
+    assert gauge["water_level"] == 3.42 and gauge["geometry"] == "Point" and gauge["device_type"] == "river_gauge"
+    stand = next(f for f in viewer["stands"]["features"] if f["stand_id"] == "7-3")
+    assert stand["geometry"] in ("Polygon", "MultiPolygon") and stand["species_1"]
+    assert len(viewer["alerts"]["features"]) == (1 if world["alerts"] else 0)
+    assert [f["id"] for f in partner["devices"]["features"]] == ["acme-soil-1"]  # another tenant's are not there

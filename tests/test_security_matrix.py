@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -176,7 +177,12 @@ def test_missing_or_bad_keys_get_401_on_every_endpoint(api, world):
         if PUBLIC_PREFIXES and template.startswith(PUBLIC_PREFIXES):
             continue
         path = re.sub(r"\{[^}]*\}", "gauge-1", template)
-        for headers in ({}, {"X-API-Key": "mk_deadbeef.nope"}, {"Authorization": "Bearer garbage"}):
+        for headers in (
+            {},
+            {"X-API-Key": "mk_deadbeef.nope"},
+            {"Authorization": "Bearer garbage"},
+            {"Authorization": "Basic " + base64.b64encode(b"key:mk_deadbeef.nope").decode()},
+        ):
             response = api.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, headers, response.status_code, response.text)
             assert response.json() == {"detail": "missing or invalid API key"}
@@ -189,8 +195,14 @@ def test_the_openapi_document_names_the_key_schemes_on_every_operation_that_need
     assert doc["components"]["securitySchemes"] == {
         "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "API key as a bearer token"},
         "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "API key"},
+        "HTTPBasic": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "API key as the password, any user name: for clients that offer only Basic "
+            "authentication, such as QGIS before 3.26",
+        },
     }
-    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}, {"HTTPBasic": []}]
     keyed = [(m, p) for p, item in doc["paths"].items() if p.startswith(("/v1", "/ogc/collections")) for m in item]
     assert len(keyed) >= 45
     for method, path in keyed:
@@ -207,13 +219,32 @@ def test_the_openapi_document_names_the_key_schemes_on_every_operation_that_need
         ({"Authorization": "Bearer mk_a.b"}, "mk_a.b"),
         ({"Authorization": "bearer mk_a.b"}, "mk_a.b"),  # the scheme's name is case-insensitive (RFC 7235)
         ({"X-API-Key": "mk_a.b", "Authorization": "Bearer mk_c.d"}, "mk_a.b"),
-        ({"Authorization": "Basic bWs6eA=="}, None),
+        ({"Authorization": "Basic bWs6eA=="}, "x"),  # "mk:x": the password is the key, the user name any
+        ({"Authorization": "basic " + base64.b64encode(b"key:mk_a.b:c").decode()}, "mk_a.b:c"),  # first colon splits
+        ({"Authorization": "Basic " + base64.b64encode(b"mk_a.b:").decode()}, None),  # no password: no key
+        ({"Authorization": "Basic " + base64.b64encode(b"mk_a.b").decode()}, None),  # no colon at all
+        ({"Authorization": "Basic not*base64"}, None),
+        ({"Authorization": "Basic " + base64.b64encode(b"k:\xff\xfe").decode()}, None),  # not UTF-8
+        ({"Authorization": "Basic"}, None),
         ({"Authorization": "Bearer"}, None),
+        ({"Authorization": "Digest mk_a.b"}, None),
         ({}, None),
     ],
 )
-def test_a_key_is_read_from_x_api_key_or_a_bearer_token(headers: dict[str, str], secret: str | None) -> None:
+def test_a_key_is_read_from_x_api_key_a_bearer_token_or_a_basic_password(
+    headers: dict[str, str], secret: str | None
+) -> None:
     assert presented_secret(Headers(headers)) == secret
+
+
+def test_a_basic_password_is_a_key_like_any_other_and_keeps_its_tenant(api, world):
+    def basic(key: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"qgis:{key}".encode()).decode()}
+
+    mine = api.get("/v1/devices", headers=basic(world["acme"]))
+    assert mine.status_code == 200 and {d["id"] for d in mine.json()} == {"acme-soil-1"}
+    assert api.get("/v1/devices/beta-dendro-1", headers=basic(world["acme"])).status_code == 404
+    assert api.get("/v1/devices", headers=basic(world["acme"] + "x")).status_code == 401
 
 
 def test_administrative_actions_are_audited_with_who_and_when(api, world, db):
