@@ -92,6 +92,7 @@ class PublisherStats:
     unheard: int = 0  # messages given up unheard: past the retry policy, or still unheard when stopped
     errors: int = 0  # connection failures, timeouts, full buffers
     dropped: int = 0  # messages lost because a device's buffer was full
+    unsent: int = 0  # messages still in the devices' buffers when the run was stopped (never sent)
     faults: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
     sim_time: datetime | None = None
@@ -397,6 +398,10 @@ async def play(
         await asyncio.gather(*workers, return_exceptions=True)
         for link in links:
             link.close()
+        # Stopped before the buffers emptied (a finished scenario leaves none): counted and said, not silent.
+        stats.unsent = sum(link.queue.qsize() for link in links)
+        if stats.unsent:
+            log.warning("stopped with %d message(s) still in the devices' buffers, never sent", stats.unsent)
         await asyncio.sleep(0)
 
 

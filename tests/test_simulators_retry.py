@@ -190,23 +190,29 @@ def test_readings_still_unheard_after_the_last_try_are_counted_and_logged(
     assert all(any(device in r.getMessage() for r in lost) for device in FLEET)
 
 
-def test_a_reading_waiting_to_be_sent_again_when_stopped_is_counted_not_dropped(
+def test_messages_waiting_when_stopped_are_counted_not_dropped(
     own_broker: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="simulators.publisher")
     policy = RetryPolicy(first_delay_s=600.0, max_delay_s=600.0)  # the resend would come long after the stop
-    run, _ = play_to(own_broker, policy)
+    run, sent = play_to(own_broker, policy)
     wait_until(
         lambda: sum("nobody heard" in r.getMessage() for r in caplog.records) == len(FLEET),
         timeout=30,
         what="each device's first message (its birth) to go unheard",
     )
+    end = run.clock.sim_end
+    wait_until(lambda: run.stats.sim_time is not None and run.stats.sim_time >= end, what="the hour to be played")
     run.stop()
     assert run.wait(timeout=30)
     assert run.error is None
     assert run.stats.messages == 0 and run.stats.retried == 0
     assert run.stats.unheard == len(FLEET)  # one message in hand per device (its birth), the rest in order behind it
     assert "stopped before anyone heard it" in (run.stats.last_error or "")
+    # Behind it, every reading message of the hour, never sent: counted and logged, not silently gone.
+    assert run.stats.unsent == len(sent) and run.stats.dropped == 0
+    said = f"stopped with {len(sent)} message(s) still in the devices' buffers"
+    assert any(said in r.getMessage() for r in caplog.records)
 
 
 def test_a_full_device_buffer_loses_its_oldest_message_and_keeps_the_newest() -> None:

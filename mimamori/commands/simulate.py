@@ -123,7 +123,7 @@ def simulate(
     s = run.stats
     out.print(
         f"sent {s.messages} messages ({s.readings} readings) and {s.births} birth messages; refused {s.refused}; "
-        f"resent {s.retried}, unheard {s.unheard}; errors {s.errors}"
+        f"resent {s.retried}, unheard {s.unheard}; dropped {s.dropped}, unsent at stop {s.unsent}; errors {s.errors}"
     )
 
 
