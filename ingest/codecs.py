@@ -146,32 +146,40 @@ def _decode_native(doc: Any, received: datetime, out: Decoded) -> None:
     is_list = isinstance(doc, list)
     sets = doc if is_list else [doc]
     for index, item in enumerate(sets):
-        where = f"[{index}] " if is_list else ""
         if not isinstance(item, dict) or not isinstance(item.get("values"), dict):
-            out.rejections.append(Rejection(Reason.malformed, f"{where}expected an object with 'values'"))
+            out.rejections.append(Rejection(Reason.malformed, f"{_at(is_list, index)}expected an object with 'values'"))
             continue
         try:
             when = parse_time(item.get("ts"), received)
         except (ValueError, TypeError, OverflowError) as exc:
-            out.rejections.append(Rejection(Reason.bad_timestamp, f"{where}{exc}"))
+            out.rejections.append(Rejection(Reason.bad_timestamp, f"{_at(is_list, index)}{exc}"))
             continue
         for metric, raw in item["values"].items():
             if not _valid_metric(metric):
-                out.rejections.append(Rejection(Reason.malformed, f"{where}bad metric name {metric!r:.80}"))
+                out.rejections.append(
+                    Rejection(Reason.malformed, f"{_at(is_list, index)}bad metric name {metric!r:.80}")
+                )
                 continue
             unit = None
             if isinstance(raw, dict):
                 unit = raw.get("u", raw.get("unit"))
                 raw = raw.get("v", raw.get("value"))
                 if unit is not None and not isinstance(unit, str):
-                    out.rejections.append(Rejection(Reason.bad_unit, f"{where}unit is not a string", metric))
+                    out.rejections.append(
+                        Rejection(Reason.bad_unit, f"{_at(is_list, index)}unit is not a string", metric)
+                    )
                     continue
             try:
                 value = _number(raw)
             except TypeError as exc:
-                out.rejections.append(Rejection(Reason.non_numeric, f"{where}{metric}: {exc}", metric))
+                out.rejections.append(Rejection(Reason.non_numeric, f"{_at(is_list, index)}{metric}: {exc}", metric))
                 continue
             out.readings.append(RawReading(when, metric, value, unit))
+
+
+def _at(is_list: bool, index: int) -> str:
+    """Where in a batch a problem is; spelled out only for a problem (the decode loop runs for every reading)."""
+    return f"[{index}] " if is_list else ""
 
 
 def _decode_senml(doc: Any, received: datetime, out: Decoded) -> None:
