@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -60,21 +61,62 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
 _POLL_S = 0.002  # how often a batch being gathered looks for more messages
 
 _PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id: "success" needs no reason code
+_READ_CHUNK = 256 * 1024  # bytes taken from the socket at once
 
 
 class BatchAckClient(mqtt.Client):
-    """paho's client, plus acknowledging a whole committed batch at once.
+    """paho's client, plus acknowledging a whole committed batch at once and reading the socket in chunks.
 
     ``ack`` queues one packet per message, and each one wakes the network thread through a socket pair and is
     sent with its own system call; at thousands of messages per second that is a large share of the ingestor's
     time. ``ack_batch`` queues the PUBACKs as one buffer: one wake-up, one send. It relies on paho's
-    ``_packet_queue``, as ``ack`` itself does (pinned to paho-mqtt 2.x in pyproject.toml).
+    ``_packet_queue``, as ``ack`` itself does.
+
+    paho reads a packet with three or four ``recv`` calls (its type, its length byte by byte, its body) after a
+    ``select`` of its own, for every packet. Here ``recv`` takes whatever the socket holds, up to
+    ``_READ_CHUNK``, and paho's small reads are served from that; ``loop_read`` goes on handling packets until
+    the chunk is used up, so nothing waits in the buffer while ``select`` sleeps, writing what is due every 64
+    packets. These rely on paho's ``_sock_recv`` and ``_sock_close`` (pinned to paho-mqtt 2.x in pyproject.toml;
+    tests/test_ingest_mqtt_client.py checks packets of every size over TCP and TLS, the ingest and fault tests
+    reconnects).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._chunk = b""
+        self._chunk_pos = 0
 
     def ack_batch(self, mids: list[int]) -> None:
         if mids:
             packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
             self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        pos = self._chunk_pos
+        if pos >= len(self._chunk):
+            data = super()._sock_recv(_READ_CHUNK)  # BlockingIOError when the socket has nothing
+            if len(data) <= bufsize:
+                return data  # b"" (closed) included
+            self._chunk, pos = data, 0
+        out = self._chunk[pos : pos + bufsize]
+        self._chunk_pos = pos + len(out)
+        return out
+
+    def _sock_close(self) -> None:
+        self._chunk, self._chunk_pos = b"", 0  # what was left of the old connection is not the new one's
+        super()._sock_close()
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        handled = 1
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._chunk_pos < len(self._chunk):
+            rc = super().loop_read(1)
+            handled += 1
+            # A burst can keep the chunk from running dry for a while: acknowledgements go out meanwhile, or the
+            # broker's window (our Receive Maximum) would fill and stop it.
+            if handled % 64 == 0 and self.want_write():
+                self.loop_write()
+        return rc
 
 
 def make_client(settings: Settings, client_id: str, *, manual_ack: bool) -> BatchAckClient:
