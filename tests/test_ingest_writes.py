@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ingest.contract import Reading
-from ingest.pipeline import Outcome
+from ingest.pipeline import Liveness, Outcome
 from ingest.writer import write_batch
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -44,3 +44,42 @@ def test_inside_an_outer_transaction_only_the_new_readings_are_handed_on_too(db,
         result, new = write_batch(db, [Outcome(readings=[reading(0), reading(1), reading(1)])])
     assert (result.stored, result.duplicates) == (1, 2)
     assert [r.time for r in new] == [reading(1).time]
+
+
+def test_a_reading_repeated_within_a_new_batch_is_stored_once_with_the_rest_of_the_batch(db, city):
+    # Nothing stored before, so the plain INSERT is tried first; the repeat makes it fail and ON CONFLICT takes over.
+    liveness = Liveness("gauge-1", T0, reading(2).time, True, None, None)
+    batch = [reading(0), reading(1), reading(1, value=9.0), reading(2)]
+    result, new = write_batch(db, [Outcome(readings=batch, liveness=liveness)])
+    assert (result.stored, result.duplicates) == (3, 1)
+    assert sorted(r.time for r in new) == [reading(i).time for i in range(3)]
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 3
+    # The rest of the transaction went on after the failed attempt: latest value and liveness are there too.
+    latest = db.execute("SELECT time FROM latest_readings WHERE device_id = 'gauge-1'").fetchone()[0]
+    assert latest == reading(2).time
+    assert db.execute("SELECT last_reading FROM device_liveness WHERE device_id = 'gauge-1'").fetchone()[0] == latest
+
+
+def test_concurrent_batches_sharing_readings_store_each_once(database_url, db, city):
+    import threading
+
+    import psycopg
+
+    batches = [[reading(i) for i in range(k, k + 300)] for k in (0, 150)]  # 150 readings in both
+    barrier = threading.Barrier(2)
+    results = []
+
+    def write(batch: list[Reading]) -> None:
+        with psycopg.connect(database_url) as conn:
+            barrier.wait()
+            results.append(write_batch(conn, [Outcome(readings=batch)]))
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2
+    assert sum(r.stored for r, _ in results) == 450 and sum(r.duplicates for r, _ in results) == 150
+    assert sum(len(new) for _, new in results) == 450  # each reading handed on once, by whichever stored it
+    assert db.execute("SELECT count(*), count(DISTINCT time) FROM readings").fetchone() == (450, 450)
