@@ -30,10 +30,11 @@ FROM readings r JOIN (SELECT DISTINCT device_id, metric, time FROM staging_readi
 WHERE r.xmin = pg_current_xact_id()::xid
 """
 
-_UPSERT_LATEST_FROM_STAGING = """
+# The newest reading of each device and metric in a batch, picked in Python (a few rows sent instead of a sort of
+# the whole batch in the database), in key order so that concurrent ingestors lock rows in the same order.
+_UPSERT_LATEST = """
 INSERT INTO latest_readings AS l (device_id, metric, time, value)
-SELECT DISTINCT ON (device_id, metric) device_id, metric, time, value
-FROM staging_readings ORDER BY device_id, metric, time DESC
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[])
 ON CONFLICT (device_id, metric) DO UPDATE SET time = excluded.time, value = excluded.value
 WHERE excluded.time > l.time
 """
@@ -93,9 +94,30 @@ def insert_readings(
             elif return_new and inserted:
                 cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
                 new = [Reading(*row) for row in cur.fetchall()]
-        cur.execute(_UPSERT_LATEST_FROM_STAGING)
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
+    newest = newest_readings(readings)
+    conn.execute(
+        _UPSERT_LATEST,
+        (
+            [r.device_id for r in newest],
+            [r.metric for r in newest],
+            [r.time for r in newest],
+            [r.value for r in newest],
+        ),
+    )
     return inserted, new
+
+
+def newest_readings(readings: list[Reading]) -> list[Reading]:
+    """The newest reading of each device and metric (the first of equal times, as the readings table keeps the
+    first), sorted by device and metric."""
+    newest: dict[tuple[str, str], Reading] = {}
+    for r in readings:
+        key = (r.device_id, r.metric)
+        kept = newest.get(key)
+        if kept is None or r.time > kept.time:
+            newest[key] = r
+    return [newest[k] for k in sorted(newest)]
 
 
 def _insert_all_new(conn: psycopg.Connection, cur: psycopg.Cursor[tuple[object, ...]]) -> int | None:

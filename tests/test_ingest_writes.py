@@ -83,3 +83,12 @@ def test_concurrent_batches_sharing_readings_store_each_once(database_url, db, c
     assert sum(r.stored for r, _ in results) == 450 and sum(r.duplicates for r, _ in results) == 150
     assert sum(len(new) for _, new in results) == 450  # each reading handed on once, by whichever stored it
     assert db.execute("SELECT count(*), count(DISTINCT time) FROM readings").fetchone() == (450, 450)
+
+
+def test_the_newest_reading_of_each_device_and_metric_is_picked_the_first_of_equal_times():
+    from ingest.queries import newest_readings
+
+    rain = Reading(T0, "rain-1", "rainfall", 2.0)
+    batch = [reading(3), reading(1), rain, reading(3, value=7.0), reading(2)]
+    assert newest_readings(batch) == [reading(3), rain]  # in key order: gauge-1 before rain-1
+    assert newest_readings([]) == []
