@@ -483,6 +483,7 @@ def main() -> None:
             "naive_ratio_processes": round(ratio("ingest_1_processes", "naive"), 1),
             "naive_ratio_batched10_processes": round(ratio("ingest_10_processes", "naive"), 1),
         }
+    result["targets"] = targets(result)
     table = Table(title=f"Mimamori ingest benchmark (same run, same machine; medians of {len(rounds)} rounds)")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -514,7 +515,37 @@ def main() -> None:
     table.add_row("binary COPY (database limit)", f"{copy_rows:,.0f} rows/s", "")
     table.add_row("lag p50 / p99 at half peak", f"{result['lag_p50_ms']} / {result['lag_p99_ms']} ms", "")
     Console().print(table)
+    checks = Table(title="the issue's targets, in this run")
+    for column in ("target", "one process", f"{args.processes} processes" if args.processes > 1 else ""):
+        checks.add_column(column)
+    for name, by in result["targets"].items():
+        checks.add_row(name, *(f"{'met' if ok else 'NOT met'} ({value:,})" for value, ok in by.values()))
+    Console().print(checks)
     print(json.dumps(result))
+
+
+# The issue's targets (#3): name → (result key for one process, key for several processes or None, bound, at least).
+TARGETS: dict[str, tuple[str, str | None, float, bool]] = {
+    "1 reading/msg: ≥ 80 % of the bare paho loop": ("client_limit_ratio", None, 0.8, True),
+    "1 reading/msg: ≥ 10× naive": ("naive_ratio", "naive_ratio_processes", 10, True),
+    "10 readings/msg: ≥ 60,000 readings/s": (
+        "readings_per_s_batched10",
+        "readings_per_s_batched10_processes",
+        60_000,
+        True,
+    ),
+    "10 readings/msg: ≥ 50× naive": ("naive_ratio_batched10", "naive_ratio_batched10_processes", 50, True),
+    "lag p99 ≤ 250 ms at half of peak": ("lag_p99_ms", None, 250, False),
+}
+
+
+def targets(result: dict[str, Any]) -> dict[str, dict[str, tuple[float, bool]]]:
+    """Each target with the value and whether it is met, for one process and (where measured) several."""
+    out: dict[str, dict[str, tuple[float, bool]]] = {}
+    for name, (one, several, bound, at_least) in TARGETS.items():
+        by = {"one_process": result[one]} | ({"processes": result[several]} if several and several in result else {})
+        out[name] = {k: (v, v >= bound if at_least else v <= bound) for k, v in by.items()}
+    return out
 
 
 if __name__ == "__main__":
