@@ -12,7 +12,8 @@ CREATE TABLE readings (
     PRIMARY KEY (device_id, metric, time)
 );
 SELECT create_hypertable('readings', by_range('time', INTERVAL '1 day'));
-CREATE INDEX readings_time_idx ON readings (time DESC);
+-- create_hypertable has already made this index, under this name (TimescaleDB's default time index).
+CREATE INDEX IF NOT EXISTS readings_time_idx ON readings (time DESC);
 
 ALTER TABLE readings SET (
     timescaledb.compress,
