@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import psycopg
 
 from ingest.contract import Reading
@@ -95,16 +98,7 @@ def insert_readings(
                 cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
                 new = [Reading(*row) for row in cur.fetchall()]
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
-    newest = newest_readings(readings)
-    conn.execute(
-        _UPSERT_LATEST,
-        (
-            [r.device_id for r in newest],
-            [r.metric for r in newest],
-            [r.time for r in newest],
-            [r.value for r in newest],
-        ),
-    )
+    conn.execute(_UPSERT_LATEST, _columns(newest_readings(readings), "device_id", "metric", "time", "value"))
     return inserted, new
 
 
@@ -158,14 +152,9 @@ def upsert_liveness(conn: psycopg.Connection, updates: list[Liveness]) -> None:
     if not updates:
         return
     rows = sorted(updates, key=lambda u: u.device_id)
-    conn.execute(
-        _UPSERT_LIVENESS,
-        (
-            [u.device_id for u in rows],
-            [u.seen for u in rows],
-            [u.last_reading for u in rows],
-            [u.online for u in rows],
-            [u.battery for u in rows],
-            [u.signal for u in rows],
-        ),
-    )
+    conn.execute(_UPSERT_LIVENESS, _columns(rows, "device_id", "seen", "last_reading", "online", "battery", "signal"))
+
+
+def _columns(rows: Sequence[object], *fields: str) -> tuple[list[Any], ...]:
+    """Rows as one list per field: the arrays an ``unnest()`` insert takes."""
+    return tuple([getattr(r, f) for r in rows] for f in fields)
