@@ -173,6 +173,15 @@ def test_plain_postgresql_mode_end_to_end(fresh_dsn):
             )
         )
         assert "Index" in plan
+        # Readings carry the primary key and a BRIN index on time, and no btree on time alone (0040).
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'readings'"))
+        assert sorted(indexes) == ["readings_pkey", "readings_time_brin"]
+        assert "USING brin (\"time\")" in indexes["readings_time_brin"]
+        conn.execute("SET enable_seqscan = off")  # sixty rows: the planner would rightly scan them all
+        ranged = "\n".join(
+            r[0] for r in conn.execute("EXPLAIN SELECT count(*) FROM readings WHERE time > now() - interval '1 day'")
+        )
+        assert "readings_time_brin" in ranged  # a range of time alone can still use an index
     result = run_cli("db", "info", env={"MIMAMORI_DATABASE_URL": fresh_dsn})
     assert result.returncode == 0, result.stderr
     assert "plain" in result.stdout and "readings" in result.stdout and "60" in result.stdout
