@@ -92,10 +92,9 @@ def insert_readings(
         else:
             cur.execute(_INSERT_FROM_STAGING)
             inserted = cur.rowcount
-            if return_new and inserted == len(readings):
-                new = readings  # all new, so no repeats within the batch either: nothing to fetch back
-            elif return_new and inserted:
-                cur.execute(_INSERTED_HERE)  # some were stored before: only the rows this transaction wrote
+            if return_new and inserted:
+                # Only here when something was stored already or repeated: the rows this transaction wrote.
+                cur.execute(_INSERTED_HERE)
                 new = [Reading(*row) for row in cur.fetchall()]
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
     conn.execute(_UPSERT_LATEST, _columns(newest_readings(readings), "device_id", "metric", "time", "value"))
