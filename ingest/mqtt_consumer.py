@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import logging
 import queue
-import struct
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import Reason, subscription_filters
+from ingest.mqtt_client import make_client
 from ingest.observe import record_batch
 from ingest.pipeline import Message, Outcome, PipelineConfig, process, process_safely
 from ingest.registry import RegistryCache, RegistrySnapshot
@@ -60,77 +58,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
 
 _POLL_S = 0.002  # how often a batch being gathered looks for more messages
 
-_PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id: "success" needs no reason code
-_READ_CHUNK = 256 * 1024  # bytes taken from the socket at once
-
-
-class BatchAckClient(mqtt.Client):
-    """paho's client, plus acknowledging a whole committed batch at once and reading the socket in chunks.
-
-    ``ack`` queues one packet per message, and each one wakes the network thread through a socket pair and is
-    sent with its own system call; at thousands of messages per second that is a large share of the ingestor's
-    time. ``ack_batch`` queues the PUBACKs as one buffer: one wake-up, one send. It relies on paho's
-    ``_packet_queue``, as ``ack`` itself does.
-
-    paho reads a packet with three or four ``recv`` calls (its type, its length byte by byte, its body) after a
-    ``select`` of its own, for every packet. Here ``recv`` takes whatever the socket holds, up to
-    ``_READ_CHUNK``, and paho's small reads are served from that; ``loop_read`` goes on handling packets until
-    the chunk is used up, so nothing waits in the buffer while ``select`` sleeps, writing what is due every 64
-    packets. These rely on paho's ``_sock_recv`` and ``_sock_close`` (pinned to paho-mqtt 2.x in pyproject.toml;
-    tests/test_ingest_mqtt_client.py checks packets of every size over TCP and TLS, the ingest and fault tests
-    reconnects).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._chunk = b""
-        self._chunk_pos = 0
-
-    def ack_batch(self, mids: list[int]) -> None:
-        if mids:
-            packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
-            self._packet_queue(mqtt.PUBACK, packet, 0, 1)
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        pos = self._chunk_pos
-        if pos >= len(self._chunk):
-            data = super()._sock_recv(_READ_CHUNK)  # BlockingIOError when the socket has nothing
-            if len(data) <= bufsize:
-                return data  # b"" (closed) included
-            self._chunk, pos = data, 0
-        out = self._chunk[pos : pos + bufsize]
-        self._chunk_pos = pos + len(out)
-        return out
-
-    def _sock_close(self) -> None:
-        self._chunk, self._chunk_pos = b"", 0  # what was left of the old connection is not the new one's
-        super()._sock_close()
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        handled = 1
-        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._chunk_pos < len(self._chunk):
-            rc = super().loop_read(1)
-            handled += 1
-            # A burst can keep the chunk from running dry for a while: acknowledgements go out meanwhile, or the
-            # broker's window (our Receive Maximum) would fill and stop it.
-            if handled % 64 == 0 and self.want_write():
-                self.loop_write()
-        return rc
-
-
-def make_client(settings: Settings, client_id: str, *, manual_ack: bool) -> BatchAckClient:
-    client = BatchAckClient(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
-    )
-    if settings.mqtt_username:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        client.username_pw_set(settings.mqtt_username, password)
-    if settings.mqtt.tls:
-        client.tls_set(ca_certs=settings.mqtt_ca_file)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
-    return client
-
 
 class MqttIngestor:
     def __init__(
@@ -159,6 +86,7 @@ class MqttIngestor:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_plain_publish = self._on_plain_publish
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -190,12 +118,19 @@ class MqttIngestor:
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        """Messages with MQTT 5 properties, or at QoS 0, by paho's general path."""
         content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
         message = Message("mqtt", msg.topic, msg.payload, datetime.now(UTC), content_type)
+        outcome = process_safely(message, self._current, self._cfg)
+        self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
+
+    def _on_plain_publish(self, topic: str, payload: bytes, mid: int) -> None:
+        """Messages at QoS 1 without properties: nearly all of them, by the client's fast path."""
+        message = Message("mqtt", topic, payload, datetime.now(UTC))
         # Decoding here, not in the batch thread: that thread mostly waits on PostgreSQL with the GIL released,
         # so the two threads overlap instead of taking turns.
         outcome = process_safely(message, self._current, self._cfg)
-        self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
+        self._queue.put(_Item(message, outcome, mid, 1, self._generation))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
