@@ -15,8 +15,9 @@ Three changes, each behind paho's own behaviour (pinned to paho-mqtt 2.x in pypr
   properties such as a content type, a packet not yet wholly received, or anything malformed) goes to paho as
   before, so paho still parses, rejects and logs it.
 
-tests/test_ingest_mqtt_client.py checks the results against paho's own path over TCP and TLS; the ingest and
-fault tests cover reconnects.
+tests/test_ingest_plain_publish.py checks the fast path against paho's own decoder on arbitrary bytes;
+tests/test_ingest_mqtt_client.py checks both paths through a real broker over TCP and TLS; the ingest and fault
+tests cover reconnects and redelivery.
 """
 
 from __future__ import annotations
