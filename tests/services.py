@@ -89,9 +89,7 @@ class Mosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def client(
-        self, client_id: str = "", username: str | None = None, password: str | None = None
-    ) -> mqtt.Client:
+    def client(self, client_id: str = "", username: str | None = None, password: str | None = None) -> mqtt.Client:
         """A connected MQTT 5 paho client with its network loop running; call ``.loop_stop()`` when done."""
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         user = username if username is not None else self.username

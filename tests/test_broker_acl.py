@@ -218,4 +218,3 @@ def test_the_broker_keeps_accounts_across_a_restart(broker, admin, device):
         assert not s.connack[0].is_failure
     finally:
         s.close()
-

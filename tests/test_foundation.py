@@ -176,7 +176,7 @@ def test_plain_postgresql_mode_end_to_end(fresh_dsn):
         # Readings carry the primary key and a BRIN index on time, and no btree on time alone (0040).
         indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'readings'"))
         assert sorted(indexes) == ["readings_pkey", "readings_time_brin"]
-        assert "USING brin (\"time\")" in indexes["readings_time_brin"]
+        assert 'USING brin ("time")' in indexes["readings_time_brin"]
         conn.execute("SET enable_seqscan = off")  # sixty rows: the planner would rightly scan them all
         ranged = "\n".join(
             r[0] for r in conn.execute("EXPLAIN SELECT count(*) FROM readings WHERE time > now() - interval '1 day'")

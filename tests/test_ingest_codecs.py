@@ -36,8 +36,15 @@ def test_topics_name_tenant_device_and_kind():
 
 @pytest.mark.parametrize(
     "topic",
-    ["other/v1/a/b/telemetry", "mimamori/v1/a/telemetry", "mimamori/v1/a/b/c/telemetry", "mimamori/v1/a/b/cmd",
-     "mimamori/v1/../b/telemetry", "mimamori/v1/a/ b/telemetry", ""],
+    [
+        "other/v1/a/b/telemetry",
+        "mimamori/v1/a/telemetry",
+        "mimamori/v1/a/b/c/telemetry",
+        "mimamori/v1/a/b/cmd",
+        "mimamori/v1/../b/telemetry",
+        "mimamori/v1/a/ b/telemetry",
+        "",
+    ],
 )
 def test_foreign_topics_are_not_ours(topic):
     assert parse_topic("mimamori/v1", topic) is None
@@ -45,15 +52,18 @@ def test_foreign_topics_are_not_ours(topic):
 
 def test_ingestors_share_one_subscription():
     assert subscription_filters("mimamori/v1", "g") == [
-        "$share/g/mimamori/v1/+/+/telemetry", "$share/g/mimamori/v1/+/+/status"]
+        "$share/g/mimamori/v1/+/+/telemetry",
+        "$share/g/mimamori/v1/+/+/status",
+    ]
 
 
 # --- native JSON ------------------------------------------------------------------------------------
 
 
 def test_native_single_set_keeps_device_time():
-    d = decode_telemetry(b'{"ts": "2026-11-25T10:00:00+09:00", "values": {"water_level": 3.42, "battery": 3.61}}',
-                         None, NOW)
+    d = decode_telemetry(
+        b'{"ts": "2026-11-25T10:00:00+09:00", "values": {"water_level": 3.42, "battery": 3.61}}', None, NOW
+    )
     assert d.rejections == []
     assert {(r.metric, r.value) for r in d.readings} == {("water_level", 3.42), ("battery", 3.61)}
     assert all(r.time == datetime(2026, 11, 25, 1, 0, tzinfo=UTC) for r in d.readings)
@@ -211,15 +221,26 @@ def test_validation_converts_known_units_and_rejects_the_rest():
     ]
     accepted, rejected = validate_readings("gauge-1", raw, GAUGE, NOW, LIMITS)
     assert [(r.metric, round(r.value, 9)) for r in accepted] == [
-        ("water_level", 3.42), ("water_level", 3.42), ("battery", 3.6)]
+        ("water_level", 3.42),
+        ("water_level", 3.42),
+        ("battery", 3.6),
+    ]
     assert reasons(rejected) == [
-        Reason.bad_unit, Reason.unknown_metric, Reason.non_finite, Reason.non_finite, Reason.out_of_range,
-        Reason.ts_future, Reason.ts_past]
+        Reason.bad_unit,
+        Reason.unknown_metric,
+        Reason.non_finite,
+        Reason.non_finite,
+        Reason.out_of_range,
+        Reason.ts_future,
+        Reason.ts_past,
+    ]
 
 
 def test_late_and_out_of_order_readings_are_accepted():
-    raw = [RawReading(NOW - timedelta(days=3), "water_level", 1, None),
-           RawReading(NOW - timedelta(days=5), "water_level", 2, None)]
+    raw = [
+        RawReading(NOW - timedelta(days=3), "water_level", 1, None),
+        RawReading(NOW - timedelta(days=5), "water_level", 2, None),
+    ]
     accepted, rejected = validate_readings("gauge-1", raw, GAUGE, NOW, LIMITS)
     assert len(accepted) == 2 and rejected == []
 
@@ -255,11 +276,15 @@ def test_arbitrary_json_never_raises(doc):
 
 metric_names = st.sampled_from(["water_level", "battery", "signal", "rainfall", "tilt_x"])
 times = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1)).map(
-    lambda t: t.replace(microsecond=(t.microsecond // 1000) * 1000, tzinfo=UTC))
+    lambda t: t.replace(microsecond=(t.microsecond // 1000) * 1000, tzinfo=UTC)
+)
 readings_strategy = st.lists(
-    st.builds(RawReading, times, metric_names,
-              st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9)),
-    min_size=1, max_size=20, unique_by=lambda r: (r.time, r.metric),
+    st.builds(
+        RawReading, times, metric_names, st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9)
+    ),
+    min_size=1,
+    max_size=20,
+    unique_by=lambda r: (r.time, r.metric),
 )
 
 
@@ -294,8 +319,9 @@ def test_a_bug_in_the_pipeline_dead_letters_the_message_instead_of_raising(monke
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(pipeline, "decode_telemetry", broken)
-    snapshot = RegistrySnapshot({"gauge-1": DeviceRecord("gauge-1", "toyota-city", "river_gauge", "active")},
-                                {"river_gauge": GAUGE})
+    snapshot = RegistrySnapshot(
+        {"gauge-1": DeviceRecord("gauge-1", "toyota-city", "river_gauge", "active")}, {"river_gauge": GAUGE}
+    )
     cfg = pipeline.PipelineConfig("mimamori/v1", 1024, LIMITS)
     msg = pipeline.Message("mqtt", "mimamori/v1/toyota-city/gauge-1/telemetry", b'{"values": {}}', NOW)
     out = pipeline.process_safely(msg, snapshot, cfg)

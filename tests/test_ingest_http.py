@@ -34,14 +34,19 @@ def partner_key(db, city):
 
 
 def rows(db, device):
-    return db.execute("SELECT metric, time, value FROM readings WHERE device_id = %s ORDER BY 1, 2",
-                      (device,)).fetchall()
+    return db.execute(
+        "SELECT metric, time, value FROM readings WHERE device_id = %s ORDER BY 1, 2", (device,)
+    ).fetchall()
 
 
 def test_http_push_stores_the_same_rows_as_mqtt(settings, pool, db, broker, city, api, partner_key):
     db.execute("INSERT INTO devices (id, tenant_id, device_type) VALUES ('acme-soil-2', 'acme', 'soil_moisture')")
-    answer = api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=encode_native(READINGS),
-                      headers={"X-API-Key": partner_key, "Content-Type": "application/json"})
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "acme-soil-1"},
+        content=encode_native(READINGS),
+        headers={"X-API-Key": partner_key, "Content-Type": "application/json"},
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"received": 6, "stored": 6, "duplicates": 0, "rejected": []}
 
@@ -75,10 +80,15 @@ def test_a_retried_push_is_stored_once_and_not_handed_on_twice(db, api, partner_
 
 
 def test_bad_readings_are_reported_and_dead_lettered_beside_good_ones(db, api, partner_key):
-    body = json.dumps({"ts": T0.isoformat(), "values": {"soil_moisture": 7, "soil_temperature": 12.5,
-                                                       "water_level": 1}}).encode()
-    answer = api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
-                      headers={"X-API-Key": partner_key, "Content-Type": "application/json"})
+    body = json.dumps(
+        {"ts": T0.isoformat(), "values": {"soil_moisture": 7, "soil_temperature": 12.5, "water_level": 1}}
+    ).encode()
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "acme-soil-1"},
+        content=body,
+        headers={"X-API-Key": partner_key, "Content-Type": "application/json"},
+    )
     assert answer.status_code == 200
     got = answer.json()
     assert got["stored"] == 1
@@ -89,20 +99,30 @@ def test_bad_readings_are_reported_and_dead_lettered_beside_good_ones(db, api, p
 
 @pytest.mark.parametrize(
     ("body", "content_type", "reason"),
-    [(b"{oops", "application/json", "malformed"),
-     (b'[{"n": "soil_moisture", "vs": "wet"}]', "application/senml+json", "non_numeric")],
+    [
+        (b"{oops", "application/json", "malformed"),
+        (b'[{"n": "soil_moisture", "vs": "wet"}]', "application/senml+json", "non_numeric"),
+    ],
 )
 def test_nothing_valid_is_422_with_reasons(db, api, partner_key, body, content_type, reason):
-    answer = api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
-                      headers={"X-API-Key": partner_key, "Content-Type": content_type})
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "acme-soil-1"},
+        content=body,
+        headers={"X-API-Key": partner_key, "Content-Type": content_type},
+    )
     assert answer.status_code == 422
     assert [r["reason"] for r in answer.json()["rejected"]] == [reason]
 
 
 def test_an_oversized_body_is_refused_and_kept_as_evidence(settings, db, api, partner_key):
     body = b"[" + b" " * settings.ingest_max_payload_bytes * 2 + b"]"
-    answer = api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
-                      headers={"X-API-Key": partner_key, "Content-Type": "application/json"})
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "acme-soil-1"},
+        content=body,
+        headers={"X-API-Key": partner_key, "Content-Type": "application/json"},
+    )
     assert answer.status_code == 422
     assert answer.json()["rejected"][0]["reason"] == "oversized"
     kept = db.execute("SELECT length(payload) FROM dead_letters WHERE reason = 'oversized'").fetchone()[0]
@@ -110,12 +130,20 @@ def test_an_oversized_body_is_refused_and_kept_as_evidence(settings, db, api, pa
 
 
 def test_a_partner_cannot_push_for_another_tenants_device_nor_learn_it_exists(db, api, partner_key):
-    answer = api.post("/v1/telemetry", params={"device": "gauge-1"}, content=b'{"values": {"water_level": 9}}',
-                      headers={"X-API-Key": partner_key, "Content-Type": "application/json"})
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "gauge-1"},
+        content=b'{"values": {"water_level": 9}}',
+        headers={"X-API-Key": partner_key, "Content-Type": "application/json"},
+    )
     assert answer.status_code == 422
     assert answer.json()["rejected"][0]["reason"] == "unknown_device"
-    ghost = api.post("/v1/telemetry", params={"device": "no-such-device"}, content=b'{"values": {"water_level": 9}}',
-                     headers={"X-API-Key": partner_key, "Content-Type": "application/json"})
+    ghost = api.post(
+        "/v1/telemetry",
+        params={"device": "no-such-device"},
+        content=b'{"values": {"water_level": 9}}',
+        headers={"X-API-Key": partner_key, "Content-Type": "application/json"},
+    )
     assert ghost.json()["rejected"][0]["reason"] == "unknown_device"
     assert rows(db, "gauge-1") == []
     assert db.execute("SELECT reason FROM dead_letters WHERE device_id = 'gauge-1'").fetchone() == ("tenant_mismatch",)
@@ -125,8 +153,12 @@ def test_push_needs_a_key_and_the_right_role(db, api):
     body = encode_native(READINGS)
     assert api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body).status_code == 401
     viewer = create_key(db, "acme", Role.viewer)[1]
-    assert api.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
-                    headers={"X-API-Key": viewer}).status_code == 403
+    assert (
+        api.post(
+            "/v1/telemetry", params={"device": "acme-soil-1"}, content=body, headers={"X-API-Key": viewer}
+        ).status_code
+        == 403
+    )
     assert rows(db, "acme-soil-1") == []
 
 
@@ -143,8 +175,12 @@ def test_push_answers_503_while_the_database_is_away_and_stores_the_retry_once(s
     headers = {"X-API-Key": partner_key, "Content-Type": "application/json"}
     try:
         with TestClient(create_app(s, pool)) as client:
-            assert client.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body,
-                               headers=headers).status_code == 200  # keys and registry are known now
+            assert (
+                client.post(
+                    "/v1/telemetry", params={"device": "acme-soil-1"}, content=body, headers=headers
+                ).status_code
+                == 200
+            )  # keys and registry are known now
             db.execute("DELETE FROM readings")
             proxy.cut()
             down = client.post("/v1/telemetry", params={"device": "acme-soil-1"}, content=body, headers=headers)
@@ -152,9 +188,19 @@ def test_push_answers_503_while_the_database_is_away_and_stores_the_retry_once(s
             assert "database" in down.text and partner_key not in down.text
             assert rows(db, "acme-soil-1") == []
             proxy.restore()
-            back = wait_until(lambda: (r := client.post("/v1/telemetry", params={"device": "acme-soil-1"},
-                                                         content=body, headers=headers)).status_code == 200 and r,
-                              timeout=30, what="the push to succeed again")
+            back = wait_until(
+                lambda: (
+                    (
+                        r := client.post(
+                            "/v1/telemetry", params={"device": "acme-soil-1"}, content=body, headers=headers
+                        )
+                    ).status_code
+                    == 200
+                    and r
+                ),
+                timeout=30,
+                what="the push to succeed again",
+            )
     finally:
         pool.close()
         proxy.close()

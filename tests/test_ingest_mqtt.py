@@ -59,12 +59,20 @@ class IngestProcess:
         if settings.mqtt_username:
             env["MIMAMORI_MQTT_USERNAME"] = settings.mqtt_username
             env["MIMAMORI_MQTT_PASSWORD"] = settings.mqtt_password.get_secret_value() if settings.mqtt_password else ""
-        self.proc = subprocess.Popen([sys.executable, "-m", "mimamori.cli", "ingest", *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mimamori.cli", "ingest", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-        wait_until(lambda: any(ln.startswith("ingesting from") for ln in self.lines) or self.proc.poll() is not None,
-                   timeout=60, what=f"ingest {client_id} to start")
+        wait_until(
+            lambda: any(ln.startswith("ingesting from") for ln in self.lines) or self.proc.poll() is not None,
+            timeout=60,
+            what=f"ingest {client_id} to start",
+        )
         assert self.proc.poll() is None, "".join(self.lines)
 
     def kill(self) -> None:
@@ -75,8 +83,9 @@ class IngestProcess:
         """SIGTERM: the ingestor finishes its batch and reports its counters."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
-        line = wait_until(lambda: next((ln for ln in self.lines if ln.startswith('{"ingest_stopped"')), None),
-                          what="final counters")
+        line = wait_until(
+            lambda: next((ln for ln in self.lines if ln.startswith('{"ingest_stopped"')), None), what="final counters"
+        )
         assert self.proc.returncode == 0, "".join(self.lines)
         return json.loads(line)["ingest_stopped"]
 
@@ -186,8 +195,13 @@ def test_ingest_workers_split_the_stream_across_processes(settings, db, broker, 
 def test_a_database_outage_mid_stream_loses_nothing(settings, db, broker, city):
     proxy = TcpProxy(5432)
     try:
-        via_proxy = settings.model_copy(update={"database_url": settings.database_url.__class__(
-            settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))})
+        via_proxy = settings.model_copy(
+            update={
+                "database_url": settings.database_url.__class__(
+                    settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+                )
+            }
+        )
         pool = ConnectionPool(via_proxy.dsn, min_size=1, max_size=4, open=True)
         with running_ingestor(via_proxy, pool) as ingestor:
             publish_all(broker, TOPIC, [reading_payload(i) for i in range(500)])
@@ -207,8 +221,10 @@ def test_a_database_outage_mid_stream_loses_nothing(settings, db, broker, city):
 
 
 def test_every_bad_input_class_is_dead_lettered_and_good_neighbours_stored(settings, pool, db, broker, city):
-    db.execute("INSERT INTO devices (id, tenant_id, device_type, status) VALUES "
-               "('old-gauge', 'toyota-city', 'river_gauge', 'retired')")
+    db.execute(
+        "INSERT INTO devices (id, tenant_id, device_type, status) VALUES "
+        "('old-gauge', 'toyota-city', 'river_gauge', 'retired')"
+    )
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     past = (datetime.now(UTC) - timedelta(days=3650)).isoformat()
     cases = {
@@ -216,20 +232,30 @@ def test_every_bad_input_class_is_dead_lettered_and_good_neighbours_stored(setti
         "mimamori/v1/toyota-city/old-gauge/telemetry": (b'{"values": {"water_level": 1}}', "retired_device"),
         "mimamori/v1/acme/gauge-1/telemetry": (b'{"values": {"water_level": 1}}', "tenant_mismatch"),
         "mimamori/v1/toyota-city/bad device/telemetry": (b'{"values": {"water_level": 1}}', "bad_topic"),
-        "mimamori/v1/toyota-city/rain-1/telemetry": (b'{"values": {"rainfall": 1, "water_level": 1}}',
-                                                     "unknown_metric"),
+        "mimamori/v1/toyota-city/rain-1/telemetry": (
+            b'{"values": {"rainfall": 1, "water_level": 1}}',
+            "unknown_metric",
+        ),
         "mimamori/v1/toyota-city/gauge-1/telemetry": (
-            b'{"values": {"water_level": NaN, "battery": 3.6, "signal": -999}}', "non_finite"),
-        "mimamori/v1/acme/acme-soil-1/telemetry": (b'{not json', "malformed"),
+            b'{"values": {"water_level": NaN, "battery": 3.6, "signal": -999}}',
+            "non_finite",
+        ),
+        "mimamori/v1/acme/acme-soil-1/telemetry": (b"{not json", "malformed"),
         "mimamori/v1/acme/acme-soil-1/status": (b'{"state": "asleep"}', "malformed"),
     }
     with running_ingestor(settings, pool):
         for topic, (payload, _) in cases.items():
             publish_all(broker, topic, [payload])
-        publish_all(broker, TOPIC, [json.dumps({"ts": future, "values": {"water_level": 1}}).encode(),
-                                    json.dumps({"ts": past, "values": {"water_level": 2}}).encode(),
-                                    b'{"values": {"water_level": {"v": 3, "u": "ft"}}}',
-                                    b"x" * (settings.ingest_max_payload_bytes + 1)])
+        publish_all(
+            broker,
+            TOPIC,
+            [
+                json.dumps({"ts": future, "values": {"water_level": 1}}).encode(),
+                json.dumps({"ts": past, "values": {"water_level": 2}}).encode(),
+                b'{"values": {"water_level": {"v": 3, "u": "ft"}}}',
+                b"x" * (settings.ingest_max_payload_bytes + 1),
+            ],
+        )
         wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") >= 13, what="dead letters")
         wait_until(lambda: count(db) == 2, what="the good neighbours")
     got = {(r[0], r[1]) for r in db.execute("SELECT topic, reason FROM dead_letters")}
@@ -251,33 +277,49 @@ def test_senml_and_native_json_store_identical_rows(settings, pool, db, broker, 
     db.execute("INSERT INTO devices (id, tenant_id, device_type) VALUES ('gauge-2', 'toyota-city', 'river_gauge')")
     with running_ingestor(settings, pool):
         publish_all(broker, TOPIC, [encode_native(readings)])
-        publish_all(broker, "mimamori/v1/toyota-city/gauge-2/telemetry",
-                    [encode_senml("urn:dev:gauge-2:", readings)], senml)
+        publish_all(
+            broker, "mimamori/v1/toyota-city/gauge-2/telemetry", [encode_senml("urn:dev:gauge-2:", readings)], senml
+        )
         wait_until(lambda: count(db) == 14, what="both devices' readings")
-    rows = {d: db.execute("SELECT metric, time, value FROM readings WHERE device_id = %s ORDER BY 1, 2",
-                          (d,)).fetchall() for d in ("gauge-1", "gauge-2")}
+    rows = {
+        d: db.execute("SELECT metric, time, value FROM readings WHERE device_id = %s ORDER BY 1, 2", (d,)).fetchall()
+        for d in ("gauge-1", "gauge-2")
+    }
     assert rows["gauge-1"] == rows["gauge-2"]
     assert ("battery", T0, 3.6) in rows["gauge-1"]  # mV converted to the catalogue's V
 
 
 def test_status_and_telemetry_update_liveness_in_batches(settings, pool, db, broker, city):
     with running_ingestor(settings, pool):
-        publish_all(broker, "mimamori/v1/toyota-city/gauge-1/status",
-                    [b'{"state": "online", "battery": 3.9, "signal": -70}'])
+        publish_all(
+            broker, "mimamori/v1/toyota-city/gauge-1/status", [b'{"state": "online", "battery": 3.9, "signal": -70}']
+        )
         wait_until(lambda: count(db, "SELECT count(*) FROM device_liveness"), what="liveness row")
-        publish_all(broker, TOPIC, [json.dumps({"ts": (T0 + timedelta(minutes=i)).isoformat(),
-                                                "values": {"water_level": 1, "battery": 3.5 - i / 100}}).encode()
-                                    for i in range(30)])
+        publish_all(
+            broker,
+            TOPIC,
+            [
+                json.dumps(
+                    {
+                        "ts": (T0 + timedelta(minutes=i)).isoformat(),
+                        "values": {"water_level": 1, "battery": 3.5 - i / 100},
+                    }
+                ).encode()
+                for i in range(30)
+            ],
+        )
         wait_until(lambda: count(db) == 60, what="readings")
         publish_all(broker, "mimamori/v1/toyota-city/gauge-1/status", [b"offline"])
         wait_until(lambda: db.execute("SELECT online FROM device_liveness").fetchone()[0] is False, what="offline")
     last_seen, last_reading, battery, signal_ = db.execute(
-        "SELECT last_seen, last_reading, battery, signal FROM device_liveness WHERE device_id = 'gauge-1'").fetchone()
+        "SELECT last_seen, last_reading, battery, signal FROM device_liveness WHERE device_id = 'gauge-1'"
+    ).fetchone()
     assert last_reading == T0 + timedelta(minutes=29)
     assert math.isclose(battery, 3.21) and signal_ == -70
     assert last_seen > last_reading
-    latest = db.execute("SELECT time, value FROM latest_readings WHERE device_id = 'gauge-1' AND metric = 'battery'"
-                        ).fetchone()
+    latest = db.execute(
+        "SELECT time, value FROM latest_readings WHERE device_id = 'gauge-1' AND metric = 'battery'"
+    ).fetchone()
     assert latest[0] == T0 + timedelta(minutes=29) and math.isclose(latest[1], 3.21)
 
 
@@ -299,8 +341,9 @@ def test_late_and_out_of_order_readings_are_stored(settings, pool, db, broker, c
     if late_first:
         times.reverse()
     with running_ingestor(settings, pool):
-        publish_all(broker, TOPIC, [json.dumps({"ts": t.isoformat(), "values": {"water_level": 1.0}}).encode()
-                                    for t in times])
+        publish_all(
+            broker, TOPIC, [json.dumps({"ts": t.isoformat(), "values": {"water_level": 1.0}}).encode() for t in times]
+        )
         wait_until(lambda: count(db) == 3, what="all three")
     latest = db.execute("SELECT time FROM latest_readings WHERE device_id = 'gauge-1'").fetchone()[0]
     assert latest == T0  # the newest by device time, whatever the arrival order

@@ -101,8 +101,12 @@ def test_api_answers_503_with_a_clear_body_while_the_database_is_away(settings, 
             proxy.restore()
             # The pool reconnects with back-off (psycopg_pool: 1 s, doubling, jittered), so readiness comes back
             # within seconds of the database, not at once.
-            again = wait_until(lambda: (r := client.get("/readyz")).status_code == 200 and r, interval=0.25,
-                               timeout=30, what="readiness after the database came back")
+            again = wait_until(
+                lambda: (r := client.get("/readyz")).status_code == 200 and r,
+                interval=0.25,
+                timeout=30,
+                what="readiness after the database came back",
+            )
         pool.close()
     finally:
         proxy.close()
