@@ -8,10 +8,12 @@ up: setup
 
 lint: setup
 	uv run --locked ruff check .
+	uv run --locked ruff format --check .
 
 test:
 	@bash deploy/bootstrap.sh --tests
 	uv run --locked ruff check .
+	uv run --locked ruff format --check .
 	uv run --locked pytest
 
 bench: setup
