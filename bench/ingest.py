@@ -379,7 +379,7 @@ def lag_at_rate(
     worker.start()
     # mosquitto_pub processes publish, fed one line per message, so no publisher competes with the ingestor for
     # this process's interpreter; device time is stamped as the line is written.
-    pubs = {device: _line_publisher(broker, device) for device in devices}
+    pubs = {device: line_publisher(broker, device) for device in devices}
     time.sleep(0.5)
     start = time.perf_counter()
     for i in range(total):
@@ -400,7 +400,8 @@ def lag_at_rate(
     return clock.lags_ms
 
 
-def _line_publisher(broker: Mosquitto, device: str) -> subprocess.Popen[bytes]:
+def line_publisher(broker: Mosquitto, device: str) -> subprocess.Popen[bytes]:
+    """mosquitto_pub for ``device``, publishing each line written to its standard input as it arrives."""
     return subprocess.Popen(
         publisher_command(broker, device), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

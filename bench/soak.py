@@ -4,7 +4,8 @@ Starts its own Mosquitto (the project's configuration) and a scratch database as
 `mimamori ingest` as a real process, as production does (alert forwarding on, metrics on a port). Then:
 
 1. peak — a burst of messages from mosquitto_pub processes; peak = messages / (first publish → last commit);
-2. soak — one publisher at half that peak for ``--minutes``, each reading stamped with its publish time.
+2. soak — mosquitto_pub processes fed at half that peak for ``--minutes``, each reading stamped with its publish
+   time.
 
 Every ``--interval`` seconds it samples the publish rate, the stored rate (the ingestor's own
 ``mimamori_ingest_readings_stored_total``), publish → commit lag p50/p99 of the readings committed in that
@@ -27,9 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -37,10 +36,9 @@ from rich.table import Table
 
 from alerts.feed import CHANNEL, RESYNC
 from bench.ingest import (
-    PREFIX,
-    TENANT,
     bench_settings,
     device_ids,
+    line_publisher,
     percentile,
     prepare_database,
     start_publishers,
@@ -99,18 +97,18 @@ class CommitListener:
 
 
 class PacedPublisher:
-    """Publishes one reading per message at ``rate`` per second, device time = publish time, QoS 1."""
+    """Publishes one reading per message at ``rate`` per second, device time = publish time, QoS 1.
+
+    mosquitto_pub processes publish (one per device, fed a line per message), as in bench.ingest: a Python client
+    publishing tens of thousands of messages a second would need a core of its own, fall behind, and pile the
+    rest up in its own memory, so the soak would measure the publisher rather than the ingestor.
+    """
 
     def __init__(self, broker: Mosquitto, devices: list[str], rate: float) -> None:
         self.rate = rate
         self.devices = devices
         self.sent = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-soak-pub", protocol=mqtt.MQTTv5)
-        if broker.username:
-            self.client.username_pw_set(broker.username, broker.password)
-        self.client.max_inflight_messages_set(1000)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
+        self._publishers = [line_publisher(broker, device) for device in devices]
 
     def run(self, stop: threading.Event) -> None:
         start = time.perf_counter()
@@ -120,18 +118,18 @@ class PacedPublisher:
             delay = start + i / self.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            device = self.devices[i % len(self.devices)]
             ts = datetime.now(UTC).isoformat()
             level = 2.0 + (i % 300) / 100  # stays below every flood threshold: a quiet day's traffic
-            self.client.publish(
-                f"{PREFIX}/{TENANT}/{device}/telemetry", f'{{"ts":"{ts}","values":{{"water_level":{level}}}}}', qos=1
-            )
+            stdin = self._publishers[i % len(self._publishers)].stdin
+            assert stdin is not None
+            stdin.write(f'{{"ts":"{ts}","values":{{"water_level":{level}}}}}\n'.encode())
+            stdin.flush()
             i += 1
             self.sent = i
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        """Close the publishers' input; each publishes what it has been given, then exits."""
+        wait_publishers(self._publishers)
 
 
 def stored_total(metrics_url: str) -> float:
