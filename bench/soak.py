@@ -357,7 +357,7 @@ def main() -> None:
     Console().print(table)
     title = (
         f"mimamori ingest soak, {started:%Y-%m-%d}: {args.minutes:g} min at {rate:,.0f} readings/s "
-        f"(half of the {peak:,.0f}/s peak measured first); {sent:,} published, {result['lost']} lost"
+        f"(half of the {peak:,.0f}/s peak measured first)\n{sent:,} published, {result['lost']} lost"
     )
     draw_chart(samples, rate, peak, args.chart, title)
     console.print(f"chart: {args.chart}")
