@@ -106,7 +106,6 @@ class PacedPublisher:
 
     def __init__(self, broker: Mosquitto, devices: list[str], rate: float) -> None:
         self.rate = rate
-        self.devices = devices
         self.sent = 0
         self._publishers = [line_publisher(broker, device) for device in devices]
 
