@@ -377,22 +377,11 @@ def lag_at_rate(
     stop = threading.Event()
     worker = threading.Thread(target=ingestor.run, args=(stop,))
     worker.start()
-    # mosquitto_pub processes publish, fed one line per message, so no publisher competes with the ingestor for
-    # this process's interpreter; device time is stamped as the line is written.
-    pubs = {device: line_publisher(broker, device) for device in devices}
+    # mosquitto_pub processes publish, so no publisher competes with the ingestor for this process's interpreter.
+    publisher = PacedPublisher(broker, devices, rate)
     time.sleep(0.5)
-    start = time.perf_counter()
-    for i in range(total):
-        target = start + i / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        ts = datetime.now(UTC).isoformat()
-        stdin = pubs[devices[i % len(devices)]].stdin
-        assert stdin is not None
-        stdin.write(f'{{"ts":"{ts}","values":{{"battery":3.6}}}}\n'.encode())
-        stdin.flush()
-    wait_publishers(list(pubs.values()))  # closes their input: each publishes what it has, then exits
+    publisher.run(threading.Event(), total)
+    publisher.close()
     if not clock.done.wait(120):
         raise RuntimeError(f"lag run stored {clock.count} of {total}")
     stop.set()
@@ -405,6 +394,43 @@ def line_publisher(broker: Mosquitto, device: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         publisher_command(broker, device), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+
+
+class PacedPublisher:
+    """Publishes one reading per message at ``rate`` per second, device time = publish time, QoS 1.
+
+    mosquitto_pub processes publish (one per device, fed a line per message): a Python client publishing tens of
+    thousands of messages a second would need a core of its own, fall behind, and pile the rest up in its own
+    memory, so the benchmark would measure the publisher rather than the ingestor (bench.ingest's lag phase shares
+    this process with the ingestor, bench.soak with its commit listener).
+    """
+
+    def __init__(self, broker: Mosquitto, devices: list[str], rate: float) -> None:
+        self.rate = rate
+        self.sent = 0
+        self._publishers = [line_publisher(broker, device) for device in devices]
+
+    def run(self, stop: threading.Event, total: int | None = None) -> None:
+        """Publish until ``stop`` is set, or ``total`` messages have been fed."""
+        start = time.perf_counter()
+        i = 0
+        while not stop.is_set() and (total is None or i < total):
+            # Paced against the start, not the previous message, so a slow moment is caught up, not lost.
+            delay = start + i / self.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            ts = datetime.now(UTC).isoformat()
+            level = 2.0 + (i % 300) / 100  # stays below every flood threshold: a quiet day's traffic
+            stdin = self._publishers[i % len(self._publishers)].stdin
+            assert stdin is not None
+            stdin.write(f'{{"ts":"{ts}","values":{{"water_level":{level}}}}}\n'.encode())
+            stdin.flush()
+            i += 1
+            self.sent = i
+
+    def close(self) -> None:
+        """Close the publishers' input; each publishes what it has been given, then exits."""
+        wait_publishers(self._publishers)
 
 
 def percentile(values: list[float], q: float) -> float:

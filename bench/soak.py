@@ -36,9 +36,9 @@ from rich.table import Table
 
 from alerts.feed import CHANNEL, RESYNC
 from bench.ingest import (
+    PacedPublisher,
     bench_settings,
     device_ids,
-    line_publisher,
     percentile,
     prepare_database,
     start_publishers,
@@ -94,41 +94,6 @@ class CommitListener:
         with self._lock:
             lags, self._lags_ms = self._lags_ms, []
         return lags
-
-
-class PacedPublisher:
-    """Publishes one reading per message at ``rate`` per second, device time = publish time, QoS 1.
-
-    mosquitto_pub processes publish (one per device, fed a line per message), as in bench.ingest: a Python client
-    publishing tens of thousands of messages a second would need a core of its own, fall behind, and pile the
-    rest up in its own memory, so the soak would measure the publisher rather than the ingestor.
-    """
-
-    def __init__(self, broker: Mosquitto, devices: list[str], rate: float) -> None:
-        self.rate = rate
-        self.sent = 0
-        self._publishers = [line_publisher(broker, device) for device in devices]
-
-    def run(self, stop: threading.Event) -> None:
-        start = time.perf_counter()
-        i = 0
-        while not stop.is_set():
-            # Paced against the start, not the previous message, so a slow moment is caught up, not lost.
-            delay = start + i / self.rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            ts = datetime.now(UTC).isoformat()
-            level = 2.0 + (i % 300) / 100  # stays below every flood threshold: a quiet day's traffic
-            stdin = self._publishers[i % len(self._publishers)].stdin
-            assert stdin is not None
-            stdin.write(f'{{"ts":"{ts}","values":{{"water_level":{level}}}}}\n'.encode())
-            stdin.flush()
-            i += 1
-            self.sent = i
-
-    def close(self) -> None:
-        """Close the publishers' input; each publishes what it has been given, then exits."""
-        wait_publishers(self._publishers)
 
 
 def stored_total(metrics_url: str) -> float:

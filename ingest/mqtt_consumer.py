@@ -86,7 +86,7 @@ class MqttIngestor:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.on_plain_publish = self._on_plain_publish
+        self._client.on_plain_publish = self._take
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -120,17 +120,16 @@ class MqttIngestor:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         """Messages with MQTT 5 properties, or at QoS 0, by paho's general path."""
         content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
-        message = Message("mqtt", msg.topic, msg.payload, datetime.now(UTC), content_type)
-        outcome = process_safely(message, self._current, self._cfg)
-        self._queue.put(_Item(message, outcome, msg.mid, msg.qos, self._generation))
+        self._take(msg.topic, msg.payload, msg.mid, msg.qos, content_type)
 
-    def _on_plain_publish(self, topic: str, payload: bytes, mid: int) -> None:
-        """Messages at QoS 1 without properties: nearly all of them, by the client's fast path."""
-        message = Message("mqtt", topic, payload, datetime.now(UTC))
+    def _take(self, topic: str, payload: bytes, mid: int, qos: int = 1, content_type: str | None = None) -> None:
+        """Decode, judge and queue one message. Called directly by the client's fast path for plain QoS-1
+        publishes (nearly all of them), and by ``_on_message`` for the rest."""
+        message = Message("mqtt", topic, payload, datetime.now(UTC), content_type)
         # Decoding here, not in the batch thread: that thread mostly waits on PostgreSQL with the GIL released,
         # so the two threads overlap instead of taking turns.
         outcome = process_safely(message, self._current, self._cfg)
-        self._queue.put(_Item(message, outcome, mid, 1, self._generation))
+        self._queue.put(_Item(message, outcome, mid, qos, self._generation))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
