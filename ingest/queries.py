@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ingest.contract import Reading
 from ingest.pipeline import DeadLetter, Liveness
@@ -26,13 +27,6 @@ SELECT time, device_id, metric, value FROM staging_readings
 """
 _INSERT_FROM_STAGING = _INSERT_ALL_NEW + "ON CONFLICT (device_id, metric, time) DO NOTHING\n"
 
-# Rows this transaction inserted carry its id as xmin (also in TimescaleDB chunks).
-_INSERTED_HERE = """
-SELECT r.time, r.device_id, r.metric, r.value
-FROM readings r JOIN (SELECT DISTINCT device_id, metric, time FROM staging_readings) s USING (device_id, metric, time)
-WHERE r.xmin = pg_current_xact_id()::xid
-"""
-
 # The newest reading of each device and metric in a batch, picked in Python (a few rows sent instead of a sort of
 # the whole batch in the database), in key order so that concurrent ingestors lock rows in the same order.
 _UPSERT_LATEST = """
@@ -42,11 +36,25 @@ ON CONFLICT (device_id, metric) DO UPDATE SET time = excluded.time, value = excl
 WHERE excluded.time > l.time
 """
 
+# One statement per dead letter (psycopg pipelines them): an array of every payload in a batch would be one
+# parameter of up to batch × 256 KiB, which libpq fails to allocate.
 _INSERT_DEAD = """
-INSERT INTO dead_letters (source, topic, device_id, tenant_id, reason, detail, payload, message_key)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[],
-                     %s::text[])
+INSERT INTO dead_letters (source, topic, device_id, tenant_id, reason, detail, payload, message_key, reasons, rejected)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (message_key, reason, coalesce(detail, '')) WHERE message_key IS NOT NULL DO NOTHING
+"""
+
+_KEPT_KEYS = "SELECT DISTINCT message_key FROM dead_letters WHERE message_key = ANY(%s)"
+
+_COUNT_OVER_QUOTA = """
+INSERT INTO dead_letter_overflow AS o
+    (window_start, source, device_id, tenant_id, reason, messages, bytes, last_message_key)
+SELECT date_trunc('hour', now()), * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],
+                                                 %s::bigint[], %s::text[])
+ON CONFLICT (window_start, source, device_id, reason) DO UPDATE SET
+    messages = o.messages + excluded.messages,
+    bytes = o.bytes + excluded.bytes,
+    last_message_key = excluded.last_message_key
 """
 
 _UPSERT_LIVENESS = """
@@ -63,13 +71,12 @@ ON CONFLICT (device_id) DO UPDATE SET
 
 
 def insert_readings(
-    conn: psycopg.Connection, readings: list[Reading], *, return_new: bool, top_level: bool = False
+    conn: psycopg.Connection, readings: list[Reading], *, return_new: bool
 ) -> tuple[int, list[Reading]]:
     """Store readings once per (device, metric, time) and keep latest_readings current.
 
     Returns how many were new, and — when ``return_new`` — which (for the alert engine; a redelivered
-    reading is never returned twice). Must run inside the caller's transaction; ``top_level`` says that
-    transaction is not a savepoint inside another (then the new rows are found without sending them back).
+    reading is never returned twice). Must run inside the caller's transaction.
     """
     if not readings:
         return 0, []
@@ -84,18 +91,15 @@ def insert_readings(
         if all_new is not None:  # the common case: nothing of the batch was stored before
             inserted = all_new
             new = readings if return_new else []
-        elif return_new and not top_level:
-            # Inside a savepoint rows carry the subtransaction's id, not the top one's: ask for them directly.
+        elif return_new:
+            # Only here when something was stored already or repeated: the rows inserted now are sent back. (Not
+            # found by xmin afterwards: TimescaleDB cannot read xmin through a compressed chunk.)
             cur.execute(_INSERT_FROM_STAGING + " RETURNING time, device_id, metric, value")
             new = [Reading(*row) for row in cur.fetchall()]
             inserted = len(new)
         else:
             cur.execute(_INSERT_FROM_STAGING)
             inserted = cur.rowcount
-            if return_new and inserted:
-                # Only here when something was stored already or repeated: the rows this transaction wrote.
-                cur.execute(_INSERTED_HERE)
-                new = [Reading(*row) for row in cur.fetchall()]
         cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
     conn.execute(_UPSERT_LATEST, _columns(newest_readings(readings), "device_id", "metric", "time", "value"))
     return inserted, new
@@ -130,21 +134,46 @@ def _insert_all_new(conn: psycopg.Connection, cur: psycopg.Cursor[tuple[object, 
 
 
 def insert_dead_letters(conn: psycopg.Connection, dead: list[DeadLetter]) -> None:
-    if not dead:
+    """Keep each dead letter; those over their device's quota are only counted (dead_letter_overflow)."""
+    kept = [d for d in dead if d.over_quota_bytes is None]
+    if kept:
+        with conn.cursor() as cur:
+            cur.executemany(
+                _INSERT_DEAD,
+                [
+                    (
+                        d.source,
+                        d.topic,
+                        d.device_id,
+                        d.tenant_id,
+                        str(d.reason),
+                        d.detail,
+                        d.payload,
+                        d.message_key,
+                        Jsonb(d.reasons) if d.reasons is not None else None,
+                        d.rejected,
+                    )
+                    for d in kept
+                ],
+            )
+    over = [d for d in dead if d.over_quota_bytes is not None]
+    if not over:
         return
-    conn.execute(
-        _INSERT_DEAD,
-        (
-            [d.source for d in dead],
-            [d.topic for d in dead],
-            [d.device_id for d in dead],
-            [d.tenant_id for d in dead],
-            [str(d.reason) for d in dead],
-            [d.detail for d in dead],
-            [d.payload for d in dead],
-            [d.message_key for d in dead],
-        ),
-    )
+    # A message redelivered after a lost connection may be over quota now and kept the first time: not twice.
+    keys = [d.message_key for d in over]
+    known = {r[0] for r in conn.execute(_KEPT_KEYS, (keys,))}
+    counted: dict[tuple[str, str, str], list[Any]] = {}
+    for d in over:
+        if d.message_key in known:
+            continue
+        key = (d.source, d.device_id or "", str(d.reason))
+        row = counted.setdefault(key, [d.source, key[1], d.tenant_id, key[2], 0, 0, None])
+        row[4] += 1
+        row[5] += d.over_quota_bytes
+        row[6] = d.message_key
+    if counted:
+        rows = [counted[k] for k in sorted(counted)]  # key order: concurrent ingestors lock rows alike
+        conn.execute(_COUNT_OVER_QUOTA, tuple([r[i] for r in rows] for i in range(7)))
 
 
 def upsert_liveness(conn: psycopg.Connection, updates: list[Liveness]) -> None:
