@@ -36,6 +36,7 @@ class Reason(StrEnum):
     ts_future = "ts_future"
     ts_past = "ts_past"
     internal_error = "internal_error"  # a bug of ours met this message: kept for replay once fixed
+    store_failed = "store_failed"  # the database refused this message alone (its batch was split to find it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from ingest.contract import Reason, telemetry_topic
 from ingest.observe import record_batch
-from ingest.pipeline import Message, PipelineConfig, process_safely
+from ingest.pipeline import DeadLetter, Message, PipelineConfig, process_safely
 from ingest.registry import RegistryCache
 from ingest.writer import BatchWriter
 from mimamori.errors import UnreachableError
@@ -18,7 +18,7 @@ class PushResult:
     received: int  # readings accepted by validation
     stored: int  # of those, new
     duplicates: int  # of those, already stored
-    rejected: list[dict[str, str | None]]
+    rejected: list[dict[str, str | int | None]]  # one entry per reason: reason, its first detail, count
 
 
 def push(
@@ -48,22 +48,27 @@ def push(
     # (a retried reading is stored once).
     result = writer.write([outcome], give_up_after_s=give_up_after_s)
     if result is None:
-        raise UnreachableError("the database is unavailable: nothing was stored, retry later")
+        raise UnreachableError("the database is unavailable: not everything was stored, retry later")
     record_batch("http", [message], [outcome], result, datetime.now(UTC))
     return PushResult(
         received=len(outcome.readings),
         stored=result.stored,
         duplicates=result.duplicates,
-        rejected=[_as_seen_by_caller(d.reason, d.detail, device_id, tenant_id) for d in outcome.dead],
+        rejected=[_as_seen_by_caller(r, device_id, tenant_id) for d in outcome.dead for r in _by_reason(d)],
     )
 
 
-def _as_seen_by_caller(reason: Reason, detail: str, device_id: str, tenant_id: str) -> dict[str, str | None]:
+def _by_reason(dead: DeadLetter) -> list[tuple[str, str, int]]:
+    """Reason, first detail and count of each reason a message was refused for."""
+    if not dead.reasons:
+        return [(str(dead.reason), dead.detail, dead.rejected)]
+    return [(reason, info["first"][0], info["count"]) for reason, info in dead.reasons.items()]  # type: ignore[index]
+
+
+def _as_seen_by_caller(refusal: tuple[str, str, int], device_id: str, tenant_id: str) -> dict[str, str | int | None]:
+    reason, detail, count = refusal
     # A partner must not learn that another tenant's device exists: to the caller it is simply unknown.
     # The dead letter keeps the true reason for the city's operators.
-    if reason is Reason.tenant_mismatch:
-        return {
-            "reason": str(Reason.unknown_device),
-            "detail": f"device {device_id!r} is not registered for {tenant_id}",
-        }
-    return {"reason": str(reason), "detail": detail}
+    if reason == Reason.tenant_mismatch:
+        reason, detail = str(Reason.unknown_device), f"device {device_id!r} is not registered for {tenant_id}"
+    return {"reason": reason, "detail": detail, "count": count}

@@ -42,6 +42,8 @@ def record_batch(
             newest = max(r.time for r in outcome.readings)
             device_to_commit.observe(max(0.0, (committed - newest).total_seconds()))
         for dead in outcome.dead:
+            if dead.over_quota_bytes is not None:
+                continue  # counted apart (mimamori_ingest_dead_letters_over_quota), logged once per spell
             metrics.DEAD_LETTERS.labels(source, str(dead.reason)).inc()
             if logged < _LOGGED_PER_BATCH:
                 logged += 1

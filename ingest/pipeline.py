@@ -11,6 +11,7 @@ from typing import TypeVar
 from ingest.codecs import decode_status, decode_telemetry
 from ingest.contract import STATUS, Reading, Reason, Rejection, Status, parse_topic
 from ingest.registry import RegistrySnapshot
+from ingest.rejections import summarise
 from ingest.validation import Limits, check_device, validate_readings
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,19 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """One refused message: at most one per message, its payload kept once (see ingest/rejections.py)."""
+
     source: str
     topic: str
     device_id: str | None
     tenant_id: str | None
     reason: Reason
     detail: str
-    payload: bytes
+    payload: bytes | None  # None: not kept (the device is over its dead-letter quota)
     message_key: str
+    reasons: dict[str, object] | None = None  # per reason: count and first details
+    rejected: int = 1  # readings (or whole-message problems) refused
+    over_quota_bytes: int | None = None  # set when the device is over its quota: counted, not kept (payload size)
 
 
 @dataclass(slots=True)  # one per message, like Message
@@ -59,8 +65,9 @@ class Liveness:
 @dataclass(slots=True)
 class Outcome:
     readings: list[Reading] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)  # at most one
     liveness: Liveness | None = None
+    message: Message | None = None  # what it came from: a batch that fails to store is isolated to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,58 +78,56 @@ class PipelineConfig:
 
 
 def process(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig) -> Outcome:
-    out = Outcome()
+    out = Outcome(message=msg)
     topic = parse_topic(cfg.topic_prefix, msg.topic) if msg.topic else None
-
-    def reject(rej: Rejection, device_id: str | None = None, tenant_id: str | None = None) -> None:
-        out.dead.append(
-            DeadLetter(msg.source, msg.topic, device_id, tenant_id, rej.reason, rej.detail, msg.payload, msg.key)
-        )
-
     if topic is None:
-        reject(
-            Rejection(Reason.bad_topic, f"topic {msg.topic[:200]!r} is not {cfg.topic_prefix}/<tenant>/<device>/...")
-        )
+        detail = f"topic {msg.topic[:200]!r} is not {cfg.topic_prefix}/<tenant>/<device>/..."
+        out.dead.append(dead_letter(msg, [Rejection(Reason.bad_topic, detail)]))
         return out
     if len(msg.payload) > cfg.max_payload_bytes:
-        out.dead.append(
-            DeadLetter(
-                msg.source,
-                msg.topic,
-                topic.device,
-                topic.tenant,
-                Reason.oversized,
-                f"{len(msg.payload)} bytes > {cfg.max_payload_bytes} (payload truncated)",
-                msg.payload[: cfg.max_payload_bytes],
-                msg.key,
-            )
-        )
+        detail = f"{len(msg.payload)} bytes > {cfg.max_payload_bytes} (payload truncated)"
+        rej = Rejection(Reason.oversized, detail)
+        out.dead.append(dead_letter(msg, [rej], topic.device, topic.tenant, msg.payload[: cfg.max_payload_bytes]))
         return out
     device = registry.devices.get(topic.device)
     bad_device = check_device(device, topic.tenant, topic.device)
     if bad_device or device is None:
-        reject(bad_device or Rejection(Reason.unknown_device, topic.device), topic.device, topic.tenant)
+        rej = bad_device or Rejection(Reason.unknown_device, topic.device)
+        out.dead.append(dead_letter(msg, [rej], topic.device, topic.tenant))
         return out
 
     if topic.kind == STATUS:
         status = decode_status(msg.payload, msg.received)
         if isinstance(status, Rejection):
-            reject(status, device.id, device.tenant_id)
+            out.dead.append(dead_letter(msg, [status], device.id, device.tenant_id))
         else:
             out.liveness = _liveness_from_status(device.id, msg.received, status)
         return out
 
     decoded = decode_telemetry(msg.payload, msg.content_type, msg.received)
-    for rej in decoded.rejections:
-        reject(rej, device.id, device.tenant_id)
     accepted, rejected = validate_readings(
         device.id, decoded.readings, registry.specs_for(device), msg.received, cfg.limits
     )
-    for rej in rejected:
-        reject(rej, device.id, device.tenant_id)
+    if decoded.rejections or rejected:
+        out.dead.append(dead_letter(msg, decoded.rejections + rejected, device.id, device.tenant_id))
     out.readings = accepted
     out.liveness = _liveness_from_readings(device.id, msg.received, accepted)
     return out
+
+
+def dead_letter(
+    msg: Message,
+    rejections: list[Rejection],
+    device_id: str | None = None,
+    tenant_id: str | None = None,
+    payload: bytes | None = None,
+) -> DeadLetter:
+    """The one dead letter of a message, summarising all its rejections."""
+    s = summarise(rejections)
+    kept = msg.payload if payload is None else payload
+    return DeadLetter(
+        msg.source, msg.topic, device_id, tenant_id, s.reason, s.detail, kept, msg.key, s.reasons, s.rejected
+    )
 
 
 def process_safely(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig) -> Outcome:
@@ -135,9 +140,7 @@ def process_safely(msg: Message, registry: RegistrySnapshot, cfg: PipelineConfig
     except Exception as exc:  # the boundary of the hot loop: record, keep the message, carry on
         log.exception("ingest pipeline failed on a message from %s", msg.topic[:200])
         detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-        return Outcome(
-            dead=[DeadLetter(msg.source, msg.topic, None, None, Reason.internal_error, detail, msg.payload, msg.key)]
-        )
+        return Outcome(dead=[dead_letter(msg, [Rejection(Reason.internal_error, detail)])], message=msg)
 
 
 def _liveness_from_status(device_id: str, received: datetime, status: Status) -> Liveness:

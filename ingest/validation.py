@@ -34,39 +34,47 @@ def validate_readings(
     received: datetime,
     limits: Limits,
 ) -> tuple[list[Reading], list[Rejection]]:
-    """Accepted readings in canonical units, and one rejection per bad reading."""
+    """Accepted readings in canonical units, and one rejection per bad reading (its detail names its position)."""
     accepted: list[Reading] = []
     rejected: list[Rejection] = []
     latest = received + limits.max_future
     earliest = received - limits.max_past
-    for r in raw:
+    for i, r in enumerate(raw):
         spec = specs.get(r.metric)
         if spec is None:
-            rejected.append(Rejection(Reason.unknown_metric, f"metric {r.metric!r} is not in the catalogue", r.metric))
+            rejected.append(
+                Rejection(Reason.unknown_metric, f"reading {i}: metric {r.metric!r} is not in the catalogue", r.metric)
+            )
             continue
         if not math.isfinite(r.value):
-            rejected.append(Rejection(Reason.non_finite, f"{r.metric}: value {r.value!r}", r.metric))
+            rejected.append(Rejection(Reason.non_finite, f"reading {i}: {r.metric}: value {r.value!r}", r.metric))
             continue
         value = spec.to_canonical(r.value, r.unit)
         if value is None:
             rejected.append(
-                Rejection(Reason.bad_unit, f"{r.metric}: unit {r.unit!r}, expected {spec.unit!r}", r.metric)
+                Rejection(
+                    Reason.bad_unit, f"reading {i}: {r.metric}: unit {r.unit!r}, expected {spec.unit!r}", r.metric
+                )
             )
             continue
         if not spec.in_range(value):
             rejected.append(
                 Rejection(
                     Reason.out_of_range,
-                    f"{r.metric}: {value:g} {spec.unit} outside [{spec.min_value}, {spec.max_value}]",
+                    f"reading {i}: {r.metric}: {value:g} {spec.unit} outside [{spec.min_value}, {spec.max_value}]",
                     r.metric,
                 )
             )
             continue
         if r.time > latest:
-            rejected.append(Rejection(Reason.ts_future, f"{r.metric}: time {r.time.isoformat()} is ahead", r.metric))
+            rejected.append(
+                Rejection(Reason.ts_future, f"reading {i}: {r.metric}: time {r.time.isoformat()} is ahead", r.metric)
+            )
             continue
         if r.time < earliest:
-            rejected.append(Rejection(Reason.ts_past, f"{r.metric}: time {r.time.isoformat()} too old", r.metric))
+            rejected.append(
+                Rejection(Reason.ts_past, f"reading {i}: {r.metric}: time {r.time.isoformat()} too old", r.metric)
+            )
             continue
         accepted.append(Reading(r.time, device_id, r.metric, value))
     return accepted, rejected

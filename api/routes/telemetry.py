@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1", tags=["telemetry"])
 
 class Rejected(BaseModel):
     reason: str
-    detail: str | None
+    detail: str | None  # the first of its kind, naming its position
+    count: int = 1  # readings (or whole-message problems) refused for this reason
 
 
 class PushAnswer(BaseModel):
