@@ -25,7 +25,7 @@ from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
 from api.routes import timeseries as timeseries_routes
 from api.routes import web as web_routes
-from ingest import BatchWriter, CommittedReadings, RegistryCache, pipeline_config
+from ingest import CommittedReadings, RegistryCache, batch_writer, pipeline_config
 from mimamori.db import make_pool
 from mimamori.errors import Forbidden, MimamoriError, NotFound, ValidationError
 from mimamori.settings import Settings
@@ -41,7 +41,7 @@ def create_app(
 
     def attach(app: FastAPI, the_pool: ConnectionPool) -> None:
         app.state.pool = the_pool
-        app.state.writer = BatchWriter(the_pool, committed)
+        app.state.writer = batch_writer(settings, the_pool, committed)
         app.state.registry = RegistryCache(the_pool)
 
     @asynccontextmanager

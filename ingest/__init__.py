@@ -2,7 +2,7 @@
 
 from ingest.contract import Reading, Reason, status_topic, subscription_filters, telemetry_topic
 from ingest.http_push import PushResult, push
-from ingest.mqtt_consumer import MqttIngestor, pipeline_config
+from ingest.mqtt_consumer import MqttIngestor, batch_writer, pipeline_config
 from ingest.registry import RegistryCache
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter, CommittedReadings
@@ -16,6 +16,7 @@ __all__ = [
     "Reading",
     "Reason",
     "RegistryCache",
+    "batch_writer",
     "pipeline_config",
     "push",
     "status_topic",

@@ -37,6 +37,7 @@ PublishHandler = Callable[[str, bytes, int], None]
 _PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id: "success" needs no reason code
 _READ_CHUNK = 256 * 1024  # bytes taken from the socket at once
 _WRITE_EVERY = 64  # packets handled between chances to send what is due (acknowledgements)
+_HOLD_WAIT_S = 0.05  # how long a held read waits for room before paho's loop goes round (writes, pings)
 _PLAIN_QOS1_PUBLISH = 0x32  # first byte, DUP and RETAIN masked off (0xF6): packet type 3, QoS 1
 
 
@@ -50,6 +51,9 @@ class BatchAckClient(mqtt.Client):
         # Taken only with manual acknowledgement (paho would acknowledge after on_message) and MQTT 5, whose
         # packet layout the fast path reads.
         self.on_plain_publish: PublishHandler | None = None
+        # Asked before each read of the socket, with how long it may wait: True while the owner holds as much as
+        # it may, and the socket must wait. TCP then pushes back on the broker.
+        self.hold_reading: Callable[[float], bool] | None = None
 
     def ack_batch(self, mids: list[int]) -> None:
         if mids:
@@ -74,6 +78,15 @@ class BatchAckClient(mqtt.Client):
         super()._sock_close()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        hold = self.hold_reading
+        if hold is not None and self._chunk_pos >= len(self._chunk) and hold(_HOLD_WAIT_S):
+            # Not reading, but still writing and pinging (the rest of paho's loop): the broker must not take us for
+            # dead and drop the session's in-flight messages onto a redelivery. Bytes waiting on the socket are
+            # the broker heard, so paho's own keep-alive must not give up on an unread PINGRESP either.
+            with self._msgtime_mutex:
+                self._last_bytes_received = mqtt.time_func()
+            self._ping_t = 0
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         rc = super().loop_read(max_packets)
         handled = 1
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._chunk_pos < len(self._chunk):

@@ -1,7 +1,10 @@
 """The MQTT side of ingest: paho-mqtt (MQTT 5), a persistent shared subscription, ack after commit.
 
-Memory is bounded by the MQTT 5 Receive Maximum we announce: the broker sends at most that many
-unacknowledged QoS-1 messages, and we acknowledge only after their batch has committed. When the
+Memory is bounded twice. The MQTT 5 Receive Maximum we announce bounds the messages: the broker sends at most
+that many unacknowledged QoS-1 messages, and we acknowledge only after their batch has committed. The bytes are
+bounded too (``ingest_max_queued_bytes``): a window full of maximum-size payloads, each decoded into thousands of
+readings, would otherwise be Receive Maximum × 256 KiB × the decoding's expansion. Past the bound the network
+thread leaves the socket unread (it still sends acknowledgements and pings) until a batch commits. When the
 database is down, batches wait and the broker holds everything else in our session.
 """
 
@@ -22,6 +25,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import Reason, subscription_filters
+from ingest.dead_letter_quota import DeadLetterQuota, QuotaConfig
 from ingest.mqtt_client import make_client
 from ingest.observe import record_batch
 from ingest.pipeline import Message, Outcome, PipelineConfig, process, process_safely
@@ -43,6 +47,21 @@ class _Item:
     mid: int
     qos: int
     generation: int  # connection the message came on; acks are only valid on that one
+    cost: int  # estimated bytes it holds until acknowledged
+
+
+# Estimated memory of a queued message beyond its payload (the message, outcome, liveness and queue entry), of each
+# accepted reading, and of a dead letter's summary: measured with tracemalloc, rounded up.
+_MESSAGE_OVERHEAD = 1000
+_READING_COST = 200
+_DEAD_LETTER_COST = 2000
+
+
+def message_cost(payload: bytes, outcome: Outcome) -> int:
+    """What a message costs in memory until its batch commits: its payload and what decoding made of it."""
+    return (
+        _MESSAGE_OVERHEAD + len(payload) + _READING_COST * len(outcome.readings) + _DEAD_LETTER_COST * len(outcome.dead)
+    )
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -54,6 +73,12 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             max_past=timedelta(days=settings.ingest_max_past_days),
         ),
     )
+
+
+def batch_writer(settings: Settings, pool: ConnectionPool, committed: CommittedReadings | None) -> BatchWriter:
+    """The writer of an ingest path (MQTT or HTTP push), with its dead-letter quota per device."""
+    quota = QuotaConfig(settings.ingest_dead_letter_burst_bytes, settings.ingest_dead_letter_bytes_per_s)
+    return BatchWriter(pool, committed, quota=DeadLetterQuota(quota, time.monotonic))
 
 
 _POLL_S = 0.002  # how often a batch being gathered looks for more messages
@@ -70,7 +95,7 @@ class MqttIngestor:
     ) -> None:
         self.settings = settings
         self.stats = stats or IngestStats()
-        self.writer = BatchWriter(pool, committed)
+        self.writer = batch_writer(settings, pool, committed)
         self.registry = RegistryCache(pool)
         self._cfg = pipeline_config(settings)
         # The registry as the network thread sees it; only the batch thread reloads it (that may block).
@@ -78,6 +103,13 @@ class MqttIngestor:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()  # C-level: cheaper per message
         self._generation = 0
         self._in_hand = 0  # messages of the batch being committed
+        # Bytes taken in (network thread) and released after commit (batch thread); each counter has one writer.
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._room = threading.Event()
+        self._held = False  # network thread only
+        self._stopping = threading.Event()
+        metrics.QUEUED_BYTES.set_function(lambda: self._bytes_in - self._bytes_out)
         # Read when scraped rather than counted per message: the network thread's path stays short.
         metrics.QUEUED_MESSAGES.set_function(lambda: self._in_hand + self._queue.qsize())
         self._connected = threading.Event()
@@ -87,6 +119,7 @@ class MqttIngestor:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_plain_publish = self._take
+        self._client.hold_reading = self._hold_reading
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -129,7 +162,27 @@ class MqttIngestor:
         # Decoding here, not in the batch thread: that thread mostly waits on PostgreSQL with the GIL released,
         # so the two threads overlap instead of taking turns.
         outcome = process_safely(message, self._current, self._cfg)
-        self._queue.put(_Item(message, outcome, mid, qos, self._generation))
+        cost = message_cost(payload, outcome)
+        self._queue.put(_Item(message, outcome, mid, qos, self._generation, cost))
+        self._bytes_in += cost
+
+    def _hold_reading(self, wait_s: float) -> bool:
+        """Whether the network thread must leave the socket unread for now: ingest holds its bound of bytes.
+        Waits up to ``wait_s`` for committed batches to make room."""
+        if self._bytes_in - self._bytes_out <= self.settings.ingest_max_queued_bytes or self._stopping.is_set():
+            if self._held:
+                self._held = False
+                log.info("ingest is under its memory bound again: reading the broker")
+            return False
+        if not self._held:
+            self._held = True
+            log.info(
+                "ingest holds %d bytes unacknowledged, over its bound: reads paused until batches commit",
+                self._bytes_in - self._bytes_out,
+            )
+        self._room.wait(wait_s)
+        self._room.clear()
+        return self._bytes_in - self._bytes_out > self.settings.ingest_max_queued_bytes
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -162,6 +215,7 @@ class MqttIngestor:
                 if batch:
                     self._commit(batch, stop)
         finally:
+            self._stopping.set()
             self._client.disconnect()
             self._client.loop_stop()
 
@@ -202,6 +256,10 @@ class MqttIngestor:
                 if stop.wait(delay):
                     return
                 delay = min(delay * 2, 10.0)
+            except psycopg.Error:  # the registry query itself failed: judge with the registry as it was
+                log.exception("could not reload the device registry; using the one loaded before")
+                snapshot = self._current
+                break
         self._current = snapshot
         outcomes = [
             process(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
@@ -216,6 +274,8 @@ class MqttIngestor:
         # QoS 1 only (we subscribe at 1, so the broker never sends 2); acks are valid on the connection only.
         self._client.ack_batch([item.mid for item in batch if item.qos == 1 and item.generation == generation])
         self._in_hand = 0
+        self._bytes_out += sum(item.cost for item in batch)
+        self._room.set()
         self.stats.add_batch(
             len(batch), result.stored, result.duplicates, [str(d.reason) for o in outcomes for d in o.dead]
         )

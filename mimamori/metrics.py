@@ -32,7 +32,32 @@ READINGS_DUPLICATE = Counter(
     ["source"],
 )
 DEAD_LETTERS = Counter(
-    "mimamori_ingest_dead_letters", "Messages or readings refused and kept in dead_letters.", ["source", "reason"]
+    "mimamori_ingest_dead_letters",
+    "Messages refused and kept in dead_letters (one per message, by its most frequent reason).",
+    ["source", "reason"],
+)
+DEAD_LETTERS_OVER_QUOTA = Counter(
+    "mimamori_ingest_dead_letters_over_quota",
+    "Refused messages of devices over their dead-letter quota: counted in dead_letter_overflow, payload not kept.",
+    ["source", "reason"],
+)
+BATCHES_SPLIT = Counter(
+    "mimamori_ingest_batches_split",
+    "Batches the database refused for a reason other than a lost connection, split to find the message at fault.",
+)
+MESSAGES_STORE_FAILED = Counter(
+    "mimamori_ingest_messages_store_failed",
+    "Messages the database refused on their own, dead-lettered as store_failed.",
+    ["source"],
+)
+MESSAGES_LOST = Counter(
+    "mimamori_ingest_messages_lost",
+    "Messages that could be neither stored nor dead-lettered (logged with their key); should stay 0.",
+    ["source"],
+)
+QUEUED_BYTES = Gauge(
+    "mimamori_ingest_queued_bytes",
+    "Estimated memory of the messages received and not yet acknowledged (bounded by MIMAMORI_INGEST_MAX_QUEUED_BYTES).",
 )
 BATCH_MESSAGES = Histogram(
     "mimamori_ingest_batch_messages", "Messages per committed database transaction.", buckets=_BATCH_BUCKETS

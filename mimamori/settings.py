@@ -94,6 +94,21 @@ class Settings(BaseSettings):
         "(0: Python's default, 700); see ingest/gc_tuning.py.",
     )
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
+    ingest_max_queued_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory for messages received and not yet acknowledged; past it the ingestor stops reading the"
+        " broker until a batch commits (see docs/operations.md, 'Memory').",
+    )
+    ingest_dead_letter_burst_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=0,
+        description="Dead-letter bytes (payload + 512 per row) a device may write at once; past its quota its"
+        " refused messages are only counted, per hour, in dead_letter_overflow.",
+    )
+    ingest_dead_letter_bytes_per_s: float = Field(
+        2048.0, ge=0, description="... and per second, sustained (about 170 MB a day per device at most)."
+    )
     ingest_max_future_s: int = Field(300, ge=0, description="Readings further ahead are rejected.")
     ingest_max_past_days: int = Field(365, ge=1, description="Readings older than this are rejected.")
 
