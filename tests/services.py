@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,19 @@ class Mosquitto:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def dsn_address(dsn: str) -> tuple[str, int]:
+    """Host and port a DSN connects to (URL or key=value form)."""
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    return str(info.get("host") or "127.0.0.1"), int(info.get("port") or 5432)
+
+
+def dsn_via(dsn: str, port: int, host: str = "127.0.0.1") -> str:
+    """The same database (a postgresql:// URL) reached through another address (a TcpProxy in front of it)."""
+    parts = urllib.parse.urlsplit(dsn)
+    user = parts.netloc.rpartition("@")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user + '@' if user else ''}{host}:{port}"))
 
 
 def create_scratch_database(prefix: str = "mimamori_test") -> str:

@@ -127,8 +127,11 @@ def test_hostile_corpus_over_mqtt_and_http_is_dead_lettered_and_good_readings_st
     partner_key = create_key(db, "acme", Role.partner, "hostile-input test")[1]
     limit = settings.ingest_max_payload_bytes
     corpus = hostile_corpus(METRIC, limit)
-    # the push rate limit is not under test here: a thousand requests in seconds from one key is the point
-    s = settings.model_copy(update={"api_push_rate_per_s": 1e6, "api_push_burst": 1_000_000})
+    # Neither the push rate limit nor the dead-letter quota is under test here (test_hostile_devices.py tests the
+    # quota): a thousand refused requests in seconds from one key and one device is the point, each kept in full.
+    s = settings.model_copy(
+        update={"api_push_rate_per_s": 1e6, "api_push_burst": 1_000_000, "ingest_dead_letter_burst_bytes": 1 << 40}
+    )
     prefix = s.mqtt_topic_prefix
     mqtt_topic = telemetry_topic(prefix, "toyota-city", "gauge-1")
     http_topic = telemetry_topic(prefix, "acme", "acme-gauge-1")

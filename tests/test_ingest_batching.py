@@ -16,7 +16,7 @@ from mimamori.settings import Settings
 
 def item(n: int) -> _Item:
     message = Message("mqtt", f"mimamori/v1/t/d/telemetry#{n}", b"{}", None, None)  # type: ignore[arg-type]
-    return _Item(message, Outcome(), mid=n, qos=1, generation=1)
+    return _Item(message, Outcome(), mid=n, qos=1, generation=1, cost=0)
 
 
 @pytest.fixture

@@ -93,8 +93,12 @@ def test_bad_readings_are_reported_and_dead_lettered_beside_good_ones(db, api, p
     got = answer.json()
     assert got["stored"] == 1
     assert sorted(r["reason"] for r in got["rejected"]) == ["out_of_range", "unknown_metric"]
-    dead = {r[0] for r in db.execute("SELECT reason FROM dead_letters WHERE source = 'http'")}
-    assert dead == {"out_of_range", "unknown_metric"}
+    assert all(r["count"] == 1 for r in got["rejected"])
+    # One dead letter for the message, its payload once, both reasons summarised in it.
+    rows = db.execute("SELECT reasons, payload, rejected FROM dead_letters WHERE source = 'http'").fetchall()
+    assert len(rows) == 1
+    reasons, payload, rejected = rows[0]
+    assert set(reasons) == {"out_of_range", "unknown_metric"} and bytes(payload) == body and rejected == 2
 
 
 @pytest.mark.parametrize(
