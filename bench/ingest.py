@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shutil
 import statistics
 import subprocess
@@ -59,7 +60,7 @@ def bench_settings(dsn: str, broker: Mosquitto, **overrides: object) -> Settings
     return Settings(
         database_url=dsn,  # type: ignore[arg-type]
         mqtt_url=broker.url,
-        timescaledb="off",  # type: ignore[arg-type]
+        timescaledb=os.environ.get("MIMAMORI_TIMESCALEDB", "off"),  # type: ignore[arg-type]
         mqtt_username=broker.ingest_username,
         mqtt_password=broker.ingest_password,  # type: ignore[arg-type]
         **overrides,  # type: ignore[arg-type]

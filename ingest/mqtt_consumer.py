@@ -28,7 +28,7 @@ from ingest.contract import Reason, subscription_filters
 from ingest.dead_letter_quota import DeadLetterQuota, QuotaConfig
 from ingest.mqtt_client import make_client
 from ingest.observe import record_batch
-from ingest.pipeline import Message, Outcome, PipelineConfig, process, process_safely
+from ingest.pipeline import Message, Outcome, PipelineConfig, process_safely
 from ingest.registry import RegistryCache, RegistrySnapshot
 from ingest.stats import IngestStats
 from ingest.validation import Limits
@@ -262,7 +262,7 @@ class MqttIngestor:
                 break
         self._current = snapshot
         outcomes = [
-            process(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
+            process_safely(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
             for item in batch
         ]
         started = time.monotonic()

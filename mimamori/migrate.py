@@ -129,9 +129,29 @@ def migrate(settings: Settings) -> MigrationReport:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
+# Continuous aggregates (migration 0002): the newest bucket left to real-time aggregation, and how often to refresh.
+_REFRESHED = (
+    ("readings_10m", "10 minutes", "5 minutes"),
+    ("readings_1h", "1 hour", "30 minutes"),
+    ("readings_1d", "1 day", "6 hours"),
+)
+
+
 def apply_timescale_policies(conn: psycopg.Connection, settings: Settings) -> None:
-    """Retention and compression ages come from settings, so they are (re)applied on every migrate."""
+    """Retention and compression ages come from settings, so they are (re)applied on every migrate.
+
+    Each refresh policy's window reaches as far back as ingest accepts readings (``ingest_max_past_days``): a
+    reading a month late must be in the aggregate after the next run. TimescaleDB refreshes only the parts of the
+    window invalidated by writes since the last run, so a long window costs nothing when nothing arrives late.
+    """
     with conn.transaction():
+        for view, end_offset, every in _REFRESHED:
+            conn.execute("SELECT remove_continuous_aggregate_policy(%s, if_exists => true)", (view,))
+            conn.execute(
+                "SELECT add_continuous_aggregate_policy(%s, start_offset => make_interval(days => %s),"
+                " end_offset => %s::interval, schedule_interval => %s::interval)",
+                (view, settings.ingest_max_past_days + 2, end_offset, every),
+            )
         conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
         conn.execute("SELECT add_retention_policy('readings', make_interval(days => %s))", (settings.retention_days,))
         conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")

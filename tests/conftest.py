@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
-from tests.services import Mosquitto, create_scratch_database, drop_database
+from tests.services import TEST_TIMESCALEDB, Mosquitto, create_scratch_database, drop_database
 
 _TABLES_TO_CLEAN = (
     "readings",
@@ -26,8 +26,8 @@ _TABLES_TO_CLEAN = (
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     dsn = create_scratch_database()
-    settings = Settings(database_url=dsn, timescaledb="off")  # type: ignore[arg-type]
-    migrate(settings)
+    settings = Settings(database_url=dsn, timescaledb=TEST_TIMESCALEDB)  # type: ignore[arg-type]
+    print(f"\nthe run's database: {migrate(settings).mode} mode (MIMAMORI_TEST_TIMESCALEDB={TEST_TIMESCALEDB})")
     with psycopg.connect(dsn) as conn:
         sync_catalogue(conn, load_catalogue())
     yield dsn
@@ -56,7 +56,7 @@ def settings(database_url: str, broker: Mosquitto, request: pytest.FixtureReques
         alerts_mqtt_password=broker.alerts_password,  # type: ignore[arg-type]
         mqtt_admin_username=broker.admin_username,
         mqtt_admin_password=broker.admin_password,  # type: ignore[arg-type]
-        timescaledb="off",  # type: ignore[arg-type]
+        timescaledb=TEST_TIMESCALEDB,  # type: ignore[arg-type]
     )
 
 

@@ -12,10 +12,11 @@ from psycopg_pool import ConnectionPool
 from api.app import create_app
 from devices.keys import Role, create_key
 from mimamori.settings import Settings
+from tests.services import TEST_TIMESCALEDB
 
 
 def geo_settings(database_url: str, **overrides: object) -> Settings:
-    return Settings(database_url=database_url, timescaledb="off", **overrides)  # type: ignore[arg-type]
+    return Settings(database_url=database_url, timescaledb=TEST_TIMESCALEDB, **overrides)  # type: ignore[arg-type]
 
 
 @contextmanager

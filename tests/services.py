@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 TEST_PUBLISHER = "test-publisher"
 ADMIN_DSN = os.environ.get("MIMAMORI_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The storage mode of the run's databases: off (plain PostgreSQL, as CI runs), on (TimescaleDB: ADMIN_DSN must reach
+# a server that preloads it) or auto. `make test-timescaledb` sets both.
+TEST_TIMESCALEDB = os.environ.get("MIMAMORI_TEST_TIMESCALEDB", "off")
 
 
 def free_port() -> int:
@@ -152,6 +155,12 @@ def dsn_via(dsn: str, port: int, host: str = "127.0.0.1") -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user + '@' if user else ''}{host}:{port}"))
 
 
+def settings_via(settings: Any, port: int, **update: Any) -> Any:
+    """The same settings with the database reached through another local port (a TcpProxy in front of it)."""
+    url = type(settings.database_url)(dsn_via(settings.dsn, port))
+    return settings.model_copy(update={"database_url": url, **update})
+
+
 def create_scratch_database(prefix: str = "mimamori_test") -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -186,7 +195,7 @@ class HubProcess:
             "MIMAMORI_MQTT_URL": settings.mqtt_url,
             "MIMAMORI_MQTT_CLIENT_ID": client_id or settings.mqtt_client_id,
             "MIMAMORI_MQTT_SHARE_GROUP": settings.mqtt_share_group,
-            "MIMAMORI_TIMESCALEDB": "off",
+            "MIMAMORI_TIMESCALEDB": str(getattr(settings, "timescaledb", TEST_TIMESCALEDB)),
         }
         if settings.mqtt_username:
             full["MIMAMORI_MQTT_USERNAME"] = settings.mqtt_username
@@ -279,6 +288,8 @@ class PrivatePostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"  # a throw-away cluster: speed over durability
         )
+        if (PG_BIN.parent / "lib" / "timescaledb.so").exists():  # so a TimescaleDB run can use it too
+            options += " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
         self._run(
             str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"
         )

@@ -16,7 +16,14 @@ import pytest
 from mimamori.errors import ConfigError, MimamoriError
 from mimamori.migrate import load_migrations, migrate, timescaledb_available
 from mimamori.settings import Settings, load_settings
-from tests.services import create_scratch_database, drop_database, free_port, wait_for_port, wait_until
+from tests.services import (
+    TEST_TIMESCALEDB,
+    create_scratch_database,
+    drop_database,
+    free_port,
+    wait_for_port,
+    wait_until,
+)
 
 MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
 
@@ -90,7 +97,7 @@ def test_unreachable_broker_is_one_clear_line(database_url):
 
 def test_migrate_creates_the_database_and_is_idempotent(fresh_dsn):
     missing = fresh_dsn + "_new"
-    settings = Settings(database_url=missing, timescaledb="off")
+    settings = Settings(database_url=missing, timescaledb=TEST_TIMESCALEDB)
     try:
         first = migrate(settings)
         assert first.created_database
@@ -102,7 +109,7 @@ def test_migrate_creates_the_database_and_is_idempotent(fresh_dsn):
 
 
 def test_migrate_is_safe_from_several_processes_at_once(fresh_dsn):
-    settings = Settings(database_url=fresh_dsn, timescaledb="off")
+    settings = Settings(database_url=fresh_dsn, timescaledb=TEST_TIMESCALEDB)
     start = threading.Barrier(4)
 
     def run():
@@ -119,7 +126,7 @@ def test_migrate_is_safe_from_several_processes_at_once(fresh_dsn):
 
 
 def test_concurrent_cli_migrations_all_succeed(fresh_dsn):
-    env = {"MIMAMORI_DATABASE_URL": fresh_dsn, "MIMAMORI_TIMESCALEDB": "off"}
+    env = {"MIMAMORI_DATABASE_URL": fresh_dsn, "MIMAMORI_TIMESCALEDB": TEST_TIMESCALEDB}
     procs = [
         subprocess.Popen(
             [*MIMAMORI, "db", "migrate"],
@@ -135,7 +142,7 @@ def test_concurrent_cli_migrations_all_succeed(fresh_dsn):
 
 
 def test_an_edited_migration_is_refused(fresh_dsn):
-    settings = Settings(database_url=fresh_dsn, timescaledb="off")
+    settings = Settings(database_url=fresh_dsn, timescaledb=TEST_TIMESCALEDB)
     migrate(settings)
     with psycopg.connect(fresh_dsn) as conn:
         conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = '0001'")
@@ -199,7 +206,7 @@ def test_timescaledb_on_is_refused_clearly_where_the_extension_is_missing(fresh_
 def test_timescaledb_mode_creates_hypertable_compression_and_aggregates(fresh_dsn):
     with psycopg.connect(fresh_dsn) as conn:
         if not timescaledb_available(conn):
-            pytest.skip("TimescaleDB extension not installed on this PostgreSQL (cannot be installed here)")
+            pytest.skip("no TimescaleDB on the test server: set MIMAMORI_TEST_ADMIN_DSN to one that preloads it")
     settings = Settings(database_url=fresh_dsn, timescaledb="on", retention_days=400, compress_after_days=3)
     assert migrate(settings).mode == "timescaledb"
     assert migrate(settings).applied == []  # policies are re-applied without error
@@ -222,7 +229,7 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
         "MIMAMORI_MQTT_URL": broker.url,
         "MIMAMORI_API_PORT": str(port),
         "MIMAMORI_MQTT_CLIENT_ID": "e2e-up",
-        "MIMAMORI_TIMESCALEDB": "off",
+        "MIMAMORI_TIMESCALEDB": TEST_TIMESCALEDB,
         "MIMAMORI_MQTT_USERNAME": broker.ingest_username,  # the broker refuses anonymous clients
         "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
     }
@@ -275,7 +282,7 @@ def test_up_plays_the_typhoon_with_each_city_device_on_its_own_account(database_
         "MIMAMORI_MQTT_URL": broker.url,
         "MIMAMORI_API_PORT": str(port),
         "MIMAMORI_MQTT_CLIENT_ID": "e2e-up-sim",
-        "MIMAMORI_TIMESCALEDB": "off",
+        "MIMAMORI_TIMESCALEDB": TEST_TIMESCALEDB,
         "MIMAMORI_MQTT_USERNAME": broker.ingest_username,
         "MIMAMORI_MQTT_PASSWORD": broker.ingest_password,
         "MIMAMORI_MQTT_ADMIN_USERNAME": broker.admin_username,

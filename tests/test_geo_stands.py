@@ -30,6 +30,7 @@ from geo import (
 )
 from geo.sample_stands import SampleOptions, generate
 from geo.stand_model import Rejection, Stand
+from tests.services import TEST_TIMESCALEDB
 
 # EPSG:6675's false origin is 36°N, 137°10'E: a square around plane (0, 0) must land there, whatever pyproj says.
 ORIGIN_LON, ORIGIN_LAT = 137 + 10 / 60, 36.0
@@ -304,7 +305,7 @@ def test_stands_are_found_by_bbox_species_age_ownership_and_protection(stands_db
 
 
 def test_the_cli_makes_a_sample_and_imports_it_with_rejections_listed(database_url, stands_db, tmp_path):
-    env = os.environ | {"MIMAMORI_DATABASE_URL": database_url, "MIMAMORI_TIMESCALEDB": "off"}
+    env = os.environ | {"MIMAMORI_DATABASE_URL": database_url, "MIMAMORI_TIMESCALEDB": TEST_TIMESCALEDB}
     cli = [sys.executable, "-m", "mimamori.cli"]
     sample = tmp_path / "sample.gpkg"
     made = subprocess.run(

@@ -163,10 +163,11 @@ def test_geomap_layers_read_the_latitude_and_longitude_the_queries_return(dashbo
         assert "AS latitude" in target["rawSql"] and "AS longitude" in target["rawSql"]
 
 
-def test_timescaledb_mode_reads_the_daily_continuous_aggregate():
+def test_timescaledb_mode_rolls_city_days_up_from_the_hourly_aggregate():
     plain = json.dumps(build_dashboards(DashboardOptions()))
     tsdb = json.dumps(build_dashboards(DashboardOptions(timescaledb=True)))
-    assert "readings_1d" in tsdb and "readings_1d" not in plain
+    # readings_1d holds UTC days; a day of the city (JST) is 24 of its hours (issue 15, bug 3).
+    assert "FROM readings_1h" in tsdb and "readings_1h" not in plain and "readings_1d" not in tsdb
 
 
 def test_dashboard_options_defaults_are_the_settings_defaults():

@@ -14,7 +14,7 @@ from devices.keys import Role, create_key
 from ingest import CommittedReadings, MqttIngestor
 from ingest.codecs import encode_native, encode_senml
 from ingest.contract import RawReading
-from tests.services import wait_until
+from tests.services import dsn_address, settings_via, wait_until
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
 READINGS = [RawReading(T0 + timedelta(minutes=10 * i), "soil_moisture", 0.20 + i / 100, None) for i in range(6)]
@@ -171,9 +171,9 @@ def test_push_answers_503_while_the_database_is_away_and_stores_the_retry_once(s
 
     from tests.tcp_proxy import TcpProxy
 
-    proxy = TcpProxy(5432)
-    dsn = settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    s = settings.model_copy(update={"database_url": settings.database_url.__class__(dsn), "api_push_db_wait_s": 1.0})
+    proxy = TcpProxy(*reversed(dsn_address(settings.dsn)))
+    s = settings_via(settings, proxy.port, api_push_db_wait_s=1.0)
+    dsn = s.dsn
     pool = ConnectionPool(dsn, min_size=1, max_size=4, open=True, timeout=1)
     body = encode_native(READINGS)
     headers = {"X-API-Key": partner_key, "Content-Type": "application/json"}

@@ -22,7 +22,7 @@ from ingest import CommittedReadings, MqttIngestor
 from ingest.codecs import encode_native, encode_senml
 from ingest.contract import RawReading
 from mimamori.settings import Settings
-from tests.services import wait_until
+from tests.services import dsn_address, settings_via, wait_until
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -193,15 +193,9 @@ def test_ingest_workers_split_the_stream_across_processes(settings, db, broker, 
 
 
 def test_a_database_outage_mid_stream_loses_nothing(settings, db, broker, city):
-    proxy = TcpProxy(5432)
+    proxy = TcpProxy(*reversed(dsn_address(settings.dsn)))
     try:
-        via_proxy = settings.model_copy(
-            update={
-                "database_url": settings.database_url.__class__(
-                    settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-                )
-            }
-        )
+        via_proxy = settings_via(settings, proxy.port)
         pool = ConnectionPool(via_proxy.dsn, min_size=1, max_size=4, open=True)
         with running_ingestor(via_proxy, pool) as ingestor:
             publish_all(broker, TOPIC, [reading_payload(i) for i in range(500)])

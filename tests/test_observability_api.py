@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from devices.keys import Role, create_key
 from mimamori.logs import JsonFormatter
-from tests.services import free_port, wait_until
+from tests.services import dsn_address, free_port, settings_via, wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -81,16 +81,9 @@ def test_api_answers_503_with_a_clear_body_while_the_database_is_away(settings, 
     from mimamori.db import make_pool
     from tests.tcp_proxy import TcpProxy
 
-    proxy = TcpProxy(5432)
+    proxy = TcpProxy(*reversed(dsn_address(settings.dsn)))
     try:
-        via = settings.model_copy(
-            update={
-                "database_url": settings.database_url.__class__(
-                    settings.dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-                ),
-                "db_pool_timeout_s": 1.0,
-            }
-        )
+        via = settings_via(settings, proxy.port, db_pool_timeout_s=1.0)
         pool = make_pool(via)
         with TestClient(create_app(via, pool)) as client:
             assert client.get("/readyz").status_code == 200

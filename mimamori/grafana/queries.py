@@ -12,6 +12,8 @@ arithmetic on a ``$__timeGroup`` result, whose type differs between the modes.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 RIVER_TYPES = "('river_gauge', 'river_gauge_crisis')"
 RAIN_TYPES = "('rain_gauge', 'weather_station')"
 LEVEL_COLUMNS = ("standby", "caution", "evacuation", "danger")
@@ -233,12 +235,17 @@ ORDER BY 4 DESC
 
 
 def daily_rain(origin: str, timescaledb: bool) -> str:
-    """Daily totals (JST days). TimescaleDB keeps them in the readings_1d continuous aggregate."""
-    if timescaledb:
-        return """
-SELECT a.bucket AS "time", a.device_id AS metric, a.sum AS "mm/day"
-FROM readings_1d a
+    """Daily totals, in days of the city's time zone (the bucket origin) in both modes.
+
+    TimescaleDB's readings_1d holds UTC days (09:00 to 09:00 in Japan), so the days are rolled up from readings_1h,
+    exact for sums, whenever the origin falls on a whole hour (every time zone of the city's kind does).
+    """
+    if timescaledb and datetime.fromisoformat(origin).minute == 0:
+        return f"""
+SELECT date_bin('1 day', a.bucket, TIMESTAMPTZ '{origin}') AS "time", a.device_id AS metric, sum(a.sum) AS "mm/day"
+FROM readings_1h a
 WHERE a.device_id IN ($rain_gauge) AND a.metric = 'rainfall' AND $__timeFilter(a.bucket)
+GROUP BY 1, 2
 ORDER BY 1
 """
     return f"""
