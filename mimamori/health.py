@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from mimamori import metrics
+from mimamori.jobs import JobStatus, read_jobs, warnings
 from mimamori.settings import MqttAddress
 
 
@@ -51,11 +53,41 @@ def check_broker(address: MqttAddress, timeout_s: float) -> Check:
     return Check("broker", ok, detail, round(time.monotonic() - started, 4))
 
 
-def readiness(checks: list[Check]) -> tuple[bool, dict[str, object]]:
-    """Whether every check passed, and the answer body listing each."""
+def check_jobs(pool: ConnectionPool, timeout_s: float) -> list[str]:
+    """Warnings about TimescaleDB's jobs (none without TimescaleDB, or when the database cannot say): they never make
+    the process unready, since readings are still stored and served, but an operator must hear of them."""
+    try:
+        with pool.connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout_s * 1000)}ms",))
+            jobs = read_jobs(conn)
+            now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    except (PoolTimeout, psycopg.Error):
+        return []
+    if jobs is None:
+        return []
+    record_job_metrics(jobs)
+    return warnings(jobs, now)
+
+
+def record_job_metrics(jobs: list[JobStatus]) -> None:
+    for job in jobs:
+        labels = (str(job.job_id), job.proc)
+        metrics.TIMESCALEDB_JOB_LAST_SUCCESS.labels(*labels).set(
+            job.last_success.timestamp() if job.last_success else 0
+        )
+        metrics.TIMESCALEDB_JOB_LAST_FAILURE.labels(*labels).set(
+            job.last_failure.timestamp() if job.last_failure else 0
+        )
+        metrics.TIMESCALEDB_JOB_FAILING.labels(*labels).set(1 if job.last_run_status == "Failed" else 0)
+
+
+def readiness(checks: list[Check], warned: list[str] | None = None) -> tuple[bool, dict[str, object]]:
+    """Whether every check passed, and the answer body listing each (and any warnings)."""
     ready = all(c.ok for c in checks)
     body: dict[str, object] = {
         "status": "ready" if ready else "unavailable",
         "checks": {c.name: {"ok": c.ok, "detail": c.detail, "seconds": c.seconds} for c in checks},
     }
+    if warned:
+        body["warnings"] = warned
     return ready, body

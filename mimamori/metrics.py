@@ -80,6 +80,19 @@ DEVICE_TO_COMMIT_SECONDS = Histogram(
     ["source"],
     buckets=_LAG_BUCKETS,
 )
+TIMESCALEDB_JOB_LAST_SUCCESS = Gauge(
+    "mimamori_timescaledb_job_last_success_timestamp_seconds",
+    "When each TimescaleDB job (compression, retention, aggregate refresh) last succeeded; 0 if never.",
+    ["job", "proc"],
+)
+TIMESCALEDB_JOB_LAST_FAILURE = Gauge(
+    "mimamori_timescaledb_job_last_failure_timestamp_seconds",
+    "When each TimescaleDB job last failed (its error: `mimamori db info`); 0 if never.",
+    ["job", "proc"],
+)
+TIMESCALEDB_JOB_FAILING = Gauge(
+    "mimamori_timescaledb_job_failing", "1 while a TimescaleDB job's last run failed.", ["job", "proc"]
+)
 BROKER_CONNECTED = Gauge("mimamori_ingest_broker_connected", "1 while the ingestor holds a broker connection.")
 BROKER_CONNECTS = Counter("mimamori_ingest_broker_connects", "Broker connections made (first one and reconnects).")
 DATABASE_AVAILABLE = Gauge(

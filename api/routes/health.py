@@ -7,14 +7,17 @@ route /metrics from outside (docs/operations.md).
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.responses import JSONResponse
-from mimamori.health import check_broker, check_database, readiness
+from mimamori.health import check_broker, check_database, check_jobs, readiness
 from mimamori.metrics import exposition
 
 router = APIRouter(include_in_schema=False)
+_JOBS_EVERY_S = 30.0
 
 
 @router.get("/healthz")
@@ -25,14 +28,16 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready: PostgreSQL answers and the broker accepts connections; 503 with the failing check otherwise."""
+    """Ready: PostgreSQL answers and the broker accepts connections; 503 with the failing check otherwise.
+    TimescaleDB jobs that fail or stall are listed under ``warnings`` (still 200)."""
     settings = request.app.state.settings
     timeout = settings.health_timeout_s
     checks = [
         await run_in_threadpool(check_database, request.app.state.pool, timeout),
         await run_in_threadpool(check_broker, settings.mqtt, timeout),
     ]
-    ready, body = readiness(checks)
+    warned = await run_in_threadpool(check_jobs, request.app.state.pool, timeout) if checks[0].ok else []
+    ready, body = readiness(checks, warned)
     return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
 
@@ -40,5 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.api_metrics:
         return JSONResponse({"error": "not_found", "detail": "metrics are off (MIMAMORI_API_METRICS)"}, 404)
+    state = request.app.state
+    if time.monotonic() - getattr(state, "jobs_read_at", float("-inf")) > _JOBS_EVERY_S:
+        state.jobs_read_at = time.monotonic()  # the job gauges, at most this often whatever scrapes
+        await run_in_threadpool(check_jobs, state.pool, state.settings.health_timeout_s)
     body, content_type = await run_in_threadpool(exposition)
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
