@@ -1,4 +1,4 @@
-.PHONY: setup up test lint bench
+.PHONY: setup up test test-timescaledb lint bench
 
 setup:
 	@bash deploy/bootstrap.sh
@@ -15,6 +15,12 @@ test:
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
 	uv run --locked pytest
+
+# The same suite on TimescaleDB: TSDB is the admin DSN of a server that preloads the extension.
+test-timescaledb:
+	@test -n "$(TSDB)" || { echo "usage: make test-timescaledb TSDB=postgresql://postgres@HOST:PORT/postgres"; exit 2; }
+	@bash deploy/bootstrap.sh --tests
+	MIMAMORI_TEST_ADMIN_DSN=$(TSDB) MIMAMORI_TEST_TIMESCALEDB=on uv run --locked pytest
 
 bench: setup
 	uv run --locked python -m bench.ingest

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -86,11 +87,29 @@ def _compress_old_chunks(conn: psycopg.Connection) -> int:
     return len(rows)
 
 
+def _call(conn: psycopg.Connection, statement: str, *params: object) -> None:
+    """CALL a procedure, again while the scheduler runs the same job (its refreshes hold a lock)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn.execute(statement, params)  # type: ignore[arg-type]
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _refresh_all(conn: psycopg.Connection) -> None:
+    for view in ("readings_10m", "readings_1h", "readings_1d"):
+        _call(conn, f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+
+
 def _run_jobs(conn: psycopg.Connection, proc: str) -> int:
     """Run the policies' own jobs, as the scheduler would."""
     jobs = [r[0] for r in conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s", (proc,))]
     for job in jobs:
-        conn.execute("CALL run_job(%s)", (job,))
+        _call(conn, "CALL run_job(%s)", job)
     return len(jobs)
 
 
@@ -241,8 +260,7 @@ def test_daily_rain_is_a_day_of_the_city_in_both_modes(tsdb):
     with psycopg.connect(tsdb, autocommit=True) as conn:
         _insert(conn, "rain-1", "rainfall", rain)
         _run_jobs(conn, "policy_refresh_continuous_aggregate")
-        for view in ("readings_10m", "readings_1h", "readings_1d"):  # these days are beyond the policies' end
-            conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+        _refresh_all(conn)  # the whole range: these days may lie beyond the policies' end
         window = TimeRange(day0, day0 + timedelta(days=5))
         answers = {}
         for timescaledb in (False, True):
@@ -262,3 +280,51 @@ def test_daily_rain_is_a_day_of_the_city_in_both_modes(tsdb):
     assert [t for t, _ in answers[True]] == [t for t, _ in answers[False]] == sorted(expected)
     assert [v for _, v in answers[True]] == pytest.approx([v for _, v in answers[False]])
     assert [v for _, v in answers[False]] == pytest.approx([expected[d] for d in sorted(expected)])
+
+
+# -- retention while the API serves ----------------------------------------------------------------------------------
+
+
+def test_retention_drops_old_chunks_while_the_api_serves_and_the_aggregates_keep_their_days(tsdb, settings):
+    with psycopg.connect(tsdb, autocommit=True) as conn:
+        migrate(Settings(database_url=tsdb, timescaledb="on", retention_days=10))  # type: ignore[arg-type]
+        month = [(NOW - timedelta(hours=h), 1 + h % 24) for h in range(30 * 24)]
+        _insert(conn, "gauge-1", "water_level", month)
+        _refresh_all(conn)
+        key = create_key(conn, "toyota-city", Role.admin, "retention test")[1]
+    s = settings.model_copy(update={"database_url": type(settings.database_url)(tsdb)})
+    pool = ConnectionPool(tsdb, min_size=1, max_size=4, open=True)
+    statuses: list[int] = []
+    done = threading.Event()
+    start = (NOW - timedelta(days=30)).isoformat()
+    try:
+        with TestClient(create_app(s, pool)) as api:
+
+            def serve() -> None:
+                while not done.is_set():
+                    for params in ({"start": start}, {"start": start, "bucket": "1d"}):
+                        answer = api.get("/v1/devices/gauge-1/readings", params=params, headers={"X-API-Key": key})
+                        statuses.append(answer.status_code)
+
+            reader = threading.Thread(target=serve, daemon=True)
+            reader.start()
+            with psycopg.connect(tsdb, autocommit=True) as conn:
+                wait_until(lambda: len(statuses) >= 4, timeout=30, what="the API serving before the drop")
+                assert _run_jobs(conn, "policy_retention") == 1
+                raw_left = _count(conn, "SELECT count(*) FROM readings")
+            wait_until(lambda: len(statuses) >= 12, timeout=30, what="the API serving after the drop")
+            done.set()
+            reader.join(30)
+            raw = api.get("/v1/devices/gauge-1/readings", params={"start": start}, headers={"X-API-Key": key})
+            daily = api.get(
+                "/v1/devices/gauge-1/readings", params={"start": start, "bucket": "1d"}, headers={"X-API-Key": key}
+            )
+    finally:
+        done.set()
+        pool.close()
+    assert set(statuses) == {200}
+    # Chunks older than 10 days are gone (a chunk is a day, so up to a day more is kept)...
+    assert 10 * 24 <= raw_left <= 12 * 24
+    assert len(raw.json()["series"]["water_level"]) == raw_left
+    # ... while the daily aggregate keeps the month.
+    assert len(daily.json()["series"]["water_level"]) >= 30
