@@ -1,0 +1,269 @@
+"""Storage benchmark: `python -m bench.storage` (not a test).
+
+Loads two fleets into scratch databases migrated by the hub, in each storage mode it can reach:
+
+* **gauges**: a month of a 200-gauge fleet at 10-minute intervals (864,000 readings);
+* **dense**: a day of a 1,000-device fleet at 1-minute intervals (1,440,000 readings);
+
+and prints, per mode and fleet, bytes per reading (table + indexes; on TimescaleDB before and after compressing
+every chunk, as the compression policy does a week on) and the same run's query latency (p50/p99) of a raw day of
+one device and of hourly buckets over a week. The physical floor is printed beside them: 16 bytes (a time and a
+value) uncompressed. Targets (issue 15): ≤ 80 bytes/reading plain, ≤ 10 compressed.
+
+Plain mode uses MIMAMORI_BENCH_PLAIN_DSN (default: the local server), TimescaleDB mode MIMAMORI_BENCH_TSDB_DSN (an
+admin DSN of a server that preloads it; the mode is skipped, saying so, when unset or without the extension).
+Several runs (--runs): the median and range of each figure. Prints a table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from devices import load_catalogue, sync_catalogue, upsert_tenant
+from geo.queries import bucketed_series, raw_series
+from mimamori.migrate import migrate, timescaledb_available
+from mimamori.settings import Settings
+
+out = Console(stderr=True, width=150)
+TARGETS = {"plain": 80.0, "compressed": 10.0}
+FLOOR = 16.0  # bytes of a reading's time and value, uncompressed
+JST = datetime.fromisoformat("2000-01-03T00:00:00+09:00")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    name: str
+    devices: int
+    device_type: str
+    metric: str
+    step: timedelta
+    span: timedelta
+
+    @property
+    def readings(self) -> int:
+        return self.devices * int(self.span / self.step)
+
+
+FLEETS = (
+    Fleet("gauges", 200, "river_gauge", "water_level", timedelta(minutes=10), timedelta(days=30)),
+    Fleet("dense", 1000, "soil_moisture", "soil_moisture", timedelta(minutes=1), timedelta(days=1)),
+)
+
+
+def _scratch(admin_dsn: str) -> str:
+    name = f"mimamori_bench_storage_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop(admin_dsn: str, dsn: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def _rows(fleet: Fleet, end: datetime) -> Iterator[tuple[datetime, str, str, float, datetime]]:
+    rng = random.Random(7)
+    steps = int(fleet.span / fleet.step)
+    for d in range(fleet.devices):
+        level = rng.uniform(0.5, 3.0)
+        device = f"{fleet.name}-{d:04d}"
+        for i in range(steps):
+            level = max(0.0, level + rng.gauss(0, 0.01))  # a river: slow, noisy, real-valued
+            t = end - fleet.step * (steps - i)
+            # received_at as ingest writes it: the device's time plus the link's delay (tens of ms to seconds).
+            yield t, device, fleet.metric, round(level, 3), t + timedelta(milliseconds=rng.expovariate(1 / 400))
+
+
+def load(dsn: str, fleet: Fleet, end: datetime, progress: Progress) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sync_catalogue(conn, load_catalogue())
+        upsert_tenant(conn, "toyota-city", "Toyota City", "operator")
+        with conn.cursor().copy("COPY devices (id, tenant_id, device_type) FROM STDIN") as copy:
+            for d in range(fleet.devices):
+                copy.write_row((f"{fleet.name}-{d:04d}", "toyota-city", fleet.device_type))
+        task = progress.add_task(f"loading {fleet.name}", total=fleet.readings)
+        with conn.cursor().copy("COPY readings (time, device_id, metric, value, received_at) FROM STDIN") as copy:
+            for n, row in enumerate(_rows(fleet, end), 1):
+                copy.write_row(row)
+                if n % 50_000 == 0:
+                    progress.update(task, completed=n)
+        progress.update(task, completed=fleet.readings)
+        conn.execute("VACUUM ANALYZE readings")
+
+
+def readings_bytes(conn: psycopg.Connection, timescaledb: bool) -> int:
+    if timescaledb:
+        return int(conn.execute("SELECT hypertable_size('readings')").fetchone()[0])  # type: ignore[index]
+    return int(conn.execute("SELECT pg_total_relation_size('readings')").fetchone()[0])  # type: ignore[index]
+
+
+def compress_all(conn: psycopg.Connection) -> int:
+    rows = conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c")
+    return len(rows.fetchall())
+
+
+def query_latency(conn: psycopg.Connection, fleet: Fleet, end: datetime, mode: str, n: int) -> dict[str, float]:
+    """p50/p99 in ms of a raw day of one device, and of hourly buckets over a week (from the aggregate on
+    TimescaleDB, as the API would read them)."""
+    rng = random.Random(3)
+    timings: dict[str, list[float]] = {"raw_day": [], "hourly_week": []}
+    view = "readings_1h" if mode == "timescaledb" else None
+    for _ in range(n):
+        device = f"{fleet.name}-{rng.randrange(fleet.devices):04d}"
+        started = time.perf_counter()
+        raw_series(conn, device, None, fleet.metric, end - timedelta(days=1), end, 100_000)
+        timings["raw_day"].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        start = end - timedelta(days=7)
+        bucketed_series(conn, device, None, fleet.metric, start, end, timedelta(hours=1), "avg", JST, view, 100_000)
+        timings["hourly_week"].append((time.perf_counter() - started) * 1000)
+    result = {}
+    for name, values in timings.items():
+        values.sort()
+        result[f"{name}_p50_ms"] = statistics.median(values)
+        result[f"{name}_p99_ms"] = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return result
+
+
+def run_once(admin_dsn: str, mode: str, fleet: Fleet, queries: int, progress: Progress) -> dict[str, float]:
+    dsn = _scratch(admin_dsn)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    try:
+        migrate(Settings(database_url=dsn, timescaledb="on" if mode == "timescaledb" else "off"))  # type: ignore[arg-type]
+        load(dsn, fleet, end, progress)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            figures: dict[str, float] = {"readings": float(fleet.readings)}
+            figures["bytes_per_reading"] = readings_bytes(conn, mode == "timescaledb") / fleet.readings
+            if mode == "timescaledb":
+                conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+            figures |= query_latency(conn, fleet, end, mode, queries)
+            if mode == "timescaledb":
+                compress_all(conn)
+                conn.execute("VACUUM ANALYZE readings")
+                figures["compressed_bytes_per_reading"] = readings_bytes(conn, True) / fleet.readings
+                compressed = query_latency(conn, fleet, end, mode, queries)
+                figures |= {f"compressed_{k}": v for k, v in compressed.items()}
+        return figures
+    finally:
+        _drop(admin_dsn, dsn)
+
+
+def available(admin_dsn: str | None, mode: str) -> str | None:
+    """Why a mode cannot run here (None when it can)."""
+    if not admin_dsn:
+        return "MIMAMORI_BENCH_TSDB_DSN is not set"
+    try:
+        with psycopg.connect(admin_dsn, connect_timeout=5) as conn:
+            if mode == "timescaledb" and not timescaledb_available(conn):
+                return "the server has no TimescaleDB"
+    except psycopg.Error as exc:
+        return f"cannot connect: {type(exc).__name__}"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=200, help="queries per latency figure")
+    parser.add_argument("--fleet", choices=[f.name for f in FLEETS], action="append")
+    args = parser.parse_args()
+    servers = {
+        "plain": os.environ.get("MIMAMORI_BENCH_PLAIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        "timescaledb": os.environ.get("MIMAMORI_BENCH_TSDB_DSN"),
+    }
+    fleets = [f for f in FLEETS if not args.fleet or f.name in args.fleet]
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    skipped: dict[str, str] = {}
+    with Progress(console=out, transient=True) as progress:
+        for mode, admin in servers.items():
+            why = available(admin, mode)
+            if why:
+                skipped[mode] = why
+                out.print(f"[yellow]{mode} mode skipped: {why}[/]")
+                continue
+            for fleet in fleets:
+                for _ in range(args.runs):
+                    figures = run_once(admin, mode, fleet, args.queries, progress)  # type: ignore[arg-type]
+                    slot = results.setdefault(mode, {}).setdefault(fleet.name, {})
+                    for key, value in figures.items():
+                        slot.setdefault(key, []).append(value)
+    summary = _summarise(results)
+    _print_table(summary, args.runs)
+    print(
+        json.dumps(
+            {
+                "bench": "storage",
+                "date": datetime.now(UTC).date().isoformat(),
+                "runs": args.runs,
+                "targets_bytes_per_reading": TARGETS,
+                "floor_bytes_per_reading": FLOOR,
+                "skipped": skipped,
+                "results": summary,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _summarise(results: dict[str, dict[str, dict[str, list[float]]]]) -> dict[str, dict[str, dict[str, object]]]:
+    return {
+        mode: {
+            fleet: {
+                key: {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2)}
+                for key, v in figures.items()
+            }
+            for fleet, figures in fleets.items()
+        }
+        for mode, fleets in results.items()
+    }
+
+
+def _print_table(summary: dict[str, dict[str, dict[str, dict[str, float]]]], runs: int) -> None:
+    table = Table(title=f"Storage per reading and query latency ({runs} runs: median [min–max])")
+    for column in ("mode", "fleet", "bytes/reading", "target", "raw day p99 ms", "hourly week p99 ms"):
+        table.add_column(column)
+
+    def cell(figures: dict[str, dict[str, float]], key: str) -> str:
+        f = figures.get(key)
+        return "" if f is None else f"{f['median']:g} [{f['min']:g}–{f['max']:g}]"
+
+    for mode, fleets in summary.items():
+        for fleet, figures in fleets.items():
+            table.add_row(
+                mode,
+                fleet,
+                cell(figures, "bytes_per_reading"),
+                f"≤ {TARGETS['plain']:g}" if mode == "plain" else "",
+                cell(figures, "raw_day_p99_ms"),
+                cell(figures, "hourly_week_p99_ms"),
+            )
+            if "compressed_bytes_per_reading" in figures:
+                table.add_row(
+                    f"{mode}, compressed",
+                    fleet,
+                    cell(figures, "compressed_bytes_per_reading"),
+                    f"≤ {TARGETS['compressed']:g}",
+                    cell(figures, "compressed_raw_day_p99_ms"),
+                    cell(figures, "compressed_hourly_week_p99_ms"),
+                )
+    table.add_row("physical floor", "", f"{FLOOR:g} (time + value)", "", "", "")
+    out.print(table)
+
+
+if __name__ == "__main__":
+    main()
