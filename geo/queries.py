@@ -480,6 +480,45 @@ def raw_series(
     return _visible_series(conn, query, params)
 
 
+# From when on a continuous aggregate may lack readings of a time range: the earliest write since its last refresh
+# there (TimescaleDB's invalidation logs) below its watermark (above it, real-time aggregation reads raw rows anyway).
+# Catalog tables of TimescaleDB's own, checked against 2.28.3: where they cannot be read, nothing is trusted.
+_AGGREGATE_STALE_FROM = """
+SELECT min(greatest(x.lowest, _timescaledb_functions.to_unix_microseconds(%(start)s)))
+FROM _timescaledb_catalog.continuous_agg ca
+CROSS JOIN LATERAL (SELECT least(_timescaledb_functions.to_unix_microseconds(%(end)s),
+                                 _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) AS upto) w
+CROSS JOIN LATERAL (
+    SELECT m.lowest_modified_value AS lowest, m.greatest_modified_value AS greatest
+    FROM _timescaledb_catalog.continuous_aggs_materialization_invalidation_log m
+    WHERE m.materialization_id = ca.mat_hypertable_id
+    UNION ALL
+    SELECT h.lowest_modified_value, h.greatest_modified_value
+    FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log h
+    WHERE h.hypertable_id = ca.raw_hypertable_id
+) x
+WHERE ca.user_view_schema = current_schema() AND ca.user_view_name = %(view)s
+  AND x.lowest < w.upto AND x.greatest >= _timescaledb_functions.to_unix_microseconds(%(start)s)
+"""
+
+
+def aggregate_stale_from(conn: psycopg.Connection, view: str, start: datetime, end: datetime) -> datetime | None:
+    """The earliest time in [start, end) from which ``view`` may not yet hold every reading; None when it does."""
+    try:
+        with conn.transaction():
+            row = conn.execute(_AGGREGATE_STALE_FROM, {"view": view, "start": start, "end": end}).fetchone()
+            known = conn.execute(
+                "SELECT 1 FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = %s", (view,)
+            ).fetchone()
+    except psycopg.Error:
+        return start
+    if known is None:
+        return start
+    if row is None or row[0] is None:
+        return None
+    return datetime.fromtimestamp(row[0] / 1_000_000, tz=start.tzinfo)
+
+
 def bucketed_series(
     conn: psycopg.Connection,
     device_id: str,

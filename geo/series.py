@@ -9,8 +9,8 @@ from datetime import datetime
 
 import psycopg
 
-from geo.queries import bucketed_series, raw_series
-from geo.timeseries import SeriesRequest, aggregate_source
+from geo.queries import aggregate_stale_from, bucketed_series, raw_series
+from geo.timeseries import SeriesRequest, aggregate_source, floor_to_bucket
 from mimamori.errors import NotFound, ValidationError
 
 
@@ -55,6 +55,7 @@ def read_series(
     origin: datetime,
     storage_mode: str,
     max_points: int,
+    final_before: datetime | None = None,
 ) -> Series:
     """The series a request asks for; NotFound for a device the caller may not see, ValidationError past the limit."""
     if request.bucket is None:
@@ -62,20 +63,44 @@ def read_series(
         source = "readings"
     else:
         view = aggregate_source(request.bucket, origin) if storage_mode == "timescaledb" else None
-        points = bucketed_series(
-            conn,
-            device_id,
-            tenant_id,
-            metric,
-            request.start,
-            request.end,
-            request.bucket,
-            request.agg.value,
-            origin,
-            view,
-            max_points + 1,
-        )
-        source = view or "readings"
+        cut = None
+        if view is not None:
+            # Before ``final_before`` no reading can arrive any more (ingest refuses them): the aggregate is final
+            # there, even where retention has dropped the raw rows (TimescaleDB logs a drop as an invalidation).
+            since = request.start if final_before is None else max(request.start, final_before)
+            stale = aggregate_stale_from(conn, view, since, request.end) if since < request.end else None
+            if stale is not None:
+                cut = max(request.start, floor_to_bucket(stale, request.bucket, origin))
+        parts: list[
+            tuple[str | None, datetime, datetime]
+        ] = []  # (source, start, end): the aggregate up to what it may lack, raw rows from there
+        if view is None or cut == request.start:
+            parts.append((None, request.start, request.end))
+        elif cut is None:
+            parts.append((view, request.start, request.end))
+        else:
+            parts += [(view, request.start, cut), (None, cut, request.end)]
+        points: list[tuple[datetime, str, float]] = []
+        for part_view, part_start, part_end in parts:
+            got = bucketed_series(
+                conn,
+                device_id,
+                tenant_id,
+                metric,
+                part_start,
+                part_end,
+                request.bucket,
+                request.agg.value,
+                origin,
+                part_view,
+                max_points + 1,
+            )
+            if got is None:
+                raise NotFound(f"device {device_id!r} not found")
+            points += got
+        if len(parts) > 1:
+            points.sort(key=lambda p: (p[1], p[0]))  # by metric, then time, as one query would give them
+        source = "+".join(v or "readings" for v, _, _ in parts)
     if points is None:
         raise NotFound(f"device {device_id!r} not found")
     if len(points) > max_points:

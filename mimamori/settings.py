@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mimamori.errors import ConfigError
@@ -229,6 +229,17 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        # The aggregates' refresh window reaches ingest_max_past_days + 2 back (mimamori/migrate.py); a refresh over
+        # chunks retention has dropped would empty those days of the aggregates too.
+        if self.retention_days <= self.ingest_max_past_days + 2:
+            raise ValueError(
+                f"MIMAMORI_RETENTION_DAYS ({self.retention_days}) must exceed MIMAMORI_INGEST_MAX_PAST_DAYS + 2"
+                f" ({self.ingest_max_past_days + 2}): readings are accepted, and aggregates refreshed, that far back"
+            )
+        return self
 
     @cached_property
     def mqtt(self) -> MqttAddress:

@@ -105,16 +105,20 @@ def test_every_fault_of_the_faults_scenario_ends_where_the_ingest_contract_says(
     }
     assert dead_expected["ts_future"] and dead_expected["ts_past"]
     total_dead = sum(dead_expected.values())
+    # One dead letter per refused message, its refused readings counted per reason (ingest/rejections.py).
     wait_until(
-        lambda: db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] >= total_dead,
+        lambda: db.execute("SELECT coalesce(sum(rejected), 0) FROM dead_letters").fetchone()[0] >= total_dead,
         timeout=30,
         what="the dead letters",
     )
-    rows = db.execute("SELECT reason, device_id, detail FROM dead_letters").fetchall()
+    rows = db.execute("SELECT reason, device_id, detail, reasons FROM dead_letters").fetchall()
     by_reason: dict[str, list[tuple[str, str]]] = {}
-    for reason, device, detail in rows:
-        by_reason.setdefault(reason, []).append((device, detail))
-    assert {r: len(v) for r, v in by_reason.items()} == dead_expected
+    counted: dict[str, int] = {}
+    for _reason, device, detail, reasons in rows:
+        for reason, summary in reasons.items():
+            by_reason.setdefault(reason, []).append((device, detail))
+            counted[reason] = counted.get(reason, 0) + summary["count"]
+    assert counted == dead_expected
     assert all(detail for v in by_reason.values() for _, detail in v)  # every one says why
     assert {d for d, _ in by_reason["out_of_range"]} == {"ext-asahi-1"}
     assert {d for d, _ in by_reason["ts_future"] + by_reason["ts_past"]} == {"dendro-inabu-1"}

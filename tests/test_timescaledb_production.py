@@ -287,12 +287,16 @@ def test_daily_rain_is_a_day_of_the_city_in_both_modes(tsdb):
 
 def test_retention_drops_old_chunks_while_the_api_serves_and_the_aggregates_keep_their_days(tsdb, settings):
     with psycopg.connect(tsdb, autocommit=True) as conn:
-        migrate(Settings(database_url=tsdb, timescaledb="on", retention_days=10))  # type: ignore[arg-type]
         month = [(NOW - timedelta(hours=h), 1 + h % 24) for h in range(30 * 24)]
         _insert(conn, "gauge-1", "water_level", month)
         _refresh_all(conn)
+        # Then a retention of 10 days (the scheduler may run its job at once; the test runs it below regardless).
+        short = Settings(database_url=tsdb, timescaledb="on", retention_days=10, ingest_max_past_days=7)  # type: ignore[arg-type]
+        migrate(short)
         key = create_key(conn, "toyota-city", Role.admin, "retention test")[1]
-    s = settings.model_copy(update={"database_url": type(settings.database_url)(tsdb)})
+    s = settings.model_copy(
+        update={"database_url": type(settings.database_url)(tsdb), "retention_days": 10, "ingest_max_past_days": 7}
+    )
     pool = ConnectionPool(tsdb, min_size=1, max_size=4, open=True)
     statuses: list[int] = []
     done = threading.Event()
@@ -328,3 +332,46 @@ def test_retention_drops_old_chunks_while_the_api_serves_and_the_aggregates_keep
     assert len(raw.json()["series"]["water_level"]) == raw_left
     # ... while the daily aggregate keeps the month.
     assert len(daily.json()["series"]["water_level"]) >= 30
+
+
+def test_between_a_late_write_and_the_next_refresh_the_api_reads_raw_rows(tsdb):
+    from geo.series import read_series
+    from geo.timeseries import plan
+
+    def answer(conn: psycopg.Connection, mode: str, at: datetime):
+        request = plan(
+            start=at - timedelta(days=1),
+            end=at + timedelta(days=1),
+            bucket="1h",
+            agg="sum",
+            now=NOW,
+            default_span=timedelta(days=1),
+            origin=JST_ORIGIN,
+            max_points=1000,
+        )
+        return read_series(
+            conn,
+            device_id="gauge-1",
+            tenant_id=None,
+            metric="water_level",
+            request=request,
+            origin=JST_ORIGIN,
+            storage_mode=mode,
+            max_points=1000,
+        )
+
+    at = NOW - timedelta(days=40)
+    with psycopg.connect(tsdb, autocommit=True) as conn:
+        _insert(conn, "gauge-1", "water_level", [(at + timedelta(minutes=i), 1.0) for i in range(600)])
+        _run_jobs(conn, "policy_refresh_continuous_aggregate")
+        assert answer(conn, "timescaledb", at).source == "readings_1h"  # refreshed: the aggregate serves
+        _insert(conn, "gauge-1", "water_level", [(at + timedelta(minutes=i, seconds=30), 2.0) for i in range(600)])
+        late = answer(conn, "timescaledb", at)
+        # Written since the refresh: raw rows answer from the first bucket that may lack readings on.
+        assert late.source == "readings_1h+readings"
+        assert late.points == answer(conn, "plain", at).points
+        assert sum(v for *_, v in late.points) == pytest.approx(600 * 3.0)
+        _run_jobs(conn, "policy_refresh_continuous_aggregate")
+        again = answer(conn, "timescaledb", at)
+        assert again.source == "readings_1h"
+        assert [v for *_, v in again.points] == pytest.approx([v for *_, v in late.points])

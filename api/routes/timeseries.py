@@ -82,6 +82,7 @@ async def get_readings(
                 origin=datetime.fromisoformat(settings.timeseries_bucket_origin),
                 storage_mode=mode,
                 max_points=settings.timeseries_max_points,
+                final_before=datetime.now(UTC) - timedelta(days=settings.ingest_max_past_days + 2),
             )
 
     series = await run_in_threadpool(query)
