@@ -15,11 +15,13 @@ from pydantic import BaseModel, Field
 
 import alerts
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.params import Instant
 from devices.keys import Principal, Role
 from mimamori.errors import NotFound, ValidationError
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=StrictJSONRoute)
 
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]
@@ -117,8 +119,8 @@ async def list_alerts(
     hazard: Annotated[str | None, Query(description="flood,landslide,rain,sediment,equipment,other")] = None,
     kind: Annotated[str | None, Query(description="Rule kinds: threshold,rate,accumulation,...")] = None,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
-    since: Annotated[datetime | None, Query(description="Changed at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Opened before.")] = None,
+    since: Annotated[Instant | None, Query(description="Changed at or after.")] = None,
+    until: Annotated[Instant | None, Query(description="Opened before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
