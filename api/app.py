@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from psycopg import DataError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from alerts import WebhookDestinations
 from api.auth import document_security
 from api.bodies import BodyLimit
 from api.key_cache import KeyCache
@@ -61,6 +62,7 @@ def create_app(
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.pipeline_config = pipeline_config(settings)
+    app.state.webhook_destinations = WebhookDestinations.from_settings(settings)
     if pool is not None:
         attach(app, pool)
 

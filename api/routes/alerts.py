@@ -245,8 +245,12 @@ class WebhookIn(BaseModel):
 
 
 @router.post("/v1/alert-webhooks", status_code=201)
-async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool) -> dict[str, Any]:
-    """Subscribe an endpoint. The signing secret is in this answer only."""
+async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool, request: Request) -> dict[str, Any]:
+    """Subscribe an endpoint. The signing secret is in this answer only.
+
+    The URL's host must resolve to public addresses only (no loopback, private, link-local or metadata
+    address) unless the administrator allows it (MIMAMORI_ALERTS_WEBHOOK_ALLOW); deliveries check again."""
+    destinations: alerts.WebhookDestinations = request.app.state.webhook_destinations
 
     def create() -> tuple[int, str]:
         with pool.connection() as conn:
@@ -258,6 +262,7 @@ async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool) -> dict[s
                 hazards=body.hazards,
                 bbox=_bbox(",".join(str(v) for v in body.bbox)) if body.bbox else None,
                 all_tenants=body.all_tenants,
+                destinations=destinations,
             )
 
     webhook_id, secret = await run_in_threadpool(create)
@@ -279,11 +284,14 @@ async def webhook_deliveries(
 ) -> list[dict[str, Any]]:
     """The delivery log: each attempt's outcome, newest first."""
 
-    def query() -> list[dict[str, Any]]:
+    def query() -> list[dict[str, Any]] | None:
         with pool.connection() as conn:
             return alerts.deliveries_of(conn, webhook_id, _tenant(who), limit)
 
-    return await run_in_threadpool(query)
+    found = await run_in_threadpool(query)
+    if found is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    return found
 
 
 @router.delete("/v1/alert-webhooks/{webhook_id}", status_code=204)
