@@ -71,6 +71,11 @@ def test_non_finite_numbers_in_json_bodies_are_422_problems(api, keys, path, num
     assert "NaN" not in r.text and "Infinity" not in r.text  # the input is not echoed as if it were JSON
 
 
+@pytest.mark.parametrize("bbox", ["nan,nan,nan,nan", "-inf,-90,inf,90", "1e400,0,1,1"])
+def test_non_finite_numbers_in_a_device_bbox_are_422(api, keys, bbox):
+    _problem(api.get(f"/v1/devices?bbox={bbox}", headers=_as("admin", keys, None)), 422)
+
+
 def test_a_validation_error_about_a_non_finite_value_renders_without_echoing_it():
     """Query values reach validation as floats (``?x=nan``): the handler must still answer, minus the echo."""
     import asyncio

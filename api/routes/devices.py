@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -179,6 +180,8 @@ async def list_(
             x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
         except ValueError:
             raise ValidationError("bbox must be four numbers: min lon,min lat,max lon,max lat") from None
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):  # float() reads nan and inf
+            raise ValidationError("bbox values must be finite numbers")
         if x0 > x1 or y0 > y1:
             raise ValidationError("bbox minimum is above its maximum")
         box = (x0, y0, x1, y1)
