@@ -16,8 +16,8 @@ from api.responses import JSONResponse
 
 
 class Problem(BaseModel):
-    """An error: ours carry `error` (not_found, forbidden, invalid, unavailable) and a sentence in `detail`;
-    FastAPI's own request validation answers a list of problems in `detail`, and its 401/403/404 a sentence."""
+    """An error: ours carry `error` (not_found, forbidden, invalid, too_large, unavailable) and a sentence in
+    `detail`; request validation (`error` invalid) a list of problems in `detail`; 401/403/429 a sentence only."""
 
     error: str | None = Field(None, description="not_found, forbidden, invalid, too_large or unavailable")
     detail: str | list[dict[str, Any]]
