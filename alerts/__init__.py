@@ -1,6 +1,7 @@
 """Hazard rules, their pure evaluation, the alert store and lifecycle, and distribution (SSE, MQTT, webhooks, CAP)."""
 
 from alerts.cap import CAP_MEDIA_TYPE, CapContext, atom_feed, cap_alert, cap_document, cap_polygons, level_table
+from alerts.destinations import Destination, DestinationRefused, WebhookDestinations, address_refusal
 from alerts.engine import AlertEngine, EngineStats, load_rules
 from alerts.evaluate import (
     Change,
@@ -50,6 +51,8 @@ __all__ = [
     "AnyRule",
     "CapContext",
     "Change",
+    "Destination",
+    "DestinationRefused",
     "EngineStats",
     "Evaluation",
     "Hazard",
@@ -60,8 +63,10 @@ __all__ = [
     "StreamFilter",
     "SubjectState",
     "Transition",
+    "WebhookDestinations",
     "WebhookDispatcher",
     "acknowledge",
+    "address_refusal",
     "alert_with_events",
     "atom_feed",
     "cap_alert",

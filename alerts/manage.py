@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 
 from alerts import queries as q
+from alerts.destinations import DestinationRefused, WebhookDestinations
 from alerts.engine import load_rules
 from alerts.rulefiles import parse_rule
 from alerts.ruleset import AnyRule
@@ -15,6 +17,8 @@ from alerts.webhooks import new_secret
 from devices.keys import Principal, audit
 from mimamori.errors import NotFound, ValidationError
 from mimamori.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def rule_json(rule: AnyRule) -> dict[str, Any]:
@@ -53,10 +57,24 @@ def subscribe_webhook(
     hazards: list[str] | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     all_tenants: bool = False,
+    destinations: WebhookDestinations,
 ) -> tuple[int, str]:
-    """A new subscription; returns (id, signing secret). The secret is shown once, here."""
+    """A new subscription; returns (id, signing secret). The secret is shown once, here.
+
+    The URL must pass ``destinations`` (public addresses, or the administrator's allowlist); it is checked
+    again at every delivery."""
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise ValidationError("url must be an http:// or https:// URL")
+    try:
+        destinations.check(url)
+    except DestinationRefused as exc:
+        # The reason stays in the log: a partner learns no more of the hub's own network than "not allowed".
+        log.info("webhook url refused for %s: %s", who.key_id, exc)
+        raise ValidationError(
+            "url must point at public addresses: its host is on a private, loopback, link-local or reserved"
+            " network, or does not resolve (an internal receiver must be allowed by the administrator:"
+            " MIMAMORI_ALERTS_WEBHOOK_ALLOW)"
+        ) from None
     if all_tenants and not who.sees_all_tenants:
         raise ValidationError("a partner's subscription covers only its own tenant")
     secret = new_secret()

@@ -503,7 +503,17 @@ def record_attempt(
     )
 
 
-def deliveries_of(conn: psycopg.Connection, webhook_id: int, tenant: str | None, limit: int) -> list[dict[str, Any]]:
+def deliveries_of(
+    conn: psycopg.Connection, webhook_id: int, tenant: str | None, limit: int
+) -> list[dict[str, Any]] | None:
+    """The subscription's delivery log, newest first; None when there is no such subscription for ``tenant``
+    (another tenant's answers exactly as a missing one, not as an empty log)."""
+    visible = conn.execute(
+        "SELECT 1 FROM alert_webhooks WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)",
+        (webhook_id, tenant, tenant),
+    ).fetchone()
+    if visible is None:
+        return None
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT d.id, d.event_id, d.status, d.attempts, d.next_attempt_at, d.last_attempt_at,"

@@ -1,7 +1,8 @@
 """Webhooks: subscriptions with a filter, HMAC-SHA256-signed bodies, retries with back-off, a delivery log.
 
 Deliveries are rows: an event is fanned out to the subscriptions it matches, then sent by a pool of senders with a
-short timeout. A dead endpoint costs only its own retries; evaluation and ingest never wait for it.
+short timeout. A dead endpoint costs only its own retries; evaluation and ingest never wait for it. Each delivery
+goes only to an address alerts/destinations.py admits, checked at the moment of sending.
 
 Signature: ``X-Mimamori-Signature: sha256=<hex>`` over ``<X-Mimamori-Timestamp>.<body>`` with the subscription's
 secret, so a receiver can check the body and refuse replays of old timestamps.
@@ -24,6 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerts import queries as q
+from alerts.destinations import DestinationRefused, WebhookDestinations
 from alerts.stream import event_json
 from mimamori import metrics
 from mimamori.settings import Settings
@@ -59,8 +61,17 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
 
 
 class WebhookDispatcher:
-    def __init__(self, settings: Settings, pool: ConnectionPool, *, senders: int = 4, batch: int = 50) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ConnectionPool,
+        *,
+        senders: int = 4,
+        batch: int = 50,
+        destinations: WebhookDestinations | None = None,
+    ) -> None:
         self.settings = settings
+        self.destinations = destinations or WebhookDestinations.from_settings(settings)
         self._pool = pool
         self._batch = batch
         self._senders = senders
@@ -135,7 +146,15 @@ class WebhookDispatcher:
             SIGNATURE_HEADER: sign(d["secret"], timestamp, body),
         }
         try:
-            response = http.post(d["url"], content=body, headers=headers)
+            # Checked now, not only at registration: the name may resolve elsewhere since (DNS rebinding), and
+            # the connection goes to the address checked here, never to a second lookup's answer.
+            target = self.destinations.check(d["url"])
+        except DestinationRefused as exc:
+            return False, None, f"refused: {exc}"
+        headers["Host"] = target.host_header
+        extensions = {"sni_hostname": target.host} if d["url"].lower().startswith("https:") else {}
+        try:
+            response = http.post(target.pinned_url, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             return False, None, f"{type(exc).__name__}: {str(exc)[:200]}"
         if 200 <= response.status_code < 300:

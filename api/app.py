@@ -7,13 +7,16 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from psycopg import DataError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from alerts import WebhookDestinations
 from api.auth import document_security
+from api.bodies import BodyLimit
 from api.key_cache import KeyCache
 from api.observability import RequestObservability
-from api.problems import ERROR_RESPONSES, bad_value_handler
+from api.problems import ERROR_RESPONSES, bad_value_handler, too_large_handler, validation_problem_handler
 from api.responses import JSONResponse
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
@@ -59,6 +62,7 @@ def create_app(
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.pipeline_config = pipeline_config(settings)
+    app.state.webhook_destinations = WebhookDestinations.from_settings(settings)
     if pool is not None:
         attach(app, pool)
 
@@ -86,11 +90,19 @@ def create_app(
         app.add_exception_handler(down, _database_down)
 
     app.add_exception_handler(DataError, bad_value_handler)
+    app.add_exception_handler(RequestValidationError, validation_problem_handler)
+    app.add_exception_handler(413, too_large_handler)
 
     @app.exception_handler(MimamoriError)
     async def _other(_r: Request, exc: MimamoriError) -> JSONResponse:
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, status_code=503)
 
+    # Inside the observability middleware, so a refused body is still logged and counted.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.api_max_body_bytes,
+        limits={devices_routes.IMPORT_PATH: settings.api_import_max_bytes},
+    )
     app.add_middleware(RequestObservability)
     # Routes are matched in this order: the map's and GIS clients' busiest read paths first.
     app.include_router(tiles_routes.router)

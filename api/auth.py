@@ -32,13 +32,39 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 }
 
 
+CONFLICTING = HTTPException(
+    401,
+    detail="conflicting credentials: present one API key, in X-API-Key or in Authorization, not two different ones",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+class ConflictingCredentials(Exception):
+    """Two different credentials in one request: which one the caller meant is not ours to guess."""
+
+
 def presented_secret(headers: Headers) -> str | None:
     """The key in ``X-API-Key``, else in ``Authorization: Bearer …``, else as the password of
-    ``Authorization: Basic …`` (the scheme's name in any case)."""
-    key = headers.get("x-api-key")
-    if key:
-        return key
-    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    ``Authorization: Basic …`` (the scheme's name in any case).
+
+    Raises ConflictingCredentials when the request carries an ``Authorization`` header beside ``X-API-Key``
+    that does not name the same key (or several ``X-API-Key`` headers that differ): serving the valid one would
+    let a bad credential ride along unnoticed, and a proxy's check of one header be bypassed with the other.
+    """
+    keys = set(headers.getlist("x-api-key"))
+    if len(keys) > 1:
+        raise ConflictingCredentials
+    key = next(iter(keys), "")
+    authorization = headers.get("authorization")
+    if not key:
+        return _authorization_secret(authorization or "")
+    if authorization is not None and _authorization_secret(authorization) != key:
+        raise ConflictingCredentials
+    return key
+
+
+def _authorization_secret(authorization: str) -> str | None:
+    scheme, _, token = authorization.strip().partition(" ")
     scheme, token = scheme.lower(), token.strip()
     if scheme == "bearer":
         return token or None
@@ -54,7 +80,10 @@ def presented_secret(headers: Headers) -> str | None:
 async def principal(request: Request) -> Principal:
     # One dependency reading the headers itself: FastAPI solves every sub-dependency anew on each request, and
     # on the busiest read paths that solving cost more than the cached key check.
-    secret = presented_secret(request.headers)
+    try:
+        secret = presented_secret(request.headers)
+    except ConflictingCredentials:
+        raise CONFLICTING from None
     if not secret:
         raise UNAUTHORIZED
     cache: KeyCache = request.app.state.key_cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +23,7 @@ from devices import queries
 from devices.catalogue import DeviceType
 from devices.keys import audit
 from devices.validation import DeviceSpec, DeviceStatus, device_problems
+from mimamori import strict_json
 
 CHUNK = 1000
 
@@ -53,15 +53,18 @@ RawRow = tuple[int, dict[str, Any]]
 
 def parse_csv(text: str) -> list[RawRow]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    return [
-        (n, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k})
-        for n, row in enumerate(reader, 1)
-    ]
+    try:
+        return [
+            (n, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k})
+            for n, row in enumerate(reader, 1)
+        ]
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (131,072 characters): the file is bad
+        raise ValueError(f"line {reader.line_num}: {exc}") from None
 
 
 def parse_geojson(text: str) -> list[RawRow]:
     try:
-        doc = json.loads(text)
+        doc = strict_json.loads(text)
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     features = doc.get("features") if isinstance(doc, dict) else None
@@ -69,8 +72,11 @@ def parse_geojson(text: str) -> list[RawRow]:
         raise ValueError("not a GeoJSON FeatureCollection")
     rows: list[RawRow] = []
     for n, feature in enumerate(features, 1):
-        props = dict((feature or {}).get("properties") or {})
-        geometry = (feature or {}).get("geometry")
+        feature = feature or {}
+        if not isinstance(feature, dict) or not isinstance(feature.get("properties") or {}, dict):
+            raise ValueError(f"feature {n} is not a GeoJSON Feature with an object of properties")
+        props = dict(feature.get("properties") or {})
+        geometry = feature.get("geometry")
         if geometry is not None:
             props["_geometry"] = geometry
         rows.append((n, props))
@@ -112,7 +118,7 @@ def spec_from_row(
         if not isinstance(geometry, dict) or geometry.get("type") != "Point":
             raise ValueError("geometry must be a Point")
         coords = geometry.get("coordinates") or []
-        if len(coords) < 2:
+        if not isinstance(coords, list) or len(coords) < 2:
             raise ValueError("Point without coordinates")
         lon, lat = coords[0], coords[1]
     lon = None if lon in (None, "") else (_number(lon) if isinstance(lon, str) else lon)
@@ -125,7 +131,7 @@ def spec_from_row(
         metadata.update(meta_text)
     elif meta_text not in (None, ""):
         try:
-            parsed = json.loads(str(meta_text))
+            parsed = strict_json.loads(str(meta_text))
         except ValueError:
             raise ValueError("metadata is not JSON") from None
         if not isinstance(parsed, dict):

@@ -75,6 +75,11 @@ def site_metadata_problems(metadata: dict[str, Any], dtype: DeviceType) -> list[
 def device_problems(spec: DeviceSpec, catalogue: dict[str, DeviceType]) -> list[str]:
     """Everything wrong with ``spec``; empty when it may be stored."""
     problems: list[str] = []
+    # Types first: a value from JSON may be anything (a null metadata was a TypeError below).
+    texts = {"id": spec.id, "tenant": spec.tenant_id, "device type": spec.device_type, "name": spec.name}
+    wrong = [f"{k} must be a string, got {type(v).__name__}" for k, v in texts.items() if not isinstance(v, str)]
+    if wrong:
+        return wrong
     if not DEVICE_ID.match(spec.id):
         problems.append(f"id {spec.id!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter/digit")
     if not TENANT_ID.match(spec.tenant_id):
@@ -93,7 +98,7 @@ def device_problems(spec: DeviceSpec, catalogue: dict[str, DeviceType]) -> list[
     if len(spec.name) > 200:
         problems.append("name is longer than 200 characters")
     if not isinstance(spec.metadata, dict):
-        problems.append("metadata must be an object")
+        problems.append("metadata must be an object ({} to clear it)")
     elif dtype is not None:
         problems.extend(site_metadata_problems(spec.metadata, dtype))
     return problems

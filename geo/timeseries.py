@@ -42,7 +42,10 @@ def parse_bucket(text: str) -> timedelta:
     match = _BUCKET.match(text.strip())
     if not match:
         raise ValidationError(f"bucket {text!r} is not like 10m, 1h or 1d")
-    width = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        width = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise ValidationError("bucket must be between 1 minute and 366 days") from None
     if width < timedelta(minutes=1) or width > timedelta(days=366):
         raise ValidationError("bucket must be between 1 minute and 366 days")
     if width.total_seconds() % 60:
@@ -83,7 +86,10 @@ def plan(
         if value is not None and value.tzinfo is None:
             raise ValidationError(f"{name} needs a time zone, e.g. 2026-11-25T10:00:00+09:00 or …Z")
     end = end or now
-    start = start or end - default_span
+    try:
+        start = start or end - default_span
+    except OverflowError:  # an end near year 1: nothing to read before it anyway
+        raise ValidationError("end is too early for the default range; give a start") from None
     if start >= end:
         raise ValidationError("start must be before end")
     try:
@@ -95,7 +101,10 @@ def plan(
             raise ValidationError("agg needs a bucket (e.g. bucket=1h)")
         return SeriesRequest(start, end, None, chosen)
     width = parse_bucket(bucket)
-    start, end = floor_to_bucket(start, width, origin), ceil_to_bucket(end, width, origin)
+    try:
+        start, end = floor_to_bucket(start, width, origin), ceil_to_bucket(end, width, origin)
+    except OverflowError:  # widening to whole buckets left the calendar (years 1 or 9999)
+        raise ValidationError("start and end must lie well within years 1 to 9999") from None
     points = (end - start) // width
     if points > max_points:
         raise ValidationError(

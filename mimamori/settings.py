@@ -118,6 +118,14 @@ class Settings(BaseSettings):
         description="An API process trusts a key it has checked for this long: a key revoked by another process or"
         " the CLI is refused within this time (0: look every key up on every request).",
     )
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Request bodies larger than this are refused with 413 as they arrive (bulk import: below).",
+    )
+    api_import_max_bytes: int = Field(
+        20_000_000, ge=1024, description="`POST /v1/devices/import` bodies, at most (larger files: the CLI)."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
 
@@ -160,6 +168,11 @@ class Settings(BaseSettings):
     alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="A webhook endpoint gets this long to answer.")
     alerts_webhook_max_attempts: int = Field(8, ge=1, description="Deliveries are given up after this many tries.")
     alerts_webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt.")
+    alerts_webhook_allow: list[str] = Field(
+        [],
+        description="Webhook receivers on the hub's own networks that may be registered and delivered to despite"
+        " the address rules (loopback, private, link-local, metadata …): CIDRs or host names (JSON list).",
+    )
     alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
     alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
 

@@ -33,7 +33,12 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 @pytest.fixture
 def alert_settings(settings: Settings, tmp_path) -> Settings:
     return settings.model_copy(
-        update={"alerts_rules_dir": str(write_rules(tmp_path / "rules")), "alerts_stream_keepalive_s": 1.0}
+        update={
+            "alerts_rules_dir": str(write_rules(tmp_path / "rules")),
+            "alerts_stream_keepalive_s": 1.0,
+            # the tests' receivers listen on loopback, which webhooks may reach only when allowed
+            "alerts_webhook_allow": ["127.0.0.1/32"],
+        }
     )
 
 
@@ -217,6 +222,78 @@ def test_rules_api_saves_validates_and_applies(world):
     feed(world, levels("g1", [0.1]))
     assert [(a["rule_id"], a["level"]) for a in get(world, "/v1/alerts").json()] == [("low-water", 1)]
     assert any(r["source"] == "api" for r in get(world, "/v1/alert-rules").json())
+
+
+# Without MIMAMORI_ALERTS_WEBHOOK_ALLOW: the hub's own networks are off limits. localhost goes through the
+# system resolver; the rest are address literals (resolving to themselves, no DNS needed).
+INTERNAL_URLS = [
+    "http://127.0.0.1:9/hook",
+    "http://localhost:9/hook",
+    "http://[::1]:9/hook",
+    "http://0.0.0.0:9/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://10.0.0.7/hook",
+    "http://192.168.1.1/hook",
+    "http://[fd12:3456::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://224.0.0.1/hook",
+    "http://240.0.0.1/hook",
+    "http://100.64.0.1/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://[::ffff:169.254.169.254]/hook",
+    "http://2130706433/hook",  # 127.0.0.1 as one number: the resolver reads it so, and so do we
+]
+
+
+@pytest.fixture
+def strict_api(settings, pool, world):
+    """The same hub without an allowlist (the default)."""
+    assert settings.alerts_webhook_allow == []
+    with ApiServer(create_app(settings, pool)) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_webhooks_to_the_hubs_own_networks_are_refused_by_default(world, strict_api, url):
+    for role in (Role.partner, Role.admin):
+        r = httpx.post(strict_api + "/v1/alert-webhooks", headers={"X-API-Key": world["keys"][role]}, json={"url": url})
+        assert r.status_code == 422, (role, r.text)
+        assert r.json()["error"] == "invalid" and "public addresses" in r.json()["detail"]
+    assert world["db"].execute("SELECT count(*) FROM alert_webhooks").fetchone()[0] == 0
+
+
+def test_a_public_webhook_address_is_registered(world, strict_api):
+    r = httpx.post(
+        strict_api + "/v1/alert-webhooks",
+        headers={"X-API-Key": world["keys"][Role.partner]},
+        json={"url": "https://93.184.216.34/hook"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_the_allowlist_admits_an_internal_receiver(world):
+    # world's hub allows 127.0.0.1/32 (MIMAMORI_ALERTS_WEBHOOK_ALLOW), and only that
+    assert post(world, "/v1/alert-webhooks", Role.partner, json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
+    assert post(world, "/v1/alert-webhooks", Role.partner, json={"url": "http://127.0.0.2:9/hook"}).status_code == 422
+
+
+def test_another_tenants_webhook_deliveries_answer_404(world):
+    from devices import upsert_tenant
+
+    upsert_tenant(world["db"], "beta", "Beta", "partner")
+    beta = {"X-API-Key": create_key(world["db"], "beta", Role.partner)[1]}
+    created = post(world, "/v1/alert-webhooks", Role.partner, json={"url": "http://127.0.0.1:9/hook"}).json()
+    path = f"/v1/alert-webhooks/{created['id']}/deliveries"
+    assert get(world, path, Role.partner).json() == []  # its own: an empty log
+    assert get(world, path, Role.admin).status_code == 200
+    theirs = httpx.get(world["url"] + path, headers=beta, timeout=10)
+    assert theirs.status_code == 404 and theirs.json()["error"] == "not_found", theirs.text
+    missing = get(world, f"/v1/alert-webhooks/{created['id'] + 1000}/deliveries", Role.partner)
+    assert missing.status_code == 404
+    assert theirs.json()["detail"].replace(str(created["id"]), "N") == missing.json()["detail"].replace(
+        str(created["id"] + 1000), "N"
+    )
 
 
 def test_webhook_subscriptions_hide_secrets_and_confine_partners(world):

@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from alerts import AlertEngine, WebhookDispatcher, cap_polygons, sign, subscribe_webhook, verify
+from alerts import (
+    AlertEngine,
+    WebhookDestinations,
+    WebhookDispatcher,
+    cap_polygons,
+    sign,
+    subscribe_webhook,
+    verify,
+)
 from alerts.cap import cap_time
 from alerts.feed import NotifyForwarder, ReadingListener, decode, encode, leadership
 from alerts.webhooks import backoff
@@ -81,6 +89,7 @@ def hooked(settings, pool, db, city, tmp_path):
             "alerts_webhook_max_attempts": 2,
             "alerts_webhook_backoff_s": 0.01,
             "alerts_webhook_timeout_s": 1.0,
+            "alerts_webhook_allow": ["127.0.0.1/32"],  # the dead endpoint is on loopback
         }
     )
     engine = AlertEngine(s, pool)
@@ -93,9 +102,10 @@ def test_dead_endpoint_is_retried_then_given_up_with_a_log(hooked, pool, db):
     dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
     city = Principal("mk_test", "toyota-city", Role.operator)
     partner = Principal("mk_partner", "acme", Role.partner)
+    allowed = WebhookDestinations.from_settings(settings)
     with pool.connection() as conn:
-        city_hook, _ = subscribe_webhook(conn, city, url=dead, min_level=3, all_tenants=True)
-        partner_hook, _ = subscribe_webhook(conn, partner, url=dead)
+        city_hook, _ = subscribe_webhook(conn, city, url=dead, min_level=3, all_tenants=True, destinations=allowed)
+        partner_hook, _ = subscribe_webhook(conn, partner, url=dead, destinations=allowed)
     for o in levels("g1", [6.2]) + levels("g2", [3.6]):  # the city's g1 at level 3, the partner's g2 at 1
         store(db, [o])
         engine.evaluate_batch([o])
@@ -115,6 +125,156 @@ def test_dead_endpoint_is_retried_then_given_up_with_a_log(hooked, pool, db):
     rows = db.execute("SELECT status, attempts, error FROM alert_webhook_deliveries").fetchall()
     assert {(r[0], r[1]) for r in rows} == {("failed", 2)}
     assert all("ConnectError" in r[2] for r in rows)
+
+
+# -- where webhooks may go --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "cloud metadata"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.0.1", "private"),
+        ("fc00::1", "private"),  # unique-local
+        ("224.0.0.251", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "not globally routable"),  # shared (CGNAT)
+        ("::ffff:127.0.0.1", "loopback (embedded in IPv6)"),
+        ("::ffff:10.0.0.1", "private (embedded in IPv6)"),
+        ("2002:a9fe:a9fe::1", "cloud metadata (embedded in IPv6)"),  # 6to4 of 169.254.169.254
+        ("64:ff9b::7f00:1", "loopback (embedded in IPv6)"),  # NAT64 of 127.0.0.1
+        ("8.8.8.8", None),
+        ("93.184.216.34", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
+def test_address_rules(address, refused):
+    import ipaddress
+
+    from alerts import address_refusal
+
+    assert address_refusal(ipaddress.ip_address(address)) == refused
+
+
+def _resolving(table: dict[str, list[str]]):
+    def resolve(host: str, _port: int) -> list[str]:
+        if host not in table:
+            raise OSError("no such host")
+        return table[host]
+
+    return resolve
+
+
+def test_every_address_of_a_host_must_pass_and_the_allowlist_admits_networks_and_names():
+    from alerts import DestinationRefused
+
+    names = {
+        "public.test": ["93.184.216.34"],
+        "mixed.test": ["93.184.216.34", "10.0.0.1"],  # one good answer beside a bad one is refused
+        "inside.test": ["10.20.0.5"],
+        "hooks.internal": ["192.168.7.7"],
+        "v6.test": ["2606:4700::6810:85e5"],
+    }
+    strict = WebhookDestinations([], _resolving(names))
+    assert strict.check("https://public.test/x").address == "93.184.216.34"
+    for url in ("https://mixed.test/x", "http://inside.test/x", "http://hooks.internal/x", "http://gone.test/x"):
+        with pytest.raises(DestinationRefused):
+            strict.check(url)
+    allowing = WebhookDestinations(["10.20.0.0/16", "Hooks.Internal"], _resolving(names))
+    assert allowing.check("http://inside.test:8080/x").address == "10.20.0.5"
+    assert allowing.check("http://hooks.internal./x").address == "192.168.7.7"
+    with pytest.raises(DestinationRefused):
+        allowing.check("http://mixed.test/x")  # 10.0.0.1 is outside the allowed network
+    target = strict.check("https://v6.test:8443/a?b=1")
+    assert (target.pinned_url, target.host_header) == ("https://[2606:4700::6810:85e5]:8443/a?b=1", "v6.test:8443")
+
+
+class _Receiver:
+    """An HTTP endpoint on loopback that records what it is sent."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _deliver_once(dispatcher, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(timeout=settings.alerts_webhook_timeout_s) as http, ThreadPoolExecutor(2) as senders:
+        assert dispatcher.fan_out() == 1
+        assert dispatcher.deliver_due(http, senders) == 1
+
+
+def test_a_name_that_rebinds_to_loopback_after_registration_is_not_delivered_to(hooked, pool, db):
+    """Registered while the name resolved to a public address; at delivery it resolves to the hub's loopback,
+    where something listens. Real DNS cannot be made to do this in a test: both resolvers are hooks."""
+    settings, engine = hooked
+    receiver = _Receiver()
+    try:
+        url = f"http://rebind.test:{receiver.port}/hook"
+        partner = Principal("mk_partner", "acme", Role.partner)
+        at_registration = WebhookDestinations([], _resolving({"rebind.test": ["93.184.216.34"]}))
+        with pool.connection() as conn:
+            subscribe_webhook(conn, partner, url=url, destinations=at_registration)
+        store(db, levels("g2", [3.6]))
+        engine.evaluate_batch(levels("g2", [3.6]))
+        rebound = WebhookDestinations([], _resolving({"rebind.test": ["127.0.0.1"]}))
+        _deliver_once(WebhookDispatcher(settings, pool, destinations=rebound), settings)
+        assert receiver.received == []
+        (error,) = db.execute("SELECT error FROM alert_webhook_deliveries").fetchone()
+        assert error == "refused: rebind.test resolves to a loopback address"
+    finally:
+        receiver.close()
+
+
+def test_a_delivery_connects_to_the_address_it_checked(hooked, pool, db):
+    """The allowlisted receiver is reached at the address the check resolved (the system resolver knows no
+    rebind.test), with the URL's host in the Host header and a valid signature."""
+    settings, engine = hooked  # hooked allows 127.0.0.1/32
+    receiver = _Receiver()
+    try:
+        url = f"http://rebind.test:{receiver.port}/hook"
+        partner = Principal("mk_partner", "acme", Role.partner)
+        destinations = WebhookDestinations(settings.alerts_webhook_allow, _resolving({"rebind.test": ["127.0.0.1"]}))
+        with pool.connection() as conn:
+            _, secret = subscribe_webhook(conn, partner, url=url, destinations=destinations)
+        store(db, levels("g2", [3.6]))
+        engine.evaluate_batch(levels("g2", [3.6]))
+        _deliver_once(WebhookDispatcher(settings, pool, destinations=destinations), settings)
+        ((headers, body),) = receiver.received
+        assert headers["Host"] == f"rebind.test:{receiver.port}"
+        assert verify(secret, headers["X-Mimamori-Timestamp"], body, headers["X-Mimamori-Signature"])
+        assert db.execute("SELECT status FROM alert_webhook_deliveries").fetchone() == ("delivered",)
+    finally:
+        receiver.close()
 
 
 # -- the multi-process feed ---------------------------------------------------------------------------

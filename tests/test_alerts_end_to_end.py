@@ -89,6 +89,8 @@ def hub(settings, pool, db, city, broker, tmp_path):
             # the broker's alert-publisher account: it may publish under <prefix>/alerts/ and nowhere else
             "alerts_mqtt_username": broker.alerts_username,
             "alerts_mqtt_password": SecretStr(broker.alerts_password),
+            # the test's webhook receiver listens on loopback, which webhooks may reach only when allowed
+            "alerts_webhook_allow": ["127.0.0.1/32"],
         }
     )
     stop = threading.Event()

@@ -1,11 +1,15 @@
 """Schemathesis over the whole OpenAPI of the app, as an admin and as a partner, against the real database.
 
-Every operation gets generated requests (valid and invalid) with a real key; no answer may be a server error
-(5xx), and every answer with a documented schema must match it (and its documented media type).
+Every operation gets generated requests (valid and invalid) with a real key, in every phase: the schema's
+examples, coverage (boundary and negative values), fuzzing, and stateful sequences following the links
+schemathesis infers between operations (create a key, then revoke it …). No answer may be a server error (5xx),
+and every answer with a documented schema must match it (and its documented media type).
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from psycopg_pool import ConnectionPool
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 from shapely.geometry import box
 
@@ -74,14 +79,26 @@ def _keyed(db: psycopg.Connection, tenant: str, role: Role) -> dict[str, str]:
     return {"X-API-Key": secret}
 
 
-def _call(client: TestClient, case: Any, headers: dict[str, str]) -> None:
-    """Send a generated case through httpx (the test client) and run the checks on the answer.
+# What the run sent, by (role, phase, operation) and by (role, phase, status): the count tests at the end check
+# that requests were really generated, and that most of them were not refused for want of a key.
+SENT: Counter[tuple[str, str, str]] = Counter()
+STATUSES: Counter[tuple[str, str, int]] = Counter()
+
+
+def _send(client: TestClient, case: Any, headers: dict[str, str], tally: tuple[str, str]) -> Any:
+    """Send a generated case through httpx (the test client) and return the answer.
 
     Schemathesis' own transport goes through requests, whose connection bookkeeping breaks under urllib3-future
     (installed with the [grafana] extra), so the request is made here from the case's serialised form.
     """
     kwargs = case.as_transport_kwargs(base_url=str(client.base_url), headers=headers)
     kwargs.pop("auth", None)
+    # Generated credentials (a random bearer token or Basic password from the security schemes) beside the
+    # real key are conflicting credentials, a 401 that never reaches the operation: the real key alone is sent
+    # (tests/test_security_matrix.py covers missing, bad and conflicting credentials).
+    kwargs["headers"] = {
+        k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() not in ("authorization", "x-api-key")
+    } | headers
     cookies = kwargs.pop("cookies", None)
     if cookies:
         client.cookies.update(cookies)
@@ -92,6 +109,14 @@ def _call(client: TestClient, case: Any, headers: dict[str, str]) -> None:
         kwargs["data"] = data
     response = client.request(**kwargs)
     client.cookies.clear()
+    SENT[(*tally, case.operation.label)] += 1
+    STATUSES[(*tally, response.status_code)] += 1
+    return response
+
+
+def _call(client: TestClient, case: Any, headers: dict[str, str], role: str) -> None:
+    """Send the case and run the checks on the answer."""
+    response = _send(client, case, headers, (role, "generated"))
     case.validate_response(response, checks=CHECKS)
 
 
@@ -107,13 +132,78 @@ def client(
 @schema.parametrize()
 @EXAMPLES
 def test_api_as_admin(case: Any, client: TestClient, db: psycopg.Connection) -> None:
-    _call(client, case, _keyed(db, "toyota-city", Role.admin))
+    _call(client, case, _keyed(db, "toyota-city", Role.admin), "admin")
 
 
 @schema.parametrize()
 @EXAMPLES
 def test_api_as_partner(case: Any, client: TestClient, db: psycopg.Connection) -> None:
-    _call(client, case, _keyed(db, "acme", Role.partner))
+    _call(client, case, _keyed(db, "acme", Role.partner), "partner")
+
+
+# -- stateful: sequences of calls along the links schemathesis infers ---------------------------------------
+
+STATEFUL = settings(
+    max_examples=12,
+    stateful_step_count=12,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+_Stateful = schema.as_state_machine()
+
+
+def _machine(client: TestClient, db: psycopg.Connection, tenant: str, role: Role) -> type:
+    class Hub(_Stateful):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            # A disposable key per scenario: the run may revoke it (DELETE /v1/keys/{id} with an id it listed),
+            # which ends only this scenario's authenticated calls, not the rest of the run.
+            self.headers = _keyed(db, tenant, role)
+
+        def call(self, case: Any, **kwargs: Any) -> Response:
+            return Response.from_any(_send(client, case, self.headers, (str(role), "stateful")))
+
+        def validate_response(self, response: Response, case: Any, *_args: Any, **_kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    return Hub
+
+
+@pytest.mark.parametrize(("tenant", "role"), [("toyota-city", Role.admin), ("acme", Role.partner)])
+def test_stateful_sequences_meet_no_server_error(
+    client: TestClient, db: psycopg.Connection, tenant: str, role: Role
+) -> None:
+    before = sum(n for (who, phase, _), n in SENT.items() if who == str(role) and phase == "stateful")
+    _machine(client, db, tenant, role).run(settings=STATEFUL)
+    sent = {op: n for (who, phase, op), n in SENT.items() if who == str(role) and phase == "stateful"}
+    assert sum(sent.values()) - before >= 50, sent
+    assert len(sent) >= 10, sorted(sent)  # the sequences wander over the API, not one operation
+    if role is Role.admin:  # what the issue's run found: it revoked the key it was using
+        assert "DELETE /v1/keys/{key_id}" in sent, sorted(sent)
+    refused = STATUSES[(str(role), "stateful", 401)]
+    assert refused < sum(sent.values()) / 2, f"{refused} of {sum(sent.values())} stateful calls had no valid key"
+
+
+def _operations() -> set[str]:
+    doc = create_app(Settings()).openapi()
+    return {
+        f"{method.upper()} {path}"
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch"} and not re.match(_STREAMING, path)
+    }
+
+
+def test_the_generated_run_reached_every_operation_as_both_roles() -> None:
+    """Runs after the generated tests above (file order): each role sent requests to every operation."""
+    if not any(phase == "generated" for _, phase, _ in SENT):
+        pytest.skip("the generated tests were not selected in this run")
+    operations = _operations()
+    for role in ("admin", "partner"):
+        reached = {op for (who, phase, op), _ in SENT.items() if who == role and phase == "generated"}
+        assert operations <= reached, sorted(operations - reached)
+        total = sum(n for (who, phase, _), n in SENT.items() if who == role and phase == "generated")
+        assert total >= 5 * len(operations), total
 
 
 # What schemathesis found: a NUL byte in any text parameter, or a number beyond bigint, was a 500.

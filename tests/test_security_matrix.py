@@ -218,7 +218,8 @@ def test_the_openapi_document_names_the_key_schemes_on_every_operation_that_need
         ({"X-API-Key": "mk_a.b"}, "mk_a.b"),
         ({"Authorization": "Bearer mk_a.b"}, "mk_a.b"),
         ({"Authorization": "bearer mk_a.b"}, "mk_a.b"),  # the scheme's name is case-insensitive (RFC 7235)
-        ({"X-API-Key": "mk_a.b", "Authorization": "Bearer mk_c.d"}, "mk_a.b"),
+        ({"X-API-Key": "mk_a.b", "Authorization": "Bearer mk_a.b"}, "mk_a.b"),  # the same key twice is one key
+        ({"X-API-Key": "", "Authorization": "Bearer mk_a.b"}, "mk_a.b"),
         ({"Authorization": "Basic bWs6eA=="}, "x"),  # "mk:x": the password is the key, the user name any
         ({"Authorization": "basic " + base64.b64encode(b"key:mk_a.b:c").decode()}, "mk_a.b:c"),  # first colon splits
         ({"Authorization": "Basic " + base64.b64encode(b"mk_a.b:").decode()}, None),  # no password: no key
@@ -235,6 +236,37 @@ def test_a_key_is_read_from_x_api_key_a_bearer_token_or_a_basic_password(
     headers: dict[str, str], secret: str | None
 ) -> None:
     assert presented_secret(Headers(headers)) == secret
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", "mk_a.b"), ("Authorization", "Bearer mk_c.d")],
+        [("X-API-Key", "mk_a.b"), ("Authorization", "Digest mk_a.b")],
+        [("X-API-Key", "mk_a.b"), ("Authorization", "")],
+        [("X-API-Key", "mk_a.b"), ("X-API-Key", "mk_c.d")],
+    ],
+)
+def test_two_different_credentials_in_one_request_conflict(headers):
+    from api.auth import ConflictingCredentials
+
+    with pytest.raises(ConflictingCredentials):
+        presented_secret(Headers(raw=[(k.lower().encode(), v.encode()) for k, v in headers]))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer garbage", "Basic " + base64.b64encode(b"u:mk_nope.nope").decode(), "Basic !!!", "Digest x", "Bearer"],
+)
+def test_a_valid_x_api_key_beside_an_invalid_authorization_header_is_refused(api, world, authorization):
+    for path in ("/v1/devices", "/v1/tenants", "/ogc/collections/devices/items"):
+        r = api.get(path, headers={"X-API-Key": world["admin"], "Authorization": authorization})
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["detail"].startswith("conflicting credentials")
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+    # the same key in both places is one credential, and is served
+    same = {"X-API-Key": world["admin"], "Authorization": f"Bearer {world['admin']}"}
+    assert api.get("/v1/devices", headers=same).status_code == 200
 
 
 def test_a_basic_password_is_a_key_like_any_other_and_keeps_its_tenant(api, world):

@@ -15,11 +15,13 @@ from pydantic import BaseModel, Field
 
 import alerts
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.params import Instant
 from devices.keys import Principal, Role
 from mimamori.errors import NotFound, ValidationError
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=StrictJSONRoute)
 
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]
@@ -117,8 +119,8 @@ async def list_alerts(
     hazard: Annotated[str | None, Query(description="flood,landslide,rain,sediment,equipment,other")] = None,
     kind: Annotated[str | None, Query(description="Rule kinds: threshold,rate,accumulation,...")] = None,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
-    since: Annotated[datetime | None, Query(description="Changed at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Opened before.")] = None,
+    since: Annotated[Instant | None, Query(description="Changed at or after.")] = None,
+    until: Annotated[Instant | None, Query(description="Opened before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
@@ -243,8 +245,12 @@ class WebhookIn(BaseModel):
 
 
 @router.post("/v1/alert-webhooks", status_code=201)
-async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool) -> dict[str, Any]:
-    """Subscribe an endpoint. The signing secret is in this answer only."""
+async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool, request: Request) -> dict[str, Any]:
+    """Subscribe an endpoint. The signing secret is in this answer only.
+
+    The URL's host must resolve to public addresses only (no loopback, private, link-local or metadata
+    address) unless the administrator allows it (MIMAMORI_ALERTS_WEBHOOK_ALLOW); deliveries check again."""
+    destinations: alerts.WebhookDestinations = request.app.state.webhook_destinations
 
     def create() -> tuple[int, str]:
         with pool.connection() as conn:
@@ -256,6 +262,7 @@ async def create_webhook(body: WebhookIn, who: Subscriber, pool: Pool) -> dict[s
                 hazards=body.hazards,
                 bbox=_bbox(",".join(str(v) for v in body.bbox)) if body.bbox else None,
                 all_tenants=body.all_tenants,
+                destinations=destinations,
             )
 
     webhook_id, secret = await run_in_threadpool(create)
@@ -277,11 +284,14 @@ async def webhook_deliveries(
 ) -> list[dict[str, Any]]:
     """The delivery log: each attempt's outcome, newest first."""
 
-    def query() -> list[dict[str, Any]]:
+    def query() -> list[dict[str, Any]] | None:
         with pool.connection() as conn:
             return alerts.deliveries_of(conn, webhook_id, _tenant(who), limit)
 
-    return await run_in_threadpool(query)
+    found = await run_in_threadpool(query)
+    if found is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    return found
 
 
 @router.delete("/v1/alert-webhooks/{webhook_id}", status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -10,9 +11,10 @@ import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from devices import latest_readings, manage
 from devices.broker import BrokerAdmin, DeviceCredentials
@@ -25,9 +27,9 @@ from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
 
 T = TypeVar("T")
-MAX_IMPORT_BYTES = 20_000_000
+IMPORT_PATH = "/v1/devices/import"  # its body limit is MIMAMORI_API_IMPORT_MAX_BYTES (api/app.py)
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=StrictJSONRoute)
 
 
 class LatestValue(BaseModel):
@@ -94,6 +96,9 @@ class DeviceIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+NULLABLE_IN_PATCH = frozenset({"lon", "lat", "installed_on"})
+
+
 class DevicePatch(BaseModel):
     device_type: str | None = None
     name: str | None = Field(None, max_length=200)
@@ -102,8 +107,17 @@ class DevicePatch(BaseModel):
     status: DeviceStatus | None = None
     expected_interval_s: int | None = None
     installed_on: date | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(None, description="Replaces the whole object; {} clears it.")
     tenant_id: str | None = None
+
+    @model_validator(mode="after")
+    def _null_only_where_it_clears(self) -> DevicePatch:
+        # null clears lon/lat and installed_on; for the other fields it is a mistake, not "leave as is"
+        # (that is leaving the field out), and metadata is cleared with {}.
+        nulled = sorted(f for f in self.model_fields_set - NULLABLE_IN_PATCH if getattr(self, f) is None)
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} cannot be null (leave a field out to keep it; metadata: {{}})")
+        return self
 
 
 class CredentialsOut(BaseModel):
@@ -166,6 +180,8 @@ async def list_(
             x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
         except ValueError:
             raise ValidationError("bbox must be four numbers: min lon,min lat,max lon,max lat") from None
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):  # float() reads nan and inf
+            raise ValidationError("bbox values must be finite numbers")
         if x0 > x1 or y0 > y1:
             raise ValidationError("bbox minimum is above its maximum")
         box = (x0, y0, x1, y1)
@@ -180,15 +196,13 @@ async def create(body: DeviceIn, who: Annotated[Principal, _WRITERS], pool: Pool
     return _out(await _in_db(pool, lambda conn: manage.create_device(conn, Caller.from_principal(who), spec)))
 
 
-@router.post("/import", response_model=ImportOut)
+@router.post(IMPORT_PATH.removeprefix("/v1/devices"), response_model=ImportOut)
 async def import_(request: Request, who: Annotated[Principal, _WRITERS], pool: Pool) -> ImportOut:
     """CSV (text/csv) or GeoJSON (application/geo+json, application/json) in the body; a report per bad row.
     Rows without a tenant go to the caller's."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip()
     fmt = "geojson" if content_type in ("application/geo+json", "application/json") else "csv"
-    body = await request.body()
-    if len(body) > MAX_IMPORT_BYTES:
-        raise ValidationError(f"import bodies are limited to {MAX_IMPORT_BYTES // 1_000_000} MB; use the CLI")
+    body = await request.body()  # at most MIMAMORI_API_IMPORT_MAX_BYTES: BodyLimit answers 413 beyond
     try:
         rows = read_rows(body.decode("utf-8"), fmt)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -12,11 +12,12 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from api.bodies import StrictJSONRoute
 from api.responses import JSONResponse
 from mimamori.health import check_broker, check_database, check_jobs, readiness
 from mimamori.metrics import exposition
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 _JOBS_EVERY_S = 30.0
 
 

@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from api import ogc
 from api.auth import Authenticated
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
@@ -22,7 +23,7 @@ from mimamori.db import reading
 from mimamori.errors import ValidationError
 from mimamori.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
+router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=StrictJSONRoute)
 
 
 def _base(request: Request) -> str:

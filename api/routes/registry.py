@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from devices import keys, manage
 from devices.keys import Principal, Role
@@ -20,7 +21,7 @@ from devices.manage import Caller
 from devices.queries import catalogue_from_db, list_audit
 from mimamori.errors import NotFound, ValidationError
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], route_class=StrictJSONRoute)
 T = TypeVar("T")
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 Admin = Annotated[Principal, Depends(require(Role.admin))]

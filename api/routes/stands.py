@@ -10,14 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 
 from api.auth import require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.params import Instant
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
 from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
 
-router = APIRouter(prefix="/v1/stands", tags=["forest stands"])
+router = APIRouter(prefix="/v1/stands", tags=["forest stands"], route_class=StrictJSONRoute)
 
 # Stands are the city's forest register: its own roles read it, partners do not.
 StandReader = Annotated[Principal, Depends(require(Role.forestry, Role.admin, Role.operator, Role.viewer))]
@@ -117,8 +119,8 @@ async def stand_summary(
     stand_id: str,
     who: StandReader,
     pool: Pool,
-    start: Annotated[datetime | None, Query(description="Default: end − 7 days")] = None,
-    end: Annotated[datetime | None, Query(description="Default: now")] = None,
+    start: Annotated[Instant | None, Query(description="Default: end − 7 days")] = None,
+    end: Annotated[Instant | None, Query(description="Default: now")] = None,
 ) -> dict[str, object]:
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=7)

@@ -9,13 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api.auth import require
+from api.bodies import StrictJSONRoute
 from api.problems import Problem
 from api.ratelimit import push_rate_limit
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from ingest.http_push import push
 
-router = APIRouter(prefix="/v1", tags=["telemetry"])
+router = APIRouter(prefix="/v1", tags=["telemetry"], route_class=StrictJSONRoute)
 
 
 class Rejected(BaseModel):

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticated
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
@@ -23,7 +24,7 @@ from mimamori.db import reading
 from mimamori.errors import Forbidden, NotFound
 from mimamori.settings import Settings
 
-router = APIRouter(prefix="/v1/tiles", tags=["vector tiles"])
+router = APIRouter(prefix="/v1/tiles", tags=["vector tiles"], route_class=StrictJSONRoute)
 
 MVT = "application/vnd.mapbox-vector-tile"
 

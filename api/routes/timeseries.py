@@ -11,7 +11,9 @@ from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
 from api.auth import Authenticated
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.params import Instant
 from api.responses import JSONResponse
 from geo.series import Series, read_series
 from geo.timeseries import plan
@@ -19,7 +21,7 @@ from mimamori.db import reading
 from mimamori.migrate import storage_mode
 from mimamori.settings import Settings
 
-router = APIRouter(prefix="/v1/devices", tags=["time series"])
+router = APIRouter(prefix="/v1/devices", tags=["time series"], route_class=StrictJSONRoute)
 
 _CSV = "text/csv"
 
@@ -48,8 +50,8 @@ async def get_readings(
     who: Authenticated,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
     metric: Annotated[str | None, Query(max_length=64, description="One metric; every metric when absent.")] = None,
-    start: Annotated[datetime | None, Query(description="Inclusive, with a time zone. Default: end − 24 h.")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive, with a time zone. Default: now.")] = None,
+    start: Annotated[Instant | None, Query(description="Inclusive, with a time zone. Default: end − 24 h.")] = None,
+    end: Annotated[Instant | None, Query(description="Exclusive, with a time zone. Default: now.")] = None,
     bucket: Annotated[str | None, Query(description="Bucket width: 10m, 1h, 1d …; raw readings when absent.")] = None,
     agg: Annotated[
         Literal["avg", "min", "max", "sum", "last", "count"] | None, Query(description="Per-bucket aggregate.")

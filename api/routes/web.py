@@ -17,12 +17,13 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import Authenticated
+from api.bodies import StrictJSONRoute
 from api.responses import JSONResponse
 from api.web import ATTRIBUTION, STATIC_DIR, VENDOR_DIR, synthetic_basemap
 from mimamori.errors import ConfigError
 from mimamori.settings import Settings
 
-router = APIRouter(tags=["web map"])
+router = APIRouter(tags=["web map"], route_class=StrictJSONRoute)
 
 # Assets revalidate on every load (ETag, 304): after an upgrade a wall screen picks up the new map on reload.
 _REVALIDATE = {"Cache-Control": "no-cache"}
