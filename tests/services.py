@@ -72,6 +72,11 @@ class Mosquitto:
     port: int = field(default_factory=free_port)
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-mosq-")))
     extra_conf: str = ""
+    # The suite's shared broker leaves the hub's accounts unbound (each test connects them under a client id of
+    # its own); True initialises them as production does, bound to ``ingest_ids`` / ``alerts_ids``.
+    bind_hub_accounts: bool = False
+    ingest_ids: tuple[str, ...] = ("mimamori-ingest-1",)
+    alerts_ids: tuple[str, ...] = ("mimamori-alerts-1",)
     proc: subprocess.Popen[bytes] | None = None
     # Credentials test publishers use when they stand in for devices (None: anonymous). start() sets them to
     # an account that may publish to every device topic (the broker refuses anonymous clients).
@@ -113,7 +118,14 @@ class Mosquitto:
             {"test-publisher": dynsec.publisher_acls("mimamori/v1", None)},
             "tests: publishes for any device",
         )
-        accounts, created = init_dynsec(self.data_dir, "mimamori/v1", (publisher,))
+        accounts, created = init_dynsec(
+            self.data_dir,
+            "mimamori/v1",
+            (publisher,),
+            ingest_ids=self.ingest_ids,
+            alerts_ids=self.alerts_ids,
+            bind=self.bind_hub_accounts,
+        )
         if created:
             self.username, self.password = TEST_PUBLISHER, publisher_password
         self.admin_username, self.admin_password = accounts.admin_username, accounts.admin_password
