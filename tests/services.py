@@ -117,6 +117,7 @@ class Mosquitto:
             publisher_password,
             {"test-publisher": dynsec.publisher_acls("mimamori/v1", None)},
             "tests: publishes for any device",
+            client_id=TEST_PUBLISHER if self.bind_hub_accounts else None,  # under any client id in the suite's broker
         )
         accounts, created = init_dynsec(
             self.data_dir,
