@@ -86,14 +86,16 @@ def _sync_roles(
             continue
         have = {_key(a): a for a in answer["data"]["role"].get("acls", [])}
         want = {_key(a.as_json()): a.as_json() for a in wanted[role]}
+        removed = [acl for key, acl in have.items() if key not in want]
+        added = [acl for key, acl in want.items() if key not in have]
         commands = [
             {"command": "removeRoleACL", "rolename": role, "acltype": acl["acltype"], "topic": acl["topic"]}
-            for key, acl in have.items()
-            if key not in want
-        ] + [{"command": "addRoleACL", "rolename": role, **acl} for key, acl in want.items() if key not in have]
-        for c in commands:
-            verb = "remove" if c["command"] == "removeRoleACL" else "add"
-            changes.append(f"{role}: {verb} {c['acltype']} {c['topic']}")
+            for acl in removed
+        ] + [{"command": "addRoleACL", "rolename": role, **acl} for acl in added]
+        for verb, acls in (("remove", removed), ("add", added)):
+            for acl in acls:
+                rule = "allow" if acl.get("allow") else "deny"
+                changes.append(f"{role}: {verb} {acl['acltype']} {acl['topic']} ({rule})")
         # Removals first: a changed priority or allow of the same topic is a removal and an addition.
         if commands and not dry_run:
             admin.execute(commands)

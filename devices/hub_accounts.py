@@ -107,7 +107,9 @@ def plan_bindings(clients: Sequence[dict[str, Any]], logins: Sequence[HubLogin],
             continue
         is_device = _is_device(client)
         if is_device and (name in hub_ids or name in planned or name.startswith(dynsec.HUB_CLIENT_ID_PREFIX)):
-            steps.append(Step(DISABLE, name, None, "device id is reserved for the hub's own client ids"))
+            done = bool(client.get("disabled"))
+            why = "device id is reserved for the hub's own client ids" + (": already disabled" if done else "")
+            steps.append(Step(KEEP if done else DISABLE, name, None, why))
             continue
         steps.append(_bind(name, client.get("clientid"), name, "device" if is_device else "publisher"))
     return steps

@@ -90,7 +90,7 @@ def migrate(
     """Bring the broker's accounts in line with this version, over the control topic (no restart, no device
     re-provisioned, no password changed): each device bound to its device id as client id, each gateway to its
     username, the ingest and alert accounts to MIMAMORI_MQTT_CLIENT_ID / MIMAMORI_ALERTS_MQTT_CLIENT_ID (and an
-    account for every further id given), the alert publisher's role narrowed. Idempotent; exit code 4 when
+    account for every further id given), the alert publisher's role narrowed. Idempotent; exit code 1 when
     something could not be done."""
     from devices.broker import BrokerAdmin
     from devices.broker_migrate import migrate_broker
@@ -115,11 +115,11 @@ def migrate(
             dry_run=dry_run,
         )
     for line in report.role_changes:
-        out.print(f"role    {line}")
+        out.print(f"role    {line}", soft_wrap=True, highlight=False)
     for step in report.steps:
-        out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False)
+        out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True)
     for problem in report.problems:
-        out.print(f"[red]problem[/red] {problem}")
+        out.print(f"[red]problem[/red] {problem}", soft_wrap=True)
     kept = sum(s.action == KEEP for s in report.steps)
     verb = "would change" if dry_run else "changed"
     out.print(f"{verb} {report.changed}, kept {kept}, problems {len(report.problems)}")
