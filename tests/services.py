@@ -136,6 +136,23 @@ class Mosquitto:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
 
+    def add_ingest_account(self, client_id: str) -> None:
+        """An ingest account named after ``client_id`` and bound to it, with the ingest password: what
+        `mimamori broker migrate --ingest-id` makes for a further ingestor (a worker of ``ingest --workers``)."""
+        from devices import dynsec
+        from devices.broker import BrokerAdmin
+        from mimamori.settings import Settings
+
+        assert self.ingest_password and self.admin_password
+        admin = Settings(
+            mqtt_url=self.url, mqtt_admin_username=self.admin_username, mqtt_admin_password=self.admin_password
+        )  # type: ignore[arg-type]
+        with BrokerAdmin(admin) as a:
+            a.execute(
+                [dynsec.create_client(client_id, self.ingest_password, [dynsec.INGEST_ROLE], client_id=client_id)],
+                tolerate=("already exists",),
+            )
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -241,3 +241,30 @@ def test_the_alert_publisher_may_publish_only_alert_states_and_events(bound, top
         assert (not reason.is_failure) is allowed, reason
     finally:
         conn.close()
+
+
+# -- each hub process under its own account -------------------------------------------------------------
+
+
+def test_ingest_workers_each_log_in_under_their_own_bound_account(settings, db, city):
+    """`mimamori ingest --workers 2` on a broker initialised with `--ingest-workers 2`: worker 2 logs in as the
+    account named after its client id, and the stream is shared and stored."""
+    from tests.services import HubProcess
+
+    with hub_broker(bind=True) as mosq:
+        hub = hub_settings(settings, mosq).model_copy(update={"mqtt_share_group": "tk-workers"})
+        with BrokerAdmin(hub) as admin:
+            gauge = admin.provision_device("toyota-city", "gauge-1").password
+        proc = HubProcess(hub, "ingest", "--workers", "2")
+        try:
+            wait_until(lambda: sum("ingesting from" in ln for ln in proc.lines) == 2, timeout=60, what="both workers")
+            sender = connect(mosq.port, "gauge-1", gauge, "gauge-1")
+            for i in range(50):
+                payload = f'{{"ts": "{(T0 + timedelta(seconds=i)).isoformat()}", "values": {{"water_level": 2}}}}'
+                assert not publish(sender, f"{PREFIX}/toyota-city/gauge-1/telemetry", payload.encode()).is_failure
+            sender.close()
+            wait_until(lambda: db.execute("SELECT count(*) FROM readings").fetchone()[0] == 50, what="50 readings")
+        finally:
+            proc.stop()
+        assert proc.proc.returncode == 0, "".join(proc.lines)
+        assert any(f"as {WORKER_ID}" in ln for ln in proc.lines), proc.lines
