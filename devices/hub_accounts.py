@@ -111,8 +111,16 @@ def plan_bindings(clients: Sequence[dict[str, Any]], logins: Sequence[HubLogin],
             why = "device id is reserved for the hub's own client ids" + (": already disabled" if done else "")
             steps.append(Step(KEEP if done else DISABLE, name, None, why))
             continue
-        steps.append(_bind(name, client.get("clientid"), name, "device" if is_device else "publisher"))
+        steps.append(_bind(name, client.get("clientid"), name, "device" if is_device else _what(client)))
     return steps
+
+
+def _what(client: dict[str, Any]) -> str:
+    roles = {r.get("rolename") for r in client.get("roles", [])}
+    for kind, role in ROLES.items():
+        if role in roles:
+            return f"{kind} process"
+    return "publisher"
 
 
 def _is_device(client: dict[str, Any]) -> bool:

@@ -86,6 +86,7 @@ def migrate(
     ingest_id: IngestIds = None,
     alerts_id: AlertsIds = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="List only what changes, not what is kept.")] = False,
 ) -> None:
     """Bring the broker's accounts in line with this version, over the control topic (no restart, no device
     re-provisioned, no password changed): each device bound to its device id as client id, each gateway to its
@@ -117,7 +118,8 @@ def migrate(
     for line in report.role_changes:
         out.print(f"role    {line}", soft_wrap=True, highlight=False)
     for step in report.steps:
-        out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True)
+        if not (quiet and step.action == KEEP):
+            out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True)
     for problem in report.problems:
         out.print(f"[red]problem[/red] {problem}", soft_wrap=True)
     kept = sum(s.action == KEEP for s in report.steps)
