@@ -188,9 +188,12 @@ class BrokerAdmin:
         password = new_device_password()
         # Setting a password does not end a session already open with the old one; disabling does, so the
         # device must come back with the new password.
+        self._refuse_hub_id(device_id)
         self.execute(
             [
                 dynsec.set_client_password(device_id, password),
+                # An account provisioned before client-id binding is bound now (docs/devices.md).
+                dynsec.set_client_id(device_id, device_id),
                 dynsec.disable_client(device_id),
                 dynsec.enable_client(device_id),
             ]
