@@ -11,7 +11,7 @@ import pytest
 
 from devices import dynsec
 from devices.broker import BrokerAdmin
-from devices.hub_accounts import BIND, CREATE, DISABLE, KEEP, HubLogin, plan_bindings
+from devices.hub_accounts import BIND, CREATE, DISABLE, KEEP, HubLogin, hub_logins, ingest_client_ids, plan_bindings
 from tests.broker_support import (
     ALERTS_ID,
     INGEST_ID,
@@ -183,3 +183,14 @@ def test_the_plan_binds_creates_disables_and_keeps():
         (DISABLE, WORKER_ID, None),
     }
     assert CREATE not in {a for a, _u, _c in steps}
+
+
+def test_each_hub_client_id_has_an_account_named_after_it_and_the_base_account_takes_the_first():
+    ids = ingest_client_ids("mimamori-ingest-1", workers=3, extra=["mimamori-ingest-2"])
+    assert ids == ["mimamori-ingest-1", "mimamori-ingest-1-2", "mimamori-ingest-1-3", "mimamori-ingest-2"]
+    logins = [(lg.username, lg.client_id) for lg in hub_logins("mimamori-ingest", ids[:2], "ingest")]
+    assert logins == [
+        ("mimamori-ingest", "mimamori-ingest-1"),
+        ("mimamori-ingest-1", "mimamori-ingest-1"),
+        ("mimamori-ingest-1-2", "mimamori-ingest-1-2"),
+    ]

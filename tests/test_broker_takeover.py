@@ -25,6 +25,7 @@ from tests.broker_support import (
     NOT_AUTHORIZED,
     PREFIX,
     WORKER_ID,
+    Conn,
     connect,
     hub_broker,
     hub_settings,
@@ -92,7 +93,7 @@ def test_no_account_takes_over_another_accounts_client_id(bound, victim_kind):
     probe_topic = f"{PREFIX}/toyota-city/tk-city-gauge/telemetry"
     takeovers: list[str] = []
 
-    def attack_all(phase: str, live: object | None) -> None:
+    def attack_all(phase: str, live: Conn | None) -> None:
         for attacker in attackers:
             for clean in (True, False):
                 who = (attacker.username, attacker.password)
@@ -100,7 +101,7 @@ def test_no_account_takes_over_another_accounts_client_id(bound, victim_kind):
                 what = f"{attacker.kind} as {victim.client_id} (clean start {clean}, {phase})"
                 if reason.value != NOT_AUTHORIZED:
                     takeovers.append(f"{what}: CONNACK {reason}")
-                if live is not None and live.dropped.is_set():  # type: ignore[attr-defined]
+                if live is not None and live.dropped.is_set():
                     takeovers.append(f"{what}: the victim was disconnected")
 
     # Its own id works (the diagonal of the matrix); a persistent session, subscribed where it may.
