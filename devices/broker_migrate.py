@@ -46,16 +46,27 @@ def migrate_broker(
     report = MigrationReport()
     report.role_changes = _sync_roles(admin, hub_roles(prefix), {login.kind for login in logins}, dry_run)
     steps = plan_bindings(admin.list_clients(), logins, admin_username)
+    changes: list[Step] = []
     for step in steps:
         if step.action == CREATE and not passwords.get(step.kind or ""):
             var = "MIMAMORI_MQTT_PASSWORD" if step.kind == INGEST else "MIMAMORI_ALERTS_MQTT_PASSWORD"
             report.problems.append(f"cannot create {step.username}: {var} is not set (the {step.kind} password)")
             continue
         report.steps.append(step)
-        if step.action in (BIND, CREATE, DISABLE) and not dry_run:
-            admin.execute([_command(step, passwords)])
+        if step.action in (BIND, CREATE, DISABLE):
+            changes.append(step)
+    # A city's fleet is thousands of accounts: a batch of commands per control message, not a round trip each.
+    # Small batches: the plugin rewrites its whole file after every change, on the broker's one thread, so a
+    # batch holds up the broker's other traffic for about (batch × fleet size × 30 µs); 20 keeps that short.
+    for start in range(0, 0 if dry_run else len(changes), _BATCH):
+        batch = changes[start : start + _BATCH]
+        admin.execute([_command(step, passwords) for step in batch])
+        for step in batch:
             log.info("broker account %s", step.line())
     return report
+
+
+_BATCH = 20
 
 
 def _command(step: Step, passwords: dict[str, str | None]) -> dict[str, Any]:
