@@ -31,5 +31,8 @@ if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
     echo "[up] reusing the Mosquitto already on port ${MQTT_PORT} (started by an earlier make up)"
   fi
   export MIMAMORI_MQTT_URL="mqtt://127.0.0.1:${MQTT_PORT}"
+  # A broker initialised by an older `make up` gets its accounts bound to their client ids (a no-op after that).
+  uv run --locked mimamori db migrate >/dev/null
+  uv run --locked mimamori broker migrate --quiet
 fi
 uv run --locked mimamori up "$@"

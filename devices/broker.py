@@ -159,10 +159,12 @@ class BrokerAdmin:
     # -- device accounts -------------------------------------------------------------------------
 
     def provision_device(self, tenant_id: str, device_id: str) -> DeviceCredentials:
-        """Create the device's account and role; refuses when the account exists (rotate it instead)."""
+        """Create the device's account and role, bound to its device id as client id; refuses when the account
+        exists (rotate it instead) or when the id is one the hub's own processes connect with."""
         prefix = self._settings.mqtt_topic_prefix
         password = new_device_password()
         role = dynsec.device_role(device_id)
+        self._refuse_hub_id(device_id)
         if self.account_exists(device_id):
             raise ValidationError(f"device {device_id} already has a broker account (rotate its password instead)")
         # A role left behind by an interrupted earlier attempt is replaced, so provisioning can be retried. (Only
@@ -171,7 +173,9 @@ class BrokerAdmin:
         self.execute(
             [
                 dynsec.create_role(role, dynsec.device_acls(prefix, tenant_id, device_id)),
-                dynsec.create_client(device_id, password, [role], f"device {device_id} of {tenant_id}"),
+                dynsec.create_client(
+                    device_id, password, [role], f"device {device_id} of {tenant_id}", client_id=device_id
+                ),
             ]
         )
         telemetry, status = dynsec.device_topics(prefix, tenant_id, device_id)
@@ -184,9 +188,12 @@ class BrokerAdmin:
         password = new_device_password()
         # Setting a password does not end a session already open with the old one; disabling does, so the
         # device must come back with the new password.
+        self._refuse_hub_id(device_id)
         self.execute(
             [
                 dynsec.set_client_password(device_id, password),
+                # An account provisioned before client-id binding is bound now (docs/devices.md).
+                dynsec.set_client_id(device_id, device_id),
                 dynsec.disable_client(device_id),
                 dynsec.enable_client(device_id),
             ]
@@ -209,17 +216,38 @@ class BrokerAdmin:
     def set_enabled(self, device_id: str, enabled: bool) -> None:
         self.execute([dynsec.enable_client(device_id) if enabled else dynsec.disable_client(device_id)])
 
-    def create_publisher(self, username: str, tenant_id: str | None, password: str | None = None) -> str:
+    def create_publisher(
+        self, username: str, tenant_id: str | None, password: str | None = None, client_id: str | None = None
+    ) -> str:
         """An account publishing for every device of one tenant (or of all tenants when None): gateways and
-        load generators. Returns its password (generated when not given)."""
+        load generators. It may connect only as ``client_id`` (its username when not given). Returns its
+        password (generated when not given)."""
         password = password or new_device_password()
+        client_id = client_id or username
+        self._refuse_hub_id(client_id)
         role = f"publisher:{tenant_id or '*'}"
         self.execute(
             [dynsec.create_role(role, dynsec.publisher_acls(self._settings.mqtt_topic_prefix, tenant_id))],
             tolerate=("already exists",),
         )
-        self.execute([dynsec.create_client(username, password, [role], f"publisher for {tenant_id or 'all'}")])
+        text = f"publisher for {tenant_id or 'all'}"
+        self.execute([dynsec.create_client(username, password, [role], text, client_id=client_id)])
         return password
+
+    def list_clients(self) -> list[dict[str, Any]]:
+        """Every account on the broker: username, client id (when bound), roles."""
+        answer = self.execute([dynsec.list_clients()])[0]
+        clients: list[dict[str, Any]] = answer.get("data", {}).get("clients", [])
+        return clients
+
+    def _refuse_hub_id(self, client_id: str) -> None:
+        # An account bound to the ingestor's (or the alert publisher's) client id could take its place.
+        hub = {self._settings.mqtt_client_id, self._settings.alerts_mqtt_client_id}
+        if client_id in hub or client_id.startswith(dynsec.HUB_CLIENT_ID_PREFIX):
+            raise ValidationError(
+                f"{client_id!r} is a client id of the hub's own processes ({dynsec.HUB_CLIENT_ID_PREFIX}…): "
+                "a broker account bound to it could take their place; choose another id"
+            )
 
     def account_exists(self, username: str) -> bool:
         answer = self.execute([dynsec.get_client(username)], tolerate=("not found",))[0]

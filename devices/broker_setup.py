@@ -11,10 +11,12 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from devices import dynsec
+from devices.hub_accounts import ALERTS, INGEST, HubLogin, hub_logins
 from mimamori.errors import ConfigError
 
 PLUGIN_NAME = "mosquitto_dynamic_security.so"
@@ -34,6 +36,9 @@ CREDENTIALS_FILE = "hub-credentials.env"
 ADMIN_USERNAME = "mimamori-admin"
 INGEST_USERNAME = "mimamori-ingest"
 ALERTS_USERNAME = "mimamori-alerts"
+# The settings' defaults (MIMAMORI_MQTT_CLIENT_ID, MIMAMORI_ALERTS_MQTT_CLIENT_ID).
+INGEST_CLIENT_IDS = ("mimamori-ingest-1",)
+ALERTS_CLIENT_IDS = ("mimamori-alerts-1",)
 
 
 def find_dynsec_plugin(configured: str | None = None) -> Path:
@@ -104,10 +109,22 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def init_dynsec(
-    data_dir: Path, topic_prefix: str, extra_accounts: tuple[dynsec.Account, ...] = ()
+    data_dir: Path,
+    topic_prefix: str,
+    extra_accounts: tuple[dynsec.Account, ...] = (),
+    *,
+    ingest_ids: Sequence[str] = INGEST_CLIENT_IDS,
+    alerts_ids: Sequence[str] = ALERTS_CLIENT_IDS,
+    bind: bool = True,
 ) -> tuple[HubAccounts, bool]:
-    """Create the plugin's file with the hub's admin and ingest accounts unless it exists; returns the accounts
-    (read back from the credentials file when already initialised) and whether they were created now."""
+    """Create the plugin's file with the hub's accounts unless it exists; returns the accounts (read back from the
+    credentials file when already initialised) and whether they were created now.
+
+    The admin account is unbound (devices/hub_accounts.py says why); the ingest and alert accounts are bound to
+    the first of ``ingest_ids`` / ``alerts_ids``, and every id gets an account of its own named after it, with
+    its kind's password. ``bind=False`` leaves the hub's accounts unbound: only for the test suite's shared
+    broker, whose tests each connect under a client id of their own.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / DYNSEC_FILE
     creds_path = data_dir / CREDENTIALS_FILE
@@ -118,6 +135,14 @@ def init_dynsec(
     accounts = HubAccounts(
         ADMIN_USERNAME, new_password(), INGEST_USERNAME, new_password(), ALERTS_USERNAME, new_password()
     )
+    roles = {INGEST: dynsec.INGEST_ROLE, ALERTS: dynsec.ALERTS_ROLE}
+    acls = {INGEST: dynsec.ingest_acls(topic_prefix), ALERTS: dynsec.alerts_acls(topic_prefix)}
+    passwords = {INGEST: accounts.ingest_password, ALERTS: accounts.alerts_password or ""}
+    names = {INGEST: "Mimamori ingestor", ALERTS: "Mimamori alert publisher"}
+    if bind:
+        logins = [*hub_logins(INGEST_USERNAME, ingest_ids, INGEST), *hub_logins(ALERTS_USERNAME, alerts_ids, ALERTS)]
+    else:  # the two base accounts, unbound (an empty client id is not written)
+        logins = [HubLogin(INGEST_USERNAME, "", INGEST), HubLogin(ALERTS_USERNAME, "", ALERTS)]
     broker_accounts = [
         dynsec.Account(
             accounts.admin_username,
@@ -125,17 +150,15 @@ def init_dynsec(
             {dynsec.ADMIN_ROLE: dynsec.admin_acls()},
             "Mimamori hub: provisions device accounts",
         ),
-        dynsec.Account(
-            accounts.ingest_username,
-            accounts.ingest_password,
-            {dynsec.INGEST_ROLE: dynsec.ingest_acls(topic_prefix)},
-            "Mimamori ingestors",
-        ),
-        dynsec.Account(
-            ALERTS_USERNAME,
-            accounts.alerts_password or "",
-            {dynsec.ALERTS_ROLE: dynsec.alerts_acls(topic_prefix)},
-            "Mimamori alert publisher",
+        *(
+            dynsec.Account(
+                login.username,
+                passwords[login.kind],
+                {roles[login.kind]: acls[login.kind]},
+                names[login.kind],
+                client_id=login.client_id or None,
+            )
+            for login in logins
         ),
         *extra_accounts,
     ]
@@ -190,6 +213,8 @@ def prepare_broker(
     bind: str = "127.0.0.1",
     extra_conf: str = "",
     extra_accounts: tuple[dynsec.Account, ...] = (),
+    ingest_ids: Sequence[str] = INGEST_CLIENT_IDS,
+    alerts_ids: Sequence[str] = ALERTS_CLIENT_IDS,
 ) -> tuple[Path, HubAccounts, bool]:
     """Write ``data_dir``/mosquitto.conf and initialise dynamic security; returns (conf path, accounts, created)."""
     conf = render_mosquitto_conf(
@@ -200,7 +225,9 @@ def prepare_broker(
         bind=bind,
         extra=extra_conf,
     )
-    accounts, created = init_dynsec(data_dir.resolve(), topic_prefix, extra_accounts)
+    accounts, created = init_dynsec(
+        data_dir.resolve(), topic_prefix, extra_accounts, ingest_ids=ingest_ids, alerts_ids=alerts_ids
+    )
     conf_path = data_dir / "mosquitto.conf"
     conf_path.write_text(conf)
     return conf_path, accounts, created

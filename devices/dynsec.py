@@ -4,6 +4,10 @@ The broker's plugin keeps clients, roles and ACLs in a JSON file it owns; we wri
 account for the hub, the ingestor's account) and from then on change it only through the plugin's control topic
 (``$CONTROL/dynamic-security/v1``), so every change takes effect at once without restarting the broker.
 Nothing here does I/O; randomness (salts) is passed in.
+
+Every account but the hub's admin is bound to one MQTT client id (the plugin's ``clientid``): the broker refuses
+its CONNECT under any other id, so no account can connect as another's client id and, by MQTT's session
+takeover, disconnect it or (with clean start) discard its persistent session and queued messages.
 """
 
 from __future__ import annotations
@@ -22,9 +26,14 @@ INGEST_ROLE = "mimamori-ingest"
 ALERTS_ROLE = "mimamori-alerts"
 DEVICE_ROLE_PREFIX = "device:"
 
-# The plugin's own default (Mosquitto 2.0 hashes with PBKDF2-SHA512 and 101 iterations). Every password we
-# issue is 256 bits of randomness, so the iteration count adds nothing; matching the plugin keeps one format.
+# The plugin's own default: Mosquitto 2.0 hashes every password it is sent (createClient, setClientPassword)
+# with PBKDF2-SHA512 and 101 iterations, and its commands take no iteration count. Every password we issue is
+# 192 bits (devices) or 256 bits (the hub) of randomness, out of reach of any guessing however cheap a guess
+# is; docs/devices.md has the measurements and what protects the file.
 PBKDF2_ITERATIONS = 101
+
+# Client ids (and device ids, which are device accounts' client ids) starting with this are the hub's own.
+HUB_CLIENT_ID_PREFIX = "mimamori-"
 
 # Usernames are device ids (see migration 0001: devices.id) or our own account names.
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -49,6 +58,8 @@ class Account:
     password: str
     roles: dict[str, tuple[Acl, ...]]
     text_name: str = ""
+    client_id: str | None = None  # the one client id it may connect with; None: any (the hub's admin only)
+    iterations: int = PBKDF2_ITERATIONS
 
 
 def check_username(username: str) -> str:
@@ -86,8 +97,15 @@ def ingest_acls(prefix: str) -> tuple[Acl, ...]:
 
 
 def alerts_acls(prefix: str) -> tuple[Acl, ...]:
-    """The alert publisher: alert states and events under ``{prefix}/alerts/`` (see alerts/mqtt_publish.py)."""
-    return (Acl("publishClientSend", f"{prefix}/alerts/#"),)
+    """The alert publisher: exactly what alerts/mqtt_publish.py publishes, ``{prefix}/alerts/{tenant}/{alert id}``
+    (state, retained) and ``…/events``. The two shapes of a device topic under it are denied first (priority):
+    ``{prefix}/alerts/x/telemetry`` would otherwise pass ``+/+`` and read as tenant ``alerts``'s telemetry."""
+    return (
+        Acl("publishClientSend", f"{prefix}/alerts/+/telemetry", allow=False, priority=1),
+        Acl("publishClientSend", f"{prefix}/alerts/+/status", allow=False, priority=1),
+        Acl("publishClientSend", f"{prefix}/alerts/+/+"),
+        Acl("publishClientSend", f"{prefix}/alerts/+/+/events"),
+    )
 
 
 def device_topics(prefix: str, tenant_id: str, device_id: str) -> tuple[str, str]:
@@ -133,8 +151,9 @@ def initial_config(accounts: list[Account], salts: list[bytes]) -> dict[str, Any
         clients.append(
             {
                 "username": account.username,
+                **({"clientid": account.client_id} if account.client_id else {}),
                 "textName": account.text_name,
-                **hash_password(account.password, salt),
+                **hash_password(account.password, salt, account.iterations),
                 "roles": [{"rolename": name} for name in account.roles],
             }
         )
@@ -157,14 +176,28 @@ def delete_role(name: str) -> dict[str, Any]:
     return {"command": "deleteRole", "rolename": name}
 
 
-def create_client(username: str, password: str, roles: list[str], text_name: str = "") -> dict[str, Any]:
+def create_client(
+    username: str, password: str, roles: list[str], text_name: str = "", *, client_id: str | None
+) -> dict[str, Any]:
+    """``client_id`` is required (None only for an account deliberately left unbound): see the module's note."""
     return {
         "command": "createClient",
         "username": check_username(username),
         "password": password,
+        **({"clientid": check_username(client_id)} if client_id else {}),
         "textname": text_name,
         "roles": [{"rolename": r} for r in roles],
     }
+
+
+def set_client_id(username: str, client_id: str) -> dict[str, Any]:
+    """Bind an existing account to ``client_id`` (its password and roles are left as they are)."""
+    return {"command": "modifyClient", "username": username, "clientid": check_username(client_id)}
+
+
+def list_clients() -> dict[str, Any]:
+    """Every account with its client id and roles (``verbose``)."""
+    return {"command": "listClients", "verbose": True}
 
 
 def delete_client(username: str) -> dict[str, Any]:

@@ -186,12 +186,12 @@ def revoke_credentials(conn: psycopg.Connection, caller: Caller, device_id: str,
 
 
 def create_tenant(conn: psycopg.Connection, caller: Caller, tenant_id: str, name: str, kind: str) -> None:
-    from devices.validation import TENANT_ID
+    from devices.validation import tenant_id_problem
 
     if caller.tenant is not None:
         raise Forbidden("only the city's administrators manage tenants")
-    if not TENANT_ID.match(tenant_id):
-        raise ValidationError(f"tenant id {tenant_id!r} must be lower-case letters, digits, '_' or '-'")
+    if problem := tenant_id_problem(tenant_id):
+        raise ValidationError(problem)
     if kind not in ("operator", "partner"):
         raise ValidationError("kind must be operator or partner")
     with conn.transaction():

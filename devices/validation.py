@@ -19,6 +19,19 @@ from devices.catalogue import DeviceType
 # row is reported with a reason instead of failing a whole batch.
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Words of the hub's own MQTT topics (ingest.contract.TOPIC_WORDS): a tenant named after one would make the
+# alert publisher's topics read as that tenant's telemetry. Also refused by migration 0052 for new rows.
+RESERVED_TENANT_IDS = frozenset({"telemetry", "status", "alerts", "events"})
+
+
+def tenant_id_problem(tenant_id: str) -> str | None:
+    """Why ``tenant_id`` cannot name a tenant, or None."""
+    if not TENANT_ID.match(tenant_id):
+        return f"tenant id {tenant_id!r} must be lower-case letters, digits, '_' or '-'"
+    if tenant_id in RESERVED_TENANT_IDS:
+        return f"tenant id {tenant_id!r} is reserved: it is a word of the hub's MQTT topics"
+    return None
+
 
 # River-gauge threshold keys, lowest first (水防団待機 → 氾濫注意 → 避難判断 → 氾濫危険, ../shared/domain.md §1):
 # whichever of them a gauge has must rise in this order.

@@ -16,6 +16,10 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 TELEMETRY = "telemetry"
 STATUS = "status"
+# Every word the hub itself puts in a topic under the prefix (alerts/mqtt_publish.py: ``{prefix}/alerts/{tenant}/
+# {id}`` and ``…/events``). No tenant may be named after one: ``{prefix}/alerts/x/telemetry`` must never read as
+# tenant ``alerts``'s telemetry. devices/validation.py refuses them at tenant creation (a test keeps both equal).
+TOPIC_WORDS = frozenset({TELEMETRY, STATUS, "alerts", "events"})
 
 
 class Reason(StrEnum):
@@ -106,6 +110,6 @@ def parse_topic(prefix: str, topic: str) -> Topic | None:
     if len(parts) != 3 or parts[2] not in (TELEMETRY, STATUS):
         return None
     tenant, device, kind = parts
-    if not (_SEGMENT.match(tenant) and _SEGMENT.match(device)):
+    if tenant in TOPIC_WORDS or not (_SEGMENT.match(tenant) and _SEGMENT.match(device)):
         return None
     return Topic(tenant, device, kind)

@@ -202,7 +202,14 @@ class MqttIngestor:
         while not self._connected.wait(0.1):
             if self._connect_error:
                 self._client.loop_stop()
-                raise ConfigError(f"MQTT broker at {addr} refused us: {self._connect_error}")
+                hint = ""
+                if "authori" in str(self._connect_error).lower():  # MQTT 5 "Not authorized", 3.1.1 "not authorised"
+                    hint = (
+                        f" (as {self.settings.mqtt_username} with client id {self.settings.mqtt_client_id}: each "
+                        "broker account may connect under its own client id only; `mimamori broker migrate "
+                        "--ingest-id ID` gives an ingestor's id an account named after it)"
+                    )
+                raise ConfigError(f"MQTT broker at {addr} refused us: {self._connect_error}{hint}")
             if time.monotonic() > deadline:
                 self._client.loop_stop()
                 raise UnreachableError(f"MQTT broker at {addr} did not accept the connection in {timeout_s:g}s")

@@ -118,7 +118,8 @@ def ingest_cmd(
         typer.Option(
             min=1,
             help="Processes to run on the shared subscription. One Python process is bound by its MQTT client "
-            "(about one core); more processes use more cores. Worker n uses client id <MIMAMORI_MQTT_CLIENT_ID>-n.",
+            "(about one core); more processes use more cores. Worker n uses client id <MIMAMORI_MQTT_CLIENT_ID>-n "
+            "and the broker account of that name (`mimamori broker migrate --ingest-workers N`).",
         ),
     ] = 1,
 ) -> None:
@@ -166,16 +167,20 @@ def ingest_cmd(
 
 
 def _spawn_ingest_workers(settings: Settings, workers: int) -> list[subprocess.Popen[bytes]]:
-    """Workers 2…n as child processes with their own stable client ids; this process is worker 1."""
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "mimamori.cli", "ingest"],
-            env=os.environ
-            | {"MIMAMORI_MQTT_CLIENT_ID": f"{settings.mqtt_client_id}-{n}"}
-            | ({"MIMAMORI_METRICS_PORT": str(settings.metrics_port + n - 1)} if settings.metrics_port else {}),
-        )
-        for n in range(2, workers + 1)
-    ]
+    """Workers 2…n as child processes with their own stable client ids; this process is worker 1.
+
+    The broker binds each account to one client id, so worker n logs in with the account named after its
+    client id (same password; `mimamori broker migrate --ingest-workers N` creates them)."""
+    from devices.hub_accounts import worker_client_id
+
+    children = []
+    for n in range(2, workers + 1):
+        client_id = worker_client_id(settings.mqtt_client_id, n)
+        env = os.environ | {"MIMAMORI_MQTT_CLIENT_ID": client_id, "MIMAMORI_MQTT_USERNAME": client_id}
+        if settings.metrics_port:
+            env["MIMAMORI_METRICS_PORT"] = str(settings.metrics_port + n - 1)
+        children.append(subprocess.Popen([sys.executable, "-m", "mimamori.cli", "ingest"], env=env))
+    return children
 
 
 @app.command("api")

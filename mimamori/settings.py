@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: str | None = Field(None, description="CA bundle for mqtts:// (system store when unset).")
-    mqtt_client_id: str = Field("mimamori-ingest-1", description="Stable id: the broker keeps its session.")
+    mqtt_client_id: str = Field(
+        "mimamori-ingest-1",
+        description="Stable id: the broker keeps its session. The broker account may connect under this id only.",
+    )
     mqtt_share_group: str = Field("mimamori-ingest", description="Shared-subscription group of ingestors.")
     mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
     mqtt_receive_maximum: int = Field(
@@ -162,7 +165,9 @@ class Settings(BaseSettings):
     alerts_stream_keepalive_s: float = Field(15.0, gt=0, description="Comment lines keep idle streams open.")
     alerts_mqtt_client_id: str = Field("mimamori-alerts-1", description="MQTT client id of the alert publisher.")
     alerts_mqtt_username: str | None = Field(
-        None, description="Broker account of the alert publisher (may publish {prefix}/alerts/#); else MQTT_USERNAME."
+        None,
+        description="Broker account of the alert publisher (may publish {prefix}/alerts/<tenant>/<id>[/events], "
+        "bound to ALERTS_MQTT_CLIENT_ID); else MQTT_USERNAME.",
     )
     alerts_mqtt_password: SecretStr | None = None
     alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="A webhook endpoint gets this long to answer.")

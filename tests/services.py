@@ -76,6 +76,11 @@ class Mosquitto:
     port: int = field(default_factory=free_port)
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-mosq-")))
     extra_conf: str = ""
+    # The suite's shared broker leaves the hub's accounts unbound (each test connects them under a client id of
+    # its own); True initialises them as production does, bound to ``ingest_ids`` / ``alerts_ids``.
+    bind_hub_accounts: bool = False
+    ingest_ids: tuple[str, ...] = ("mimamori-ingest-1",)
+    alerts_ids: tuple[str, ...] = ("mimamori-alerts-1",)
     proc: subprocess.Popen[bytes] | None = None
     # Credentials test publishers use when they stand in for devices (None: anonymous). start() sets them to
     # an account that may publish to every device topic (the broker refuses anonymous clients).
@@ -116,8 +121,16 @@ class Mosquitto:
             publisher_password,
             {"test-publisher": dynsec.publisher_acls("mimamori/v1", None)},
             "tests: publishes for any device",
+            client_id=TEST_PUBLISHER if self.bind_hub_accounts else None,  # under any client id in the suite's broker
         )
-        accounts, created = init_dynsec(self.data_dir, "mimamori/v1", (publisher,))
+        accounts, created = init_dynsec(
+            self.data_dir,
+            "mimamori/v1",
+            (publisher,),
+            ingest_ids=self.ingest_ids,
+            alerts_ids=self.alerts_ids,
+            bind=self.bind_hub_accounts,
+        )
         if created:
             self.username, self.password = TEST_PUBLISHER, publisher_password
         self.admin_username, self.admin_password = accounts.admin_username, accounts.admin_password
@@ -126,6 +139,23 @@ class Mosquitto:
         log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
+
+    def add_ingest_account(self, client_id: str) -> None:
+        """An ingest account named after ``client_id`` and bound to it, with the ingest password: what
+        `mimamori broker migrate --ingest-id` makes for a further ingestor (a worker of ``ingest --workers``)."""
+        from devices import dynsec
+        from devices.broker import BrokerAdmin
+        from mimamori.settings import Settings
+
+        assert self.ingest_password and self.admin_password
+        admin = Settings(
+            mqtt_url=self.url, mqtt_admin_username=self.admin_username, mqtt_admin_password=self.admin_password
+        )  # type: ignore[arg-type]
+        with BrokerAdmin(admin) as a:
+            a.execute(
+                [dynsec.create_client(client_id, self.ingest_password, [dynsec.INGEST_ROLE], client_id=client_id)],
+                tolerate=("already exists",),
+            )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:

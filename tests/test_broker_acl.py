@@ -118,7 +118,8 @@ def test_a_device_cannot_publish_anywhere_else(broker, device, ingest_listener, 
         assert s.pubacks[info.mid].value == NOT_AUTHORIZED
         # Mosquitto 2.0.11 also drops the offending connection after that PUBACK.
         # A message it may publish, sent afterwards by a fresh connection, arrives: the refused one never did.
-        probe = connect(broker, device.username, device.password, device.device_id + "-probe")
+        # (Under its own client id: the account may use no other.)
+        probe = connect(broker, device.username, device.password, device.device_id)
         probe.client.publish(device.status_topic, b"{}", qos=1).wait_for_publish(5)
         probe.close()
         wait_until(lambda: ingest_listener.messages, what="the probe message")
@@ -204,7 +205,7 @@ def test_provisioning_twice_is_refused_and_leaves_the_first_password_working(bro
 
     with pytest.raises(ValidationError, match="already has a broker account"):
         admin.provision_device("acme", device.device_id)
-    s = connect(broker, device.username, device.password)
+    s = connect(broker, device.username, device.password, device.device_id)
     try:
         assert not s.connack[0].is_failure
     finally:
@@ -213,7 +214,7 @@ def test_provisioning_twice_is_refused_and_leaves_the_first_password_working(bro
 
 def test_the_broker_keeps_accounts_across_a_restart(broker, admin, device):
     broker.restart()
-    s = connect(broker, device.username, device.password)
+    s = connect(broker, device.username, device.password, device.device_id)
     try:
         assert not s.connack[0].is_failure
     finally:

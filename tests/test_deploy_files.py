@@ -91,6 +91,8 @@ def test_hub_commands_are_real_mimamori_subcommands():
     for unit in UNITS:
         line = next(ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart="))
         argv = line.removeprefix("ExecStart=").split()
+        if argv[0] == "/usr/bin/env":  # variables that must win over EnvironmentFile=, then the command
+            argv = [a for a in argv[1:] if not re.match(r"^MIMAMORI_[A-Z0-9_]+=", a)]
         assert argv[0] == "/opt/mimamori/.venv/bin/mimamori"
         commands.add(("mimamori", *argv[1:]))
     required = {
@@ -125,6 +127,26 @@ def test_long_running_processes_restart_and_have_stable_distinct_client_ids():
         if "Type=oneshot" not in text:
             assert "Restart=always" in text, unit.name
     assert "MIMAMORI_MQTT_CLIENT_ID=mimamori-ingest-%i" in (SYSTEMD_DIR / "mimamori-ingest@.service").read_text()
+
+
+def test_each_hub_process_logs_in_with_the_account_bound_to_its_client_id():
+    """The broker binds each account to one client id: a process other than the first of its kind logs in with
+    the account named after its id (what `mimamori broker init|migrate --ingest-id/--alerts-id` creates)."""
+    for service in HUB_SERVICES.values():
+        env = service.get("environment") or {}
+        for id_var, user_var, first in (
+            ("MIMAMORI_MQTT_CLIENT_ID", "MIMAMORI_MQTT_USERNAME", "mimamori-ingest-1"),
+            ("MIMAMORI_ALERTS_MQTT_CLIENT_ID", "MIMAMORI_ALERTS_MQTT_USERNAME", "mimamori-alerts-1"),
+        ):
+            client_id = env.get(id_var)
+            if client_id and client_id != first:
+                assert env.get(user_var) == client_id, (client_id, env)
+                assert (
+                    f"--{'ingest' if 'ALERTS' not in id_var else 'alerts'}-id {client_id}"
+                    in (COMPOSE_DIR / "broker-init.sh").read_text()
+                )
+    unit = (SYSTEMD_DIR / "mimamori-ingest@.service").read_text()
+    assert "MIMAMORI_MQTT_USERNAME=mimamori-ingest-%i " in unit.split("ExecStart=", 1)[1]
 
 
 def test_only_https_and_mqtts_are_published_and_metrics_stay_inside():
@@ -261,17 +283,26 @@ def _broker_init_then_tls_login(root: Path) -> None:
         except TimeoutError:
             broker.kill()
             pytest.fail(f"the rendered configuration did not start: {broker.communicate()[1].decode()[-2000:]}")
-        connected: list[object] = []
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="deploy-test", protocol=mqtt.MQTTv5)
-        client.username_pw_set(creds["MIMAMORI_MQTT_USERNAME"], creds["MIMAMORI_MQTT_PASSWORD"])
-        client.tls_set(ca_certs=str(certs / "ca.crt"), cert_reqs=ssl.CERT_REQUIRED)
-        client.on_connect = lambda _c, _u, _f, reason, _p: connected.append(reason)
-        client.connect("localhost", tls)
-        client.loop_start()
-        wait_until(lambda: connected, what="a CONNACK over TLS")
-        client.loop_stop()
-        client.disconnect()
-        assert not connected[0].is_failure, connected[0]
+        # Each compose service's account, under its client id (and only that: the broker binds them).
+        ingest, alerts = creds["MIMAMORI_MQTT_PASSWORD"], creds["MIMAMORI_ALERTS_MQTT_PASSWORD"]
+        for username, password, client_id, accepted in (
+            (creds["MIMAMORI_MQTT_USERNAME"], ingest, "mimamori-ingest-1", True),
+            ("mimamori-ingest-2", ingest, "mimamori-ingest-2", True),
+            (creds["MIMAMORI_ALERTS_MQTT_USERNAME"], alerts, "mimamori-alerts-1", True),
+            ("mimamori-alerts-2", alerts, "mimamori-alerts-2", True),
+            (creds["MIMAMORI_MQTT_USERNAME"], ingest, "deploy-test", False),
+        ):
+            connected: list[object] = []
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+            client.username_pw_set(username, password)
+            client.tls_set(ca_certs=str(certs / "ca.crt"), cert_reqs=ssl.CERT_REQUIRED)
+            client.on_connect = lambda _c, _u, _f, reason, _p, got=connected: got.append(reason)
+            client.connect("localhost", tls)
+            client.loop_start()
+            wait_until(lambda got=connected: got, what="a CONNACK over TLS")
+            client.loop_stop()
+            client.disconnect()
+            assert connected[0].is_failure is not accepted, (username, client_id, connected[0])
     finally:
         broker.terminate()
         broker.wait(timeout=10)

@@ -178,6 +178,7 @@ def test_two_ingestors_on_the_shared_subscription_split_the_stream(settings, db,
 
 def test_ingest_workers_split_the_stream_across_processes(settings, db, broker, city):
     n = 2000
+    broker.add_ingest_account(f"{settings.mqtt_client_id}-workers-2")  # worker 2 logs in as its client id
     proc = IngestProcess(settings, "workers", "--workers", "2")
     wait_until(lambda: sum(ln.startswith("ingesting from") for ln in proc.lines) == 2, what="both workers")
     try:

@@ -20,7 +20,11 @@ sed -e 's/^#\(listener 8883\)$/\1/' \
 grep -q '^listener 8883$' "$template" || { echo "broker-init: no TLS listener block in the template" >&2; exit 2; }
 
 # The plain listener stays inside the compose network (not published): the hub's own processes use it.
-mimamori broker init --dir "$data" --port 1883 --bind 0.0.0.0 --template "$template"
+# Every account is bound to one client id: ingest-1 and alerts-1 use the settings' default ids, the others
+# below get accounts of their own (named after their id). A broker initialised before that: see
+# docs/deployment.md, `mimamori broker migrate`.
+mimamori broker init --dir "$data" --port 1883 --bind 0.0.0.0 --template "$template" \
+  --ingest-id mimamori-ingest-2 --alerts-id mimamori-alerts-2
 
 # The hub's broker passwords, readable by the hub's user only (uid 10001 in the image).
 install -d -m 0700 -o "$hub_uid" -g "$hub_uid" "$handoff"

@@ -1,4 +1,5 @@
-"""`mimamori broker`: prepare a Mosquitto for the hub (dynamic security) and manage gateway accounts."""
+"""`mimamori broker`: prepare a Mosquitto for the hub (dynamic security), bring an installed one in line, and
+manage gateway accounts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,34 @@ out = Console()
 
 _TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
 
+IngestWorkers = Annotated[
+    int,
+    typer.Option(min=1, help="`mimamori ingest --workers N` runs here: an account for each worker's client id <id>-n."),
+]
+IngestIds = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ingest-id",
+        help="Another ingestor's client id (a systemd instance, a compose service): an account of its own.",
+    ),
+]
+AlertsIds = Annotated[
+    list[str] | None,
+    typer.Option("--alerts-id", help="Another alert publisher's client id (a standby): an account of its own."),
+]
+
+
+def _hub_ids(
+    ingest_workers: int, ingest_id: list[str] | None, alerts_id: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """Every client id of the hub's own processes: ingestors first, then alert publishers."""
+    from devices.hub_accounts import ingest_client_ids
+
+    settings = load_settings()
+    ingest = ingest_client_ids(settings.mqtt_client_id, ingest_workers, ingest_id or ())
+    alerts = list(dict.fromkeys([settings.alerts_mqtt_client_id, *(alerts_id or ())]))
+    return ingest, alerts
+
 
 @app.command("init")
 def init(
@@ -25,12 +54,18 @@ def init(
     port: Annotated[int, typer.Option(help="Plain MQTT port to listen on.")] = 1884,
     bind: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     template: Annotated[Path, typer.Option(help="Configuration to start from.")] = _TEMPLATE,
+    ingest_workers: IngestWorkers = 1,
+    ingest_id: IngestIds = None,
+    alerts_id: AlertsIds = None,
 ) -> None:
-    """Write DIR/mosquitto.conf and, on first use, the dynamic-security file with the hub's admin and ingest
-    accounts. Their passwords go to DIR/hub-credentials.env (mode 0600), never to the terminal; safe to rerun."""
+    """Write DIR/mosquitto.conf and, on first use, the dynamic-security file with the hub's admin, ingest and
+    alert accounts, each bound to its client id (MIMAMORI_MQTT_CLIENT_ID, MIMAMORI_ALERTS_MQTT_CLIENT_ID and the
+    ids given). Their passwords go to DIR/hub-credentials.env (mode 0600), never to the terminal; safe to rerun
+    (an existing broker is brought in line with `mimamori broker migrate`)."""
     from devices.broker_setup import CREDENTIALS_FILE, prepare_broker
 
     settings = load_settings()
+    ingest_ids, alerts_ids = _hub_ids(ingest_workers, ingest_id, alerts_id)
     conf, _accounts, created = prepare_broker(
         template,
         data_dir,
@@ -38,27 +73,88 @@ def init(
         topic_prefix=settings.mqtt_topic_prefix,
         plugin=settings.mqtt_dynsec_plugin,
         bind=bind,
+        ingest_ids=ingest_ids,
+        alerts_ids=alerts_ids,
     )
     state = "created" if created else "kept (already initialised)"
     out.print(f"broker configuration {conf}; accounts {state}; credentials in {data_dir / CREDENTIALS_FILE}")
+
+
+@app.command("migrate")
+def migrate(
+    ingest_workers: IngestWorkers = 1,
+    ingest_id: IngestIds = None,
+    alerts_id: AlertsIds = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="List only what changes, not what is kept.")] = False,
+) -> None:
+    """Bring the broker's accounts in line with this version, over the control topic (no restart, no device
+    re-provisioned, no password changed): each device bound to its device id as client id, each gateway to its
+    username, the ingest and alert accounts to MIMAMORI_MQTT_CLIENT_ID / MIMAMORI_ALERTS_MQTT_CLIENT_ID (and an
+    account for every further id given), the alert publisher's role narrowed. Idempotent; exit code 1 when
+    something could not be done."""
+    from devices.broker import BrokerAdmin
+    from devices.broker_migrate import migrate_broker
+    from devices.hub_accounts import ALERTS, INGEST, KEEP, hub_logins
+    from devices.keys import audit
+    from mimamori.db import connect
+    from mimamori.errors import ValidationError
+
+    settings = load_settings()
+    ingest_ids, alerts_ids = _hub_ids(ingest_workers, ingest_id, alerts_id)
+    logins = hub_logins(settings.mqtt_username or "mimamori-ingest", ingest_ids, INGEST)
+    logins += hub_logins(settings.alerts_mqtt_username or "mimamori-alerts", alerts_ids, ALERTS)
+    secret = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    alerts_secret = settings.alerts_mqtt_password.get_secret_value() if settings.alerts_mqtt_password else None
+    with BrokerAdmin(settings) as admin:
+        report = migrate_broker(
+            admin,
+            logins,
+            {INGEST: secret, ALERTS: alerts_secret},
+            prefix=settings.mqtt_topic_prefix,
+            admin_username=settings.mqtt_admin_username,
+            dry_run=dry_run,
+        )
+    for line in report.role_changes:
+        out.print(f"role    {line}", soft_wrap=True, highlight=False)
+    for step in report.steps:
+        if not (quiet and step.action == KEEP):
+            out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True)
+    for problem in report.problems:
+        out.print(f"[red]problem[/red] {problem}", soft_wrap=True)
+    kept = sum(s.action == KEEP for s in report.steps)
+    verb = "would change" if dry_run else "changed"
+    out.print(f"{verb} {report.changed}, kept {kept}, problems {len(report.problems)}")
+    if report.changed and not dry_run:
+        with connect(settings.dsn) as conn:
+            audit(conn, f"cli:{getpass.getuser()}", "broker.migrate", "broker", {"changed": report.changed})
+            conn.commit()
+    if report.problems:
+        raise ValidationError(f"{len(report.problems)} account(s) could not be brought in line")
 
 
 @app.command("add-publisher")
 def add_publisher(
     username: str,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's topics (all if omitted).")] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="The one MQTT client id it may connect with (its username if omitted).")
+    ] = None,
 ) -> None:
-    """An account that may publish for every device of a tenant (a gateway, a load generator). Prints its
-    password once."""
+    """An account that may publish for every device of a tenant (a gateway, a load generator), bound to one
+    client id. Prints its password once."""
     from devices.broker import BrokerAdmin
     from devices.keys import audit
     from mimamori.db import connect
 
     settings = load_settings()
     with BrokerAdmin(settings) as admin:
-        password = admin.create_publisher(username, tenant)
+        password = admin.create_publisher(username, tenant, client_id=client_id)
     with connect(settings.dsn) as conn:
         audit(conn, f"cli:{getpass.getuser()}", "broker.publisher.create", username, {"tenant": tenant})
         conn.commit()
-    out.print(f"publisher {username} may publish to {settings.mqtt_topic_prefix}/{tenant or '*'}/…; password:")
+    out.print(
+        f"publisher {username} may publish to {settings.mqtt_topic_prefix}/{tenant or '*'}/… as client id "
+        f"{client_id or username}; password:"
+    )
     print(password)
