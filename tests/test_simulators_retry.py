@@ -105,13 +105,15 @@ def own_broker() -> Iterator[Mosquitto]:
 
 
 def one_hour(speed: float = 3600) -> tuple[Simulation, SimClock, list[Outgoing]]:
-    """An hour of a calm day for two city devices (12 messages), ending now; and every message it will send."""
+    """An hour of a calm day for two city devices (about 12 messages), ending now; and every message it will send."""
     scenario = replace(load_scenario("calm"), duration_h=1.0)
     fleet = [d for d in city_devices() if d.id in FLEET]
     clock = SimClock.anchored(datetime.now(UTC), speed, timedelta(hours=1))
     sim = Simulation(scenario, fleet, clock.sim_start)
     sent = Simulation(scenario, fleet, clock.sim_start).advance(clock.sim_end)
-    assert len(sent) == 12
+    # Devices report on a grid of wall time a few seconds past each slot: the hour's edge may fall between a slot and
+    # its report, so each sends 5 or 6.
+    assert 10 <= len(sent) <= 12
     return sim, clock, sent
 
 
