@@ -23,7 +23,7 @@ _JOBS = """
 SELECT j.job_id, j.proc_name, coalesce(j.hypertable_name, ''), j.schedule_interval, j.scheduled,
        s.last_run_status,
        CASE WHEN isfinite(s.last_successful_finish) THEN s.last_successful_finish END,
-       s.total_failures,
+       coalesce(s.total_failures, 0),
        CASE WHEN isfinite(s.next_start) THEN s.next_start END,
        CASE WHEN isfinite(e.finish_time) THEN e.finish_time END,
        e.err_message
@@ -61,22 +61,7 @@ def read_jobs(conn: psycopg.Connection) -> list[JobStatus] | None:
     """The hub's TimescaleDB jobs, or None where there is no TimescaleDB."""
     if not conn.execute("SELECT to_regclass('timescaledb_information.job_errors') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
         return None
-    return [
-        JobStatus(
-            job_id=r[0],
-            proc=r[1],
-            target=r[2],
-            schedule_interval=r[3],
-            scheduled=r[4],
-            last_run_status=r[5],
-            last_success=r[6],
-            total_failures=r[7] or 0,
-            next_start=r[8],
-            last_failure=r[9],
-            last_error=r[10],
-        )
-        for r in conn.execute(_JOBS).fetchall()
-    ]
+    return [JobStatus(*row) for row in conn.execute(_JOBS).fetchall()]  # columns in the fields' order
 
 
 def warnings(jobs: list[JobStatus], now: datetime, *, since: datetime | None = None) -> list[str]:

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,21 @@ class PrivatePostgres:
             with contextlib.suppress(subprocess.SubprocessError):
                 self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_ingestor(settings: Any, pool: Any, **kwargs: Any) -> Iterator[Any]:
+    """An ``MqttIngestor`` connected and running in a thread of the test, stopped (and checked stopped) after."""
+    from ingest import MqttIngestor
+
+    ingestor = MqttIngestor(settings, pool, **kwargs)
+    ingestor.connect()
+    stop = threading.Event()
+    thread = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield ingestor
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "ingestor did not stop"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,6 @@ import pytest
 
 from alerts.mqtt_publish import event_topic, state_topic
 from devices.broker import BrokerAdmin
-from ingest import MqttIngestor
 from mimamori.settings import Settings
 from tests.broker_support import (
     ALERTS_ID,
@@ -33,7 +31,7 @@ from tests.broker_support import (
     publish,
     try_connect,
 )
-from tests.services import Mosquitto, wait_until
+from tests.services import Mosquitto, running_ingestor, wait_until
 
 
 @dataclass(frozen=True)
@@ -163,24 +161,10 @@ def test_a_device_cannot_be_provisioned_under_a_hub_client_id(bound):
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 
-@contextmanager
-def ingesting(settings: Settings, pool) -> Iterator[MqttIngestor]:
-    ingestor = MqttIngestor(settings, pool)
-    ingestor.connect()
-    stop = threading.Event()
-    thread = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield ingestor
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 def _queue_100_then_attack(mosq: Mosquitto, hub: Settings, pool, gauge_password: str, attacker_password: str) -> int:
     """Ingest stopped, 100 readings published and acknowledged, a device connects once under the ingestor's id
     (clean start), ingest starts: how many of the 100 are stored."""
-    with ingesting(hub, pool):
+    with running_ingestor(hub, pool):
         pass  # its persistent session and subscription now exist; it stops
     gauge = connect(mosq.port, "gauge-1", gauge_password, "gauge-1")
     topic = f"{PREFIX}/toyota-city/gauge-1/telemetry"
@@ -189,7 +173,7 @@ def _queue_100_then_attack(mosq: Mosquitto, hub: Settings, pool, gauge_password:
         assert publish(gauge, topic, payload.encode()).value == 0  # acknowledged: the broker holds it
     gauge.close()
     refused = try_connect(mosq.port, "rain-1", attacker_password, hub.mqtt_client_id, clean_start=True).is_failure
-    with ingesting(hub, pool) as ingestor:
+    with running_ingestor(hub, pool) as ingestor:
         if refused:
             wait_until(lambda: ingestor.stats.snapshot()["stored"] >= 100, timeout=30, what="the 100 queued readings")
         else:  # the session is gone: nothing can come; give a redelivery time to show up all the same

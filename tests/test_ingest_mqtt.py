@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,26 +20,11 @@ from ingest import CommittedReadings, MqttIngestor
 from ingest.codecs import encode_native, encode_senml
 from ingest.contract import RawReading
 from mimamori.settings import Settings
-from tests.services import dsn_address, settings_via, wait_until
+from tests.services import dsn_address, running_ingestor, settings_via, wait_until
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 TOPIC = "mimamori/v1/toyota-city/gauge-1/telemetry"
-
-
-@contextmanager
-def running_ingestor(settings: Settings, pool: ConnectionPool, **kwargs) -> Iterator[MqttIngestor]:
-    ingestor = MqttIngestor(settings, pool, **kwargs)
-    ingestor.connect()
-    stop = threading.Event()
-    thread = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield ingestor
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "ingestor did not stop"
 
 
 class IngestProcess:
