@@ -234,7 +234,7 @@ def _summarise(results: dict[str, dict[str, dict[str, list[float]]]]) -> dict[st
 
 
 def _print_table(summary: dict[str, dict[str, dict[str, dict[str, float]]]], runs: int) -> None:
-    table = Table(title=f"Storage per reading and query latency ({runs} runs: median [min–max])")
+    table = Table(title=f"Storage per reading and query latency ({runs} runs: median, and range in brackets)")
     for column in ("mode", "fleet", "bytes/reading", "target", "raw day p99 ms", "hourly week p99 ms"):
         table.add_column(column)
 
