@@ -19,8 +19,16 @@ if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
   . var/mosquitto/hub-credentials.env
   set +a
   if ! (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null; then
-    echo "[up] starting a private Mosquitto on port ${MQTT_PORT} (var/mosquitto/mosquitto.conf)"
-    mosquitto -c var/mosquitto/mosquitto.conf >> var/mosquitto/mosquitto.log 2>&1 &
+    conf=var/mosquitto/mosquitto.conf
+    # Run as root, Mosquitto drops to user mosquitto, which cannot reach a checkout in a private directory (root's
+    # home, mode 0700): this laptop broker, on 127.0.0.1 only, then keeps root's rights instead.
+    if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1 \
+      && ! runuser -u mosquitto -- test -r var/mosquitto/dynamic-security.json -a -w var/mosquitto 2>/dev/null; then
+      { cat var/mosquitto/mosquitto.conf; echo "user root"; } > var/mosquitto/mosquitto-as-root.conf
+      conf=var/mosquitto/mosquitto-as-root.conf
+    fi
+    echo "[up] starting a private Mosquitto on port ${MQTT_PORT} (${conf})"
+    mosquitto -c "${conf}" >> var/mosquitto/mosquitto.log 2>&1 &
     private_pid=$!
     for _ in $(seq 50); do
       (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null && break
