@@ -21,6 +21,16 @@ router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 _JOBS_EVERY_S = 30.0
 
 
+async def _job_warnings(request: Request) -> list[str]:
+    """TimescaleDB's job warnings (and their gauges), read at most every _JOBS_EVERY_S whatever asks: load balancers
+    poll /readyz every few seconds, and the job views join a history that grows."""
+    state = request.app.state
+    if time.monotonic() - getattr(state, "jobs_read_at", float("-inf")) > _JOBS_EVERY_S:
+        state.jobs_warned = await run_in_threadpool(check_jobs, state.pool, state.settings.health_timeout_s)
+        state.jobs_read_at = time.monotonic()
+    return list(state.jobs_warned)
+
+
 @router.get("/healthz")
 async def healthz() -> JSONResponse:
     """Alive: the event loop answers. Nothing else is checked, so a database outage never restarts the API."""
@@ -37,7 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
         await run_in_threadpool(check_database, request.app.state.pool, timeout),
         await run_in_threadpool(check_broker, settings.mqtt, timeout),
     ]
-    warned = await run_in_threadpool(check_jobs, request.app.state.pool, timeout) if checks[0].ok else []
+    warned = await _job_warnings(request) if checks[0].ok else []
     ready, body = readiness(checks, warned)
     return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
@@ -46,9 +56,6 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     if not request.app.state.settings.api_metrics:
         return JSONResponse({"error": "not_found", "detail": "metrics are off (MIMAMORI_API_METRICS)"}, 404)
-    state = request.app.state
-    if time.monotonic() - getattr(state, "jobs_read_at", float("-inf")) > _JOBS_EVERY_S:
-        state.jobs_read_at = time.monotonic()  # the job gauges, at most this often whatever scrapes
-        await run_in_threadpool(check_jobs, state.pool, state.settings.health_timeout_s)
+    await _job_warnings(request)  # refreshes the job gauges
     body, content_type = await run_in_threadpool(exposition)
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
