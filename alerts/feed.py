@@ -16,9 +16,10 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -29,6 +30,13 @@ from mimamori.db import connect
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class CommittedListeners(Protocol):
+    """Where a process announces its committed readings (``ingest.CommittedReadings``)."""
+
+    def subscribe(self, listener: Callable[[list[Any]], None]) -> None: ...
+
 
 CHANNEL = "mimamori_committed"
 RESYNC = "resync"
@@ -94,6 +102,15 @@ class NotifyForwarder:
                 log.warning("forwarding committed readings to the alert evaluator failed: %s", str(exc)[:200])
                 self._overflow.set()
                 stop.wait(1.0)
+
+
+def start_forwarding(pool: ConnectionPool, committed: CommittedListeners, stop: threading.Event) -> NotifyForwarder:
+    """Forward what a process commits (MQTT batches in `mimamori ingest`, HTTP pushes in `mimamori api`) to the one
+    `mimamori alerts run` evaluator, on a thread that ends with ``stop``."""
+    forwarder = NotifyForwarder(pool)
+    committed.subscribe(forwarder.on_readings)
+    threading.Thread(target=forwarder.run, args=(stop,), name="alerts-forward", daemon=True).start()
+    return forwarder
 
 
 class ReadingListener:

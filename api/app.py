@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from psycopg import DataError
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerts import WebhookDestinations
+from alerts.feed import start_forwarding
 from api.auth import document_security
 from api.bodies import BodyLimit
 from api.key_cache import KeyCache
@@ -35,12 +37,21 @@ from mimamori.settings import Settings
 
 
 def create_app(
-    settings: Settings, pool: ConnectionPool | None = None, committed: CommittedReadings | None = None
+    settings: Settings,
+    pool: ConnectionPool | None = None,
+    committed: CommittedReadings | None = None,
+    *,
+    forward_to_evaluator: bool = False,
 ) -> FastAPI:
     """An app serving ``settings``' database; it opens (and later closes) its own pool unless given one.
 
-    ``committed`` receives readings pushed over HTTP once stored (the alert engine listens there).
+    ``committed`` receives readings pushed over HTTP once stored (`mimamori up`'s alert engine listens there).
+    With ``forward_to_evaluator`` (a `mimamori api` process of its own) they are forwarded instead to the
+    `mimamori alerts run` process, as `mimamori ingest` forwards what it stores.
     """
+    forwarding = forward_to_evaluator and settings.alerts_enabled
+    if forwarding and committed is None:
+        committed = CommittedReadings()
 
     def attach(app: FastAPI, the_pool: ConnectionPool) -> None:
         app.state.pool = the_pool
@@ -52,9 +63,13 @@ def create_app(
         own = pool is None
         if own:
             attach(app, make_pool(settings))
+        stop = threading.Event()
+        if forwarding and committed is not None:
+            start_forwarding(app.state.pool, committed, stop)
         try:
             yield
         finally:
+            stop.set()
             if own:
                 app.state.pool.close()
 
@@ -125,4 +140,4 @@ def app_from_environment() -> FastAPI:
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_json)
-    return create_app(settings)
+    return create_app(settings, forward_to_evaluator=True)

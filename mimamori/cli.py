@@ -145,14 +145,12 @@ def ingest_cmd(
 
         serve_metrics(settings.metrics_host, settings.metrics_port)
     try:
-        from alerts.feed import NotifyForwarder
+        from alerts.feed import start_forwarding
         from ingest import CommittedReadings
 
         committed = CommittedReadings()
         if settings.alerts_enabled:  # evaluated by `mimamori alerts run` (docs/alerts.md)
-            forwarder = NotifyForwarder(pool)
-            committed.subscribe(forwarder.on_readings)
-            threading.Thread(target=forwarder.run, args=(stop,), name="alerts-forward", daemon=True).start()
+            start_forwarding(pool, committed, stop)
         ingestor = MqttIngestor(settings, pool, committed=committed)
         tune_for_streaming(settings.ingest_gc_gen0)
         ingestor.connect()
@@ -206,7 +204,7 @@ def api_cmd(
 
         serve_workers("api.app:app_from_environment", settings.api_host, settings.api_port, workers)
         return
-    serve(create_app(settings), settings.api_host, settings.api_port)
+    serve(create_app(settings, forward_to_evaluator=True), settings.api_host, settings.api_port)
 
 
 @app.command("up")
