@@ -39,8 +39,25 @@ if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
     echo "[up] reusing the Mosquitto already on port ${MQTT_PORT} (started by an earlier make up)"
   fi
   export MIMAMORI_MQTT_URL="mqtt://127.0.0.1:${MQTT_PORT}"
+  # Every `mimamori` command run from this checkout (another terminal, the docs' commands) reads this file
+  # (mimamori/settings.py): the laptop broker's address and the hub's accounts on it, as this script uses them.
+  (
+    umask 077
+    {
+      echo "# written by make up (deploy/laptop-hub.sh); the environment and ./.env win over it"
+      echo "MIMAMORI_MQTT_URL=${MIMAMORI_MQTT_URL}"
+      grep -E '^MIMAMORI_[A-Z_]+=' var/mosquitto/hub-credentials.env
+      echo "MIMAMORI_ADMIN_KEY_FILE=${MIMAMORI_ADMIN_KEY_FILE:-${PWD}/var/admin-key}"
+      # What this hub was started with (its database, its ports) holds for the commands beside it too.
+      env | grep -E '^MIMAMORI_[A-Z0-9_]+=' | grep -vE "^MIMAMORI_(MQTT_URL|ADMIN_KEY_FILE|LAPTOP_[A-Z_]+)=|'" \
+        | grep -vE "^($(grep -oE '^MIMAMORI_[A-Z_]+' var/mosquitto/hub-credentials.env | paste -sd '|'))=" \
+        | sed -E "s/^([^=]+)=(.*)$/\1='\2'/" || true
+    } > var/laptop.env.tmp
+    mv var/laptop.env.tmp var/laptop.env
+  )
   # A broker initialised by an older `make up` gets its accounts bound to their client ids (a no-op after that).
   uv run --locked mimamori db migrate >/dev/null
   uv run --locked mimamori broker migrate --quiet
 fi
+export MIMAMORI_ADMIN_KEY_FILE="${MIMAMORI_ADMIN_KEY_FILE:-${PWD}/var/admin-key}"
 uv run --locked mimamori up "$@"

@@ -56,7 +56,8 @@ class BrokerAdmin:
         if not settings.mqtt_admin_password:
             raise ConfigError(
                 "MIMAMORI_MQTT_ADMIN_PASSWORD is not set: the hub cannot manage device accounts on the broker "
-                "(`mimamori broker init` creates the admin account and writes its credentials)"
+                "(with `make up` running, commands in its checkout read them from var/laptop.env; on a server, set "
+                "them from the hub-credentials.env that `mimamori broker init` wrote)"
             )
         self._settings = settings
         self._timeout = timeout_s if timeout_s is not None else settings.mqtt_admin_timeout_s

@@ -207,6 +207,35 @@ def api_cmd(
     serve(create_app(settings, forward_to_evaluator=True), settings.api_host, settings.api_port)
 
 
+def _tell_once_serving(settings: Settings, way_in: list[str]) -> None:
+    """The map's address and the way in, printed when the API answers: the last lines of start-up, not lost
+    above the server's own."""
+    import socket
+    import time
+
+    def answers() -> bool:
+        try:
+            socket.create_connection((settings.api_host, settings.api_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def tell() -> None:
+        deadline = time.monotonic() + 120
+        while not answers():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        url = f"http://{settings.api_host}:{settings.api_port}"
+        lines = ["", "[bold]Mimamori is serving[/]", f"  map    {url}/", f"  API    {url}/docs"]
+        lines += ["  " + line for line in way_in]
+        lines.append("  in another terminal: cd to this checkout, `. .venv/bin/activate`, then any mimamori command")
+        for line in lines:
+            out.print(line, markup=line.startswith("[bold]"), highlight=False, soft_wrap=True)
+
+    threading.Thread(target=tell, name="tell-once-serving", daemon=True).start()
+
+
 @app.command("up")
 def up_cmd(
     scenario: Annotated[
@@ -221,7 +250,7 @@ def up_cmd(
     """Everything in one process for a laptop: migrate, seed, ingest, alerts, the API and the map, and the
     city's simulated devices playing a scenario (then carrying on in real time)."""
     from api.app import create_app
-    from devices.seed import ensure_admin_key, seed_city
+    from devices.seed import admin_way_in, seed_city
     from ingest import CommittedReadings, MqttIngestor
     from mimamori.db import make_pool
 
@@ -231,7 +260,7 @@ def up_cmd(
     try:
         with pool.connection() as conn:
             seeded = seed_city(conn)
-            first_key = ensure_admin_key(conn)
+            way_in = admin_way_in(conn, settings.admin_key_file)
             no_stands = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM stands)").fetchone()[0]  # type: ignore[index]
         if sample_stands and no_stands:
             _import_sample_stands(sample_stands)
@@ -258,12 +287,10 @@ def up_cmd(
         out.print(f"  map       http://{settings.api_host}:{settings.api_port}/")
         out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
         out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
-        if first_key:
-            out.print("  admin key (shown once, keep it):")
-            print(f"  {first_key}", flush=True)
         run = _start_simulation(settings, scenario, speed) if simulate else None
         if run is not None:
             sim_clocks.append(run.clock)
+        _tell_once_serving(settings, way_in.lines())
         serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
         stop.set()
         if run is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -38,10 +41,27 @@ class MqttAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+# Written by `make up` (deploy/laptop-hub.sh): the laptop broker's address and the hub's accounts on it, so every
+# `mimamori` command run from this checkout while the laptop hub is up talks to that hub, as the docs write them.
+LAPTOP_ENV_FILE = Path(__file__).resolve().parent.parent / "var" / "laptop.env"
+
+
+def env_files() -> tuple[str, ...]:
+    """Files read for settings, later ones winning, the environment above all: the laptop hub's, then ./.env.
+
+    MIMAMORI_LAPTOP_ENV_FILE names another laptop file, or none when empty (the tests' own hubs)."""
+    laptop = os.environ.get("MIMAMORI_LAPTOP_ENV_FILE", str(LAPTOP_ENV_FILE))
+    return (laptop, ".env") if laptop else (".env",)
+
+
 class Settings(BaseSettings):
     """Every knob of the hub. Read once at start and passed in; no module reads the environment itself."""
 
     model_config = SettingsConfigDict(env_prefix="MIMAMORI_", env_file=".env", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("_env_file", env_files())
+        super().__init__(**values)
 
     database_url: SecretStr = Field(
         SecretStr("postgresql://postgres@127.0.0.1:5432/mimamori"),
@@ -54,6 +74,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(3650, ge=1, description="Raw readings kept this long (TimescaleDB only).")
     compress_after_days: int = Field(7, ge=1, description="Chunks older than this are compressed.")
 
+    admin_key_file: str = Field(
+        "",
+        description="`mimamori up` keeps an admin API key here (mode 0600) so a laptop always has a way in; "
+        "`make up` uses ./var/admin-key.",
+    )
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL, mqtt:// or mqtts://.")
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None

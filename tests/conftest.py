@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
@@ -12,6 +13,9 @@ from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 from tests.services import TEST_TIMESCALEDB, Mosquitto, create_scratch_database, drop_database
+
+# A `make up` in this checkout leaves var/laptop.env (its broker, its accounts): the tests use their own.
+os.environ["MIMAMORI_LAPTOP_ENV_FILE"] = ""
 
 _TABLES_TO_CLEAN = (
     "readings",

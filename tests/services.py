@@ -33,6 +33,12 @@ ADMIN_DSN = os.environ.get("MIMAMORI_TEST_ADMIN_DSN", "postgresql://postgres@127
 TEST_TIMESCALEDB = os.environ.get("MIMAMORI_TEST_TIMESCALEDB", "off")
 
 
+def outside_environment() -> dict[str, str]:
+    """This process's environment for a child `mimamori` process: no MIMAMORI_* setting of the developer's, and no
+    laptop hub's var/laptop.env (a `make up` in this checkout must not point the tests at its broker)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {"MIMAMORI_LAPTOP_ENV_FILE": ""}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -221,7 +227,7 @@ class HubProcess:
         ready: str | None = "ingesting from",
         timeout: float = 90.0,
     ) -> None:
-        full = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
+        full = outside_environment() | {
             "MIMAMORI_DATABASE_URL": settings.dsn,
             "MIMAMORI_MQTT_URL": settings.mqtt_url,
             "MIMAMORI_MQTT_CLIENT_ID": client_id or settings.mqtt_client_id,

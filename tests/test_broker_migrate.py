@@ -3,7 +3,6 @@ devices untouched, the alert publisher's role narrowed, idempotent, with a repor
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -24,6 +23,7 @@ from tests.broker_support import (
     provision_old_way,
     try_connect,
 )
+from tests.services import outside_environment
 
 OLD_ALERTS_ACL = dynsec.Acl("publishClientSend", f"{PREFIX}/alerts/#")
 
@@ -43,7 +43,7 @@ def _make_alerts_role_old(admin: BrokerAdmin) -> None:
 
 
 def _migrate(hub, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
+    env = outside_environment() | {
         "MIMAMORI_DATABASE_URL": hub.dsn,
         "MIMAMORI_MQTT_URL": hub.mqtt_url,
         "MIMAMORI_MQTT_USERNAME": hub.mqtt_username,

@@ -24,7 +24,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mimamori.settings import Settings
-from tests.services import ROOT, free_port, wait_for_port, wait_until
+from tests.services import ROOT, free_port, outside_environment, wait_for_port, wait_until
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 SYSTEMD_DIR = ROOT / "deploy" / "systemd"
@@ -253,7 +253,7 @@ def _broker_init_then_tls_login(root: Path) -> None:
     _self_signed(certs)
     for f in certs.iterdir():
         f.chmod(0o644)  # a throw-away test key; in production: readable by the broker's user only (README.md)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
+    env = outside_environment() | {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "BROKER_DATA": str(data),
         "BROKER_TEMPLATE": str(ROOT / "deploy/mosquitto/mosquitto.conf"),

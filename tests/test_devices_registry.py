@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from devices.manage import (
 )
 from devices.validation import DeviceSpec, device_problems
 from mimamori.errors import Forbidden, NotFound, ValidationError
+from tests.services import outside_environment
 
 CATALOGUE = load_catalogue()
 ADMIN = Caller("test-admin", None)
@@ -272,7 +272,7 @@ def test_geojson_import(db, city):
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | env | {"COLUMNS": "200"}
+    full = outside_environment() | env | {"COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "mimamori.cli", *args], env=full, capture_output=True, text=True, timeout=60
     )

@@ -21,6 +21,7 @@ from tests.services import (
     create_scratch_database,
     drop_database,
     free_port,
+    outside_environment,
     wait_for_port,
     wait_until,
 )
@@ -29,7 +30,7 @@ MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | (env or {})
+    full_env = outside_environment() | (env or {})
     return subprocess.run([*MIMAMORI, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -44,6 +45,7 @@ def test_settings_have_laptop_defaults(monkeypatch):
     for key in list(os.environ):
         if key.startswith("MIMAMORI_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("MIMAMORI_LAPTOP_ENV_FILE", "")  # not a `make up`'s file in this checkout
     s = load_settings()
     assert s.dsn == "postgresql://postgres@127.0.0.1:5432/mimamori"
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.tls) == ("127.0.0.1", 1883, False)
@@ -353,3 +355,20 @@ def test_retention_no_longer_than_the_late_reading_window_is_refused():
     with pytest.raises(ValueError, match="MIMAMORI_RETENTION_DAYS"):
         Settings(retention_days=300, ingest_max_past_days=365, _env_file=None)  # type: ignore[call-arg]
     assert Settings(retention_days=400, ingest_max_past_days=365, _env_file=None).retention_days == 400  # type: ignore[call-arg]
+
+
+def test_commands_in_a_checkout_with_a_running_laptop_hub_use_its_broker(monkeypatch, tmp_path):
+    """`make up` writes var/laptop.env; any command run beside it reads it, and the environment still wins."""
+    for key in list(os.environ):
+        if key.startswith("MIMAMORI_"):
+            monkeypatch.delenv(key)
+    laptop = tmp_path / "laptop.env"
+    laptop.write_text("MIMAMORI_MQTT_URL=mqtt://127.0.0.1:1884\nMIMAMORI_MQTT_USERNAME=mimamori-ingest-1\n")
+    monkeypatch.setenv("MIMAMORI_LAPTOP_ENV_FILE", str(laptop))
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert (s.mqtt.port, s.mqtt_username) == (1884, "mimamori-ingest-1")
+    monkeypatch.setenv("MIMAMORI_MQTT_URL", "mqtt://broker.example:1883")
+    assert load_settings().mqtt.host == "broker.example"
+    (tmp_path / ".env").write_text("MIMAMORI_MQTT_USERNAME=from-dot-env\n")
+    assert load_settings().mqtt_username == "from-dot-env"  # ./.env is the operator's own: it wins over the laptop's

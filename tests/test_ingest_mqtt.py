@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from ingest import CommittedReadings, MqttIngestor
 from ingest.codecs import encode_native, encode_senml
 from ingest.contract import RawReading
 from mimamori.settings import Settings
-from tests.services import dsn_address, running_ingestor, settings_via, wait_until
+from tests.services import dsn_address, outside_environment, running_ingestor, settings_via, wait_until
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -31,7 +30,7 @@ class IngestProcess:
     """`mimamori ingest` as a real process, its output collected as it runs."""
 
     def __init__(self, settings: Settings, client_id: str, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | {
+        env = outside_environment() | {
             "MIMAMORI_DATABASE_URL": settings.dsn,
             "MIMAMORI_MQTT_URL": settings.mqtt_url,
             # Prefixed with the test's own client id: a persistent session another test left under the same

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.services import outside_environment
 from tests.test_simulators_broker import ingesting  # noqa: F401  (fixture)
 
 MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")} | env
+    full_env = outside_environment() | env
     return subprocess.run([*MIMAMORI, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
