@@ -23,7 +23,7 @@ if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
     # Run as root, Mosquitto drops to user mosquitto, which cannot reach a checkout in a private directory (root's
     # home, mode 0700): this laptop broker, on 127.0.0.1 only, then keeps root's rights instead.
     if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1 \
-      && ! runuser -u mosquitto -- test -r var/mosquitto/dynamic-security.json -a -w var/mosquitto 2>/dev/null; then
+      && ! runuser -u mosquitto -- test -r "${PWD}/var/mosquitto/dynamic-security.json" -a -w "${PWD}/var/mosquitto" 2>/dev/null; then
       { cat var/mosquitto/mosquitto.conf; echo "user root"; } > var/mosquitto/mosquitto-as-root.conf
       conf=var/mosquitto/mosquitto-as-root.conf
     fi

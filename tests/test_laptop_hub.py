@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,8 @@ CONCRETE = {
         "mimamori tenants list",
         "mimamori keys list",
         'mimamori keys create --tenant toyota-city --role operator --name "Hana Suzuki"',
-        "mimamori devices provision yahagi-takahashi --output creds.csv",
+        "mimamori devices add school-rain-1 --tenant toyota-city --type rain_gauge --lon 137.16 --lat 35.08",
+        "mimamori devices provision school-rain-1 --output creds.csv",
         "mimamori broker add-publisher river-office-gateway --tenant toyota-city",
     ],
     "mimamori rules check FILE": ["mimamori rules check {rules}"],
@@ -116,9 +118,10 @@ def _clone_into_a_private_directory(tmp_path: Path) -> Path:
     return checkout
 
 
-@pytest.fixture(scope="module")
-def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
-    checkout = _clone_into_a_private_directory(tmp_path_factory.mktemp("laptop"))
+@contextmanager
+def started_laptop(folder: Path, *args: str) -> Iterator[Laptop]:
+    """`make up` (its script, set-up already done by the test run) in a fresh clone under ``folder``."""
+    checkout = _clone_into_a_private_directory(folder)
     dsn = create_scratch_database("mimamori_laptop")
     api_port = free_port()
     started = outside_environment() | {
@@ -127,9 +130,10 @@ def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
         "MIMAMORI_LAPTOP_MQTT_PORT": str(free_port()),
         "MIMAMORI_TIMESCALEDB": "off",
     }
-    started.pop("MIMAMORI_LAPTOP_ENV_FILE")  # the clone's own var/laptop.env, as on a newcomer's laptop
+    started.pop("MIMAMORI_LAPTOP_ENV_FILE")
+    started.pop("VIRTUAL_ENV", None)  # the clone gets its own .venv, as a fresh checkout does
     hub = subprocess.Popen(
-        ["bash", "deploy/laptop-hub.sh", "--speed", "3600", "--sample-stands", "100"],
+        ["bash", "deploy/laptop-hub.sh", "--speed", "3600", "--sample-stands", "100", *args],
         cwd=checkout,
         env=started,
         stdout=subprocess.PIPE,
@@ -148,7 +152,7 @@ def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
         assert hub.poll() is None, "".join(output[-60:])
         found = next(m for line in output if (m := KEY.search(line)))
         # Another terminal: nothing of the hub's environment, only the checkout with its .venv activated.
-        terminal = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
+        terminal = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_") and k != "VIRTUAL_ENV"}
         terminal["PATH"] = f"{checkout / '.venv' / 'bin'}:{terminal['PATH']}"
         terminal["VIRTUAL_ENV"] = str(checkout / ".venv")
         terminal["COLUMNS"] = "200"
@@ -161,6 +165,20 @@ def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
             except subprocess.TimeoutExpired:
                 os.killpg(hub.pid, signal.SIGKILL)
         drop_database(dsn)
+
+
+@pytest.fixture(scope="module")
+def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
+    """The laptop hub as a newcomer starts it: the city's devices simulated."""
+    with started_laptop(tmp_path_factory.mktemp("laptop")) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def quiet_laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laptop]:
+    """The laptop hub playing no devices itself (`mimamori up --no-simulate`), for the simulator's commands."""
+    with started_laptop(tmp_path_factory.mktemp("quiet"), "--no-simulate") as hub:
+        yield hub
 
 
 def test_make_up_from_a_private_directory_stores_readings_and_prints_a_way_in(laptop: Laptop) -> None:
@@ -230,12 +248,14 @@ def test_a_documented_command_works_as_written_beside_the_running_hub(laptop: La
 
 
 @pytest.mark.parametrize("documented", RUNS_UNTIL_STOPPED, ids=lambda c: c.removeprefix("mimamori ")[:40])
-def test_a_documented_simulation_runs_as_written_beside_the_running_hub(laptop: Laptop, documented: str) -> None:
+def test_a_documented_simulation_runs_as_written_beside_the_running_hub(quiet_laptop: Laptop, documented: str) -> None:
+    laptop = quiet_laptop
     if "--replay recorded.csv" in documented:
         (laptop.checkout / "recorded.csv").write_text(
             "time,device_id,metric,value\n2026-12-01T00:00:00Z,yahagi-takahashi,water_level,1.2\n"
             "2026-12-01T00:10:00Z,yahagi-takahashi,water_level,1.3\n"
         )
+    before = _stored(laptop)
     process = subprocess.Popen(
         _as_typed(documented, laptop),
         cwd=laptop.checkout,
@@ -264,3 +284,9 @@ def test_a_documented_simulation_runs_as_written_beside_the_running_hub(laptop: 
     messages, readings, refused, errors = map(int, sent.groups())
     assert messages > 0 and readings > 0, text[-3000:]
     assert (refused, errors) == (0, 0), text[-3000:]
+    wait_until(lambda: _stored(laptop) > before, timeout=30, what="the simulated readings stored by the hub")
+
+
+def _stored(laptop: Laptop) -> int:
+    with psycopg.connect(laptop.dsn) as conn:
+        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])  # type: ignore[index]

@@ -87,6 +87,8 @@ def simulate(
             )
             title = f"{chosen.name} at {speed:g}×"
         logins = sim_pkg.load_credentials(credentials) if credentials else sim_pkg.Credentials()
+        if not credentials and mode == sim_pkg.DEVICES and settings.mqtt_admin_password:
+            provision = True  # a broker binding accounts to client ids refuses devices without their own
         if provision:
             logins = logins.merged(_provision(settings, source.devices))
         if mode == sim_pkg.LOAD or not logins.devices:
