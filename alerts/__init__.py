@@ -1,6 +1,9 @@
 """Hazard rules, their pure evaluation, the alert store and lifecycle, and distribution (SSE, MQTT, webhooks, CAP)."""
 
 from alerts.cap import CAP_MEDIA_TYPE, CapContext, atom_feed, cap_alert, cap_document, cap_polygons, level_table
+from alerts.cap_messages import CapMessage
+from alerts.cap_messages import messages_of as cap_messages_of
+from alerts.cap_messages import messages_of_alerts as cap_messages_of_alerts
 from alerts.destinations import Destination, DestinationRefused, WebhookDestinations, address_refusal
 from alerts.engine import AlertEngine, EngineStats, load_rules
 from alerts.evaluate import (
@@ -50,6 +53,7 @@ __all__ = [
     "AlertServices",
     "AnyRule",
     "CapContext",
+    "CapMessage",
     "Change",
     "Destination",
     "DestinationRefused",
@@ -71,6 +75,8 @@ __all__ = [
     "atom_feed",
     "cap_alert",
     "cap_document",
+    "cap_messages_of",
+    "cap_messages_of_alerts",
     "cap_polygons",
     "close",
     "default_rules_dir",

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from alerts import cap_messages
 from alerts.evaluate import Observation
 
 ACTIVE = ("open", "acknowledged")
@@ -225,6 +226,8 @@ def insert_event(
         (alert_id, kind, level, previous, state, value, device_time, actor, note),
     ).fetchone()
     assert row is not None
+    # the change's CAP message (if it is one) is fixed now, in the same transaction: see alerts/cap_messages.py
+    cap_messages.record(conn, alert_id, int(row[0]), kind)
     return int(row[0])
 
 

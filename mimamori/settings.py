@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mimamori.errors import ConfigError
 
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - recognised, never bound to
+
 
 class TimescaleMode(StrEnum):
     auto = "auto"  # use TimescaleDB when the extension can be created
@@ -204,7 +206,14 @@ class Settings(BaseSettings):
         " the address rules (loopback, private, link-local, metadata …): CIDRs or host names (JSON list).",
     )
     alerts_cap_sender: str = Field("mimamori@city.toyota.example", description="CAP <sender> of our alerts.")
-    alerts_public_url: str = Field("http://127.0.0.1:8000", description="Base URL in CAP and Atom links.")
+    alerts_feed_ended_hours: float = Field(
+        24.0, ge=0, description="The Atom feed keeps an ended alert's all-clear message this long (0: active only)."
+    )
+    alerts_public_url: str | None = Field(
+        None,
+        description="The hub's public base URL (http[s]://host[:port][/path]) in CAP <web> and the Atom feed's links;"
+        " unset: http://API_HOST:API_PORT (127.0.0.1 when the API listens on every address).",
+    )
 
     # Web map (api/web/, served at /).
     web_basemap: str | None = Field(
@@ -273,6 +282,20 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from exc
         return value
 
+    @field_validator("alerts_public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http:// or https:// URL with a host and no query or fragment")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"has a bad port: {exc}") from None
+        return value.strip().rstrip("/")
+
     @model_validator(mode="after")
     def _check_retention(self) -> Settings:
         # The aggregates' refresh window reaches ingest_max_past_days + 2 back (mimamori/migrate.py); a refresh over
@@ -291,6 +314,15 @@ class Settings(BaseSettings):
     @property
     def dsn(self) -> str:
         return self.database_url.get_secret_value()
+
+    @property
+    def public_url(self) -> str:
+        """Where people and aggregators reach this hub: ALERTS_PUBLIC_URL, else the API's own address."""
+        if self.alerts_public_url:
+            return self.alerts_public_url.rstrip("/")
+        # a wildcard bind is no address to link to; on a laptop the API is reached on loopback
+        host = "127.0.0.1" if self.api_host in _WILDCARD_HOSTS else self.api_host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.api_port}"
 
 
 def redact_url(url: str) -> str:

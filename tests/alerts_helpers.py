@@ -82,14 +82,14 @@ def clean_alert_tables(db: psycopg.Connection) -> None:
 class ApiServer:
     """The real app on a free port, served by uvicorn in a thread (streams need a real connection)."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, port: int | None = None) -> None:
         import threading
 
         import uvicorn
 
         from tests.services import free_port
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -4,10 +4,11 @@ the Atom feed, rules and webhook subscriptions. Thin: parse, authorise, call the
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import ConnectionPool
@@ -51,7 +52,7 @@ def _csv(text: str | None) -> list[str] | None:
 
 def _cap_context(request: Request) -> alerts.CapContext:
     s = request.app.state.settings
-    return alerts.CapContext(sender=s.alerts_cap_sender, base_url=s.alerts_public_url)
+    return alerts.CapContext(sender=s.alerts_cap_sender, base_url=s.public_url)
 
 
 class Note(BaseModel):
@@ -95,14 +96,22 @@ async def stream(
     responses={200: {"content": {"application/atom+xml": {}}, "description": "An Atom feed"}},
 )
 async def atom_feed(request: Request, who: Authenticated, pool: Pool) -> Response:
-    """Atom feed of active alerts, each entry with its CAP 1.2 document."""
+    """Atom feed: the newest CAP 1.2 message of each active alert, and the all-clear of each alert that ended
+    within ALERTS_FEED_ENDED_HOURS (so an aggregator polling the feed learns that an alert is over)."""
+    now = datetime.now(UTC)
+    ended_hours = request.app.state.settings.alerts_feed_ended_hours
 
     def build() -> bytes:
+        tenant = _tenant(who)
         with pool.connection() as conn:
-            rows = alerts.list_alerts(
-                conn, alerts.AlertFilter(states=["open", "acknowledged"], limit=1000), _tenant(who)
-            )
-        return alerts.atom_feed(rows, _cap_context(request), now=datetime.now(UTC), title="Mimamori active alerts")
+            rows = alerts.list_alerts(conn, alerts.AlertFilter(states=["open", "acknowledged"], limit=1000), tenant)
+            if ended_hours > 0:
+                cutoff = now - timedelta(hours=ended_hours)
+                ended = alerts.AlertFilter(states=["resolved", "closed"], since=cutoff, limit=1000)
+                rows += [r for r in alerts.list_alerts(conn, ended, tenant) if r["resolved_at"] >= cutoff]
+            messages = alerts.cap_messages_of_alerts(conn, [r["id"] for r in rows])
+        entries = [(r, messages.get(r["id"], [])) for r in rows]
+        return alerts.atom_feed(entries, _cap_context(request), now=now, title="Mimamori alerts")
 
     return Response(await run_in_threadpool(build), media_type="application/atom+xml")
 
@@ -151,22 +160,42 @@ async def get_alert(alert_id: int, who: Authenticated, pool: Pool) -> dict[str, 
     return found
 
 
-@router.get(
-    "/v1/alerts/{alert_id}/cap",
-    response_class=Response,
-    responses={200: {"content": {alerts.CAP_MEDIA_TYPE: {}}, "description": "A CAP 1.2 document"}},
-)
+def _cap(request: Request, pool: ConnectionPool, alert_id: int, who: Principal, seq: int | None) -> bytes:
+    with pool.connection() as conn:
+        row = alerts.get_alert(conn, alert_id, _tenant(who))
+        messages = alerts.cap_messages_of(conn, alert_id) if row is not None else []
+    if row is None:
+        raise NotFound(f"alert {alert_id} not found")
+    if seq is not None and not any(m.seq == seq for m in messages):
+        raise NotFound(f"alert {alert_id} has no CAP message {seq}")
+    if not messages:  # every alert has its first message from the moment it is stored
+        raise NotFound(f"alert {alert_id} has no CAP message")
+    return alerts.cap_document(row, messages, _cap_context(request), seq=seq)
+
+
+_CAP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {alerts.CAP_MEDIA_TYPE: {}}, "description": "A CAP 1.2 document"}
+}
+
+
+@router.get("/v1/alerts/{alert_id}/cap", response_class=Response, responses=_CAP_RESPONSES)
 async def get_cap(request: Request, alert_id: int, who: Authenticated, pool: Pool) -> Response:
-    """The alert as a CAP 1.2 document (Japanese and English)."""
+    """The alert's newest CAP 1.2 message (Japanese and English); it references every earlier one."""
+    body = await run_in_threadpool(_cap, request, pool, alert_id, who, None)
+    return Response(body, media_type=alerts.CAP_MEDIA_TYPE)
 
-    def build() -> bytes:
-        with pool.connection() as conn:
-            row = alerts.get_alert(conn, alert_id, _tenant(who))
-        if row is None:
-            raise NotFound(f"alert {alert_id} not found")
-        return alerts.cap_document(row, _cap_context(request), now=datetime.now(UTC))
 
-    return Response(await run_in_threadpool(build), media_type=alerts.CAP_MEDIA_TYPE)
+@router.get("/v1/alerts/{alert_id}/cap/{seq}", response_class=Response, responses=_CAP_RESPONSES)
+async def get_cap_message(
+    request: Request,
+    alert_id: int,
+    who: Authenticated,
+    pool: Pool,
+    seq: Annotated[int, PathParam(ge=1, le=2**31 - 1, description="1: the Alert; then each Update, in order.")],
+) -> Response:
+    """One CAP 1.2 message of the alert, the same every time it is fetched (its identifier and sent included)."""
+    body = await run_in_threadpool(_cap, request, pool, alert_id, who, seq)
+    return Response(body, media_type=alerts.CAP_MEDIA_TYPE)
 
 
 # -- lifecycle -----------------------------------------------------------------------------------------
