@@ -11,6 +11,8 @@ from enum import StrEnum
 
 import psycopg
 
+from mimamori.errors import ValidationError
+
 
 class Role(StrEnum):
     admin = "admin"  # the city's IT
@@ -18,6 +20,24 @@ class Role(StrEnum):
     forestry = "forestry"  # forestry officers: stand data
     viewer = "viewer"  # read-only
     partner = "partner"  # a partner company: its own tenant's devices and data only, and HTTP push
+
+
+# Keys of these roles act (acknowledge, resolve, administer) and are held by people: they carry the person's name,
+# which alert history shows. Viewer keys may drive a wall screen and partner keys a system: a name is optional.
+PERSON_ROLES = frozenset({Role.admin, Role.operator, Role.forestry})
+NAME_MAX = 200
+
+
+def key_name(role: Role, name: str) -> str:
+    """The name a new key is stored with; a person's key must name the person."""
+    name = " ".join(name.split())  # no newlines or tabs in a name that logs and history show
+    if len(name) > NAME_MAX:
+        raise ValidationError(f"a key's name is at most {NAME_MAX} characters")
+    if not name and role in PERSON_ROLES:
+        raise ValidationError(
+            f"a {role} key is held by a person: give the person's name (alert history shows who acted by it)"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)

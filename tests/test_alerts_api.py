@@ -123,6 +123,42 @@ def test_lifecycle_by_roles(world):
     ]
 
 
+def test_viewers_and_partners_may_not_resolve_or_close(world):
+    feed(world, levels("g1", [4.6]) + levels("g2", [4.6]))
+    by_subject = {a["subject"]: a["id"] for a in get(world, "/v1/alerts").json()}
+    for role, alert_id in ((Role.viewer, by_subject["g1"]), (Role.partner, by_subject["g2"])):
+        assert post(world, f"/v1/alerts/{alert_id}/resolve", role).status_code == 403
+    assert post(world, f"/v1/alerts/{by_subject['g2']}/resolve").json()["state"] == "resolved"
+    for role in (Role.viewer, Role.partner):
+        assert post(world, f"/v1/alerts/{by_subject['g2']}/close", role).status_code == 403
+    states = {a["subject"]: a["state"] for a in get(world, "/v1/alerts").json()}
+    assert states == {"g1": "open", "g2": "resolved"}
+
+
+def test_history_names_the_person_as_named_at_the_time_and_not_to_partners(world):
+    db = world["db"]
+    key_id, secret = create_key(db, "toyota-city", Role.operator, "Sato Hanako")
+    as_sato = {"X-API-Key": secret}
+    feed(world, levels("g2", [4.6]))  # the partner's gauge: the partner sees this alert's history too
+    alert_id = get(world, "/v1/alerts").json()[0]["id"]
+    url = f"{world['url']}/v1/alerts/{alert_id}"
+    assert httpx.post(f"{url}/acknowledge", headers=as_sato, json={"note": "on it"}, timeout=10).status_code == 200
+    db.execute("UPDATE api_keys SET name = 'Suzuki Ichiro' WHERE id = %s", (key_id,))  # the key passed on
+    assert httpx.post(f"{url}/resolve", headers=as_sato, timeout=10).status_code == 200
+    history = [(e["kind"], e["actor"], e["actor_name"]) for e in get(world, f"/v1/alerts/{alert_id}").json()["events"]]
+    assert history == [
+        ("raised", "rule:river-level", None),
+        ("acknowledged", key_id, "Sato Hanako"),
+        ("resolved", key_id, "Suzuki Ichiro"),
+    ]
+    # a key without a name: the key id alone (the map shows it)
+    closed = post(world, f"/v1/alerts/{alert_id}/close").json()
+    assert closed["events"][-1]["actor"].startswith("mk_") and closed["events"][-1]["actor_name"] is None
+    partner_view = get(world, f"/v1/alerts/{alert_id}", Role.partner).json()["events"]
+    assert [e["actor_name"] for e in partner_view] == [None, None, None, None]
+    assert [e["actor"] for e in partner_view][1:3] == [key_id, key_id]
+
+
 def test_cap_document_is_valid_and_bilingual(world):
     feed(world, levels("g1", [6.9]))
     alert_id = get(world, "/v1/alerts").json()[0]["id"]

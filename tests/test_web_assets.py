@@ -109,6 +109,17 @@ def test_the_base_layers_and_browser_settings_are_served(settings, pool, tmp_pat
             assert config["silent_factor"] == settings.web_silent_factor
             assert config["banner_level"] == 3
             assert "SYNTHETIC" in config["attribution"]
+            # the national colours and names, from the level table (the map chooses readable text on each)
+            levels = config["levels"]
+            assert {n: v["color"] for n, v in levels.items()} == {
+                "0": "#2f9e6b",
+                "1": "#ffffff",
+                "2": "#f2e700",
+                "3": "#ff2800",
+                "4": "#aa00aa",
+                "5": "#0c000c",
+            }
+            assert levels["4"]["ja"] == "警戒レベル4 避難指示" and "en" not in levels["0"]
         configured = settings.model_copy(update={"web_basemap": str(own), "web_basemap_attribution": "GSI"})
         transport = httpx.ASGITransport(app=create_app(configured, pool))
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:

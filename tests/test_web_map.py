@@ -5,33 +5,23 @@ published over MQTT within seconds, lets an operator acknowledge it with a note,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from devices.keys import Role, create_key
-from ingest import telemetry_topic
 from tests.alerts_helpers import add_gauges, clean_alert_tables, write_rules
 from tests.services import wait_until
-from tests.web_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Traffic, require_chromium, running_hub
-
-SECONDS = 1000  # Playwright waits in milliseconds
+from tests.web_support import ARTIFACTS, SECONDS, chromium, open_map, publish_levels, running_hub
 
 
 @pytest.fixture(scope="module")
 def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -43,29 +33,6 @@ def hub(settings, pool, db, city, broker, tmp_path):
         keys = {r: create_key(db, "toyota-city", r)[1] for r in (Role.operator, Role.viewer)}
         keys[Role.partner] = create_key(db, "acme", Role.partner)[1]
         yield running, keys
-
-
-def open_map(browser, url: str, key: str, *, viewport=(1600, 900), lang: str = "en"):
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-GB")
-    page = context.new_page()
-    traffic = Traffic(url)
-    traffic.watch(page)
-    page.add_init_script(f"localStorage.setItem('mimamori.lang', '{lang}')")
-    page.goto(url + "/")
-    page.fill("#login-key", key)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("body.ready", timeout=20 * SECONDS)
-    return context, page, traffic
-
-
-def publish_levels(broker, settings, device: str, values: list[float]) -> None:
-    client = broker.client()
-    topic = telemetry_topic(settings.mqtt_topic_prefix, "toyota-city", device)
-    start = datetime.now(UTC) - timedelta(minutes=10 * len(values))
-    for i, v in enumerate(values):
-        body = {"ts": (start + timedelta(minutes=10 * i)).isoformat(), "values": {"water_level": v}}
-        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
-    client.disconnect()
 
 
 def test_the_map_loads_from_the_hub_alone_and_shows_every_device(browser, hub):
@@ -124,9 +91,9 @@ def test_an_alert_from_mqtt_readings_appears_live_and_an_operator_acknowledges_i
         page.screenshot(path=str(ARTIFACTS / "web-map-alert.png"))
 
         page.click("#banner-show")
-        page.wait_for_selector("#ack-button")
+        page.wait_for_selector("#acknowledge-button")
         page.fill("#ack-note", "Crew sent to the Takahashi gauge")
-        page.click("#ack-button")
+        page.click("#acknowledge-button")
         page.wait_for_selector("#alert-state.state-acknowledged", timeout=10 * SECONDS)
         assert "Crew sent to the Takahashi gauge" in page.inner_text("#alert-history")
         page.screenshot(path=str(ARTIFACTS / "web-map-acknowledged.png"))
@@ -154,7 +121,7 @@ def test_a_viewer_sees_the_alert_history_but_no_acknowledge_form(browser, hub, b
     try:
         page.click("#alert-list .alert-row[data-level='2']")
         page.wait_for_selector("#alert-history li[data-kind='raised']")
-        assert page.locator("#ack-button").count() == 0
+        assert page.locator("#acknowledge-button").count() == 0
         assert page.is_hidden("#banner")  # level 2 is below the banner level (3)
     finally:
         context.close()

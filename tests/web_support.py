@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import SecretStr
 
 from alerts import start_alert_services
 from api.app import create_app
-from ingest import CommittedReadings, MqttIngestor
+from ingest import CommittedReadings, MqttIngestor, telemetry_topic
 from mimamori.settings import Settings
 from tests.alerts_helpers import ApiServer
 
@@ -30,6 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SECONDS = 1000  # Playwright waits in milliseconds
 
 
 def require_chromium() -> None:
@@ -100,3 +103,63 @@ class Traffic:
     def foreign(self) -> list[str]:
         """Requests that left the hub (the map must work with no internet connection)."""
         return [u for u in self.urls if not (u.startswith(self.origin) or u.startswith(("blob:", "data:")))]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright (skipped, with the reason, where it is not installed)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_map(browser: Any, url: str, key: str, *, viewport: tuple[int, int] = (1600, 900), lang: str = "en") -> Any:
+    """A new browser context signed in to the map: (context, page, traffic)."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-GB")
+    page = context.new_page()
+    traffic = Traffic(url)
+    traffic.watch(page)
+    page.add_init_script(f"localStorage.setItem('mimamori.lang', '{lang}')")
+    page.goto(url + "/")
+    page.fill("#login-key", key)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("body.ready", timeout=20 * SECONDS)
+    return context, page, traffic
+
+
+def publish_levels(broker: Any, settings: Settings, device: str, values: list[float]) -> None:
+    """River levels of a city gauge over MQTT, 10 minutes apart and ending now."""
+    client = broker.client()
+    topic = telemetry_topic(settings.mqtt_topic_prefix, "toyota-city", device)
+    start = datetime.now(UTC) - timedelta(minutes=10 * len(values))
+    for i, v in enumerate(values):
+        body = {"ts": (start + timedelta(minutes=10 * i)).isoformat(), "values": {"water_level": v}}
+        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
+    client.disconnect()
+
+
+def axe_problems(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's violations of the page as it is now, at these impacts, one line per rule with its nodes.
+
+    axe-core comes bundled in the axe-playwright-python dev dependency (`uv sync` installs it). With Chromium here and
+    axe missing the test fails: a check that cannot run is not a pass.
+    """
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError as exc:
+        pytest.fail(f"axe-core cannot be loaded ({exc}): `uv sync --locked` installs axe-playwright-python")
+    results = Axe().run(page).response
+    # axe ran in the page and judged colour contrast (a rule that ran neither passes nor fails is listed nowhere)
+    judged = {r["id"] for kind in ("passes", "violations", "incomplete") for r in results[kind]}
+    assert page.evaluate("typeof window.axe?.run") == "function" and "color-contrast" in judged, sorted(judged)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: " + "; ".join(" ".join(n["target"]) for n in v["nodes"][:8])
+        for v in results["violations"]
+        if v["impact"] in impacts
+    ]

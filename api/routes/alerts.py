@@ -50,6 +50,13 @@ def _csv(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
+def _names_for(who: Principal, found: dict[str, Any]) -> dict[str, Any]:
+    """The names of the city's staff in an alert's history are for the city's roles: a partner sees key ids."""
+    if not who.sees_all_tenants:
+        found["events"] = [{**e, "actor_name": None} for e in found["events"]]
+    return found
+
+
 def _cap_context(request: Request) -> alerts.CapContext:
     s = request.app.state.settings
     return alerts.CapContext(sender=s.alerts_cap_sender, base_url=s.public_url)
@@ -148,7 +155,8 @@ async def list_alerts(
 
 @router.get("/v1/alerts/{alert_id}")
 async def get_alert(alert_id: int, who: Authenticated, pool: Pool) -> dict[str, Any]:
-    """One alert with every event of its life."""
+    """One alert with every event of its life: who acted (`actor`: a rule or a key id; `actor_name`: the key's name
+    at the time, for the city's roles) and their notes."""
 
     def query() -> dict[str, Any] | None:
         with pool.connection() as conn:
@@ -157,7 +165,7 @@ async def get_alert(alert_id: int, who: Authenticated, pool: Pool) -> dict[str, 
     found = await run_in_threadpool(query)
     if found is None:
         raise NotFound(f"alert {alert_id} not found")
-    return found
+    return _names_for(who, found)
 
 
 def _cap(request: Request, pool: ConnectionPool, alert_id: int, who: Principal, seq: int | None) -> bytes:
@@ -206,7 +214,7 @@ def _change(pool: ConnectionPool, action: Any, alert_id: int, who: Principal, no
         action(conn, alert_id, who.key_id, note, _tenant(who))
         found = alerts.alert_with_events(conn, alert_id, _tenant(who))
     assert found is not None
-    return found
+    return _names_for(who, found)
 
 
 @router.post("/v1/alerts/{alert_id}/acknowledge")

@@ -115,7 +115,11 @@ class KeyOut(BaseModel):
 class KeyIn(BaseModel):
     tenant_id: str
     role: Role
-    name: str = Field("", max_length=200)
+    name: str = Field(
+        "",
+        max_length=200,
+        description="The person who holds the key (required for admin, operator and forestry keys), or what it is for.",
+    )
 
 
 class NewKeyOut(BaseModel):
@@ -134,7 +138,8 @@ async def create_key(body: KeyIn, who: Admin, pool: Pool) -> NewKeyOut:
     def work(conn: psycopg.Connection) -> NewKeyOut:
         if not conn.execute("SELECT 1 FROM tenants WHERE id = %s", (body.tenant_id,)).fetchone():
             raise ValidationError(f"unknown tenant {body.tenant_id!r}")
-        key_id, secret = keys.create_key(conn, body.tenant_id, body.role, body.name)
+        name = keys.key_name(body.role, body.name)
+        key_id, secret = keys.create_key(conn, body.tenant_id, body.role, name)
         keys.audit(conn, who.key_id, "key.create", key_id, {"tenant": body.tenant_id, "role": str(body.role)})
         return NewKeyOut(id=key_id, secret=secret)
 

@@ -20,6 +20,7 @@ from api.auth import Authenticated
 from api.bodies import StrictJSONRoute
 from api.responses import JSONResponse
 from api.web import ATTRIBUTION, STATIC_DIR, VENDOR_DIR, synthetic_basemap
+from api.web.levels import map_levels
 from mimamori.errors import ConfigError
 from mimamori.settings import Settings
 
@@ -78,6 +79,7 @@ async def web_config(request: Request) -> JSONResponse:
             "banner_level": s.web_banner_level,
             "history_hours": s.web_history_hours,
             "attribution": ATTRIBUTION if s.web_basemap is None else s.web_basemap_attribution,
+            "levels": map_levels(),
         },
         headers=_REVALIDATE,
     )

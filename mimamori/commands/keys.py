@@ -19,10 +19,16 @@ out = Console()
 def create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
     role: Annotated[str, typer.Option(help="admin, operator, forestry, viewer or partner.")],
-    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+    name: Annotated[
+        str,
+        typer.Option(
+            help="The person who holds the key (required for admin, operator and forestry keys: alert history"
+            " shows it), or what a viewer or partner key is for."
+        ),
+    ] = "",
 ) -> None:
     """Create a key and print its secret once."""
-    from devices.keys import Role, audit, create_key
+    from devices.keys import Role, audit, create_key, key_name
     from mimamori.db import connect
     from mimamori.errors import ValidationError
 
@@ -30,6 +36,7 @@ def create(
         chosen = Role(role)
     except ValueError:
         raise ValidationError(f"unknown role {role!r}; choose one of {', '.join(Role)}") from None
+    name = key_name(chosen, name)
     with connect(load_settings().dsn) as conn:
         key_id, secret = create_key(conn, tenant, chosen, name)
         audit(conn, f"cli:{getpass.getuser()}", "key.create", key_id, {"tenant": tenant, "role": role})

@@ -4,10 +4,9 @@ import { lineChart } from "./chart.js";
 import {
   ago, alertTitle, deviceTypeName, formatTime, language, metricName, placeName, setLanguage, t,
 } from "./i18n.js";
+import { LEVEL_COLORS, LEVEL_TEXT, readableOn, setLevelColors } from "./levels.js";
 
-// 警戒レベル colours as JMA and the Cabinet Office use them (level 1 white … level 5 black).
-export const LEVEL_COLORS = { 0: "#2f9e6b", 1: "#ffffff", 2: "#f2e700", 3: "#ff2800", 4: "#aa00aa", 5: "#0c000c" };
-const LEVEL_TEXT = { 0: "#ffffff", 1: "#000000", 2: "#000000", 3: "#ffffff", 4: "#ffffff", 5: "#ffffff" };
+const CHART_BG = "#fbfcfd"; // .chart's background in app.css: threshold labels are made readable on it
 const SILENT_COLOR = "#8a8f98";
 const THRESHOLDS = [
   ["standby_m", 1],
@@ -17,6 +16,9 @@ const THRESHOLDS = [
 ];
 const QUIET_METRICS = new Set(["battery", "signal"]);
 const ACTIVE = new Set(["open", "acknowledged"]);
+// What an operator may do to an alert in each state (the API refuses the rest, and refuses other roles).
+const ACTIONS = { open: ["acknowledge", "resolve"], acknowledged: ["resolve"], resolved: ["close"], closed: [] };
+const PHONE = "(max-width: 760px)";
 
 const state = {
   config: null,
@@ -35,6 +37,7 @@ const state = {
   sound: localStorage.getItem("mimamori.sound") === "on",
   audio: null,
   labels: [],
+  banner: false, // raised by a new or escalated alert, until dismissed or shown
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -169,7 +172,7 @@ function siteThresholds(d) {
     value: d.metadata[key],
     label: t(`threshold.${key}`),
     color: level === 1 ? "#777" : LEVEL_COLORS[level],
-    textColor: level === 1 ? "#555" : level === 2 ? "#8a7f00" : LEVEL_COLORS[level],
+    textColor: readableOn(level === 1 ? "#555" : LEVEL_COLORS[level], CHART_BG),
   }));
 }
 
@@ -282,6 +285,7 @@ function renderAlerts() {
   const [areas, points] = alertsGeoJSON();
   state.map?.getSource("alert-areas")?.setData(areas);
   state.map?.getSource("alert-points")?.setData(points);
+  renderBanner();
   renderAlertList();
   state.map?.getSource("devices")?.setData(devicesGeoJSON());
   if (state.tab === "devices") renderDeviceList();
@@ -345,7 +349,7 @@ function applyEvent(ev) {
   const loud = (ev.kind === "raised" || ev.kind === "escalated") && a.level >= state.config.banner_level && ACTIVE.has(a.state);
   if (loud) {
     state.fresh.add(a.id);
-    showBanner(a);
+    state.banner = true;
     beep(a.level);
   }
   renderAlerts();
@@ -393,15 +397,22 @@ async function selectAlert(id, fly) {
 
 function renderAlertDetail(a) {
   const device = a.device_id ? state.devices.get(a.device_id) : null;
-  const canAck = ["operator", "admin"].includes(state.me.role) && a.state === "open";
+  // viewers, forestry and partner keys get no controls (and the API refuses them the changes anyway)
+  const actions = ["operator", "admin"].includes(state.me.role) ? ACTIONS[a.state] || [] : [];
   const events = (a.events || []).slice().reverse();
-  const form = canAck
+  const form = actions.length
     ? h(
         "form",
-        { class: "ack", onsubmit: (e) => acknowledge(e, a.id) },
+        { class: "ack", onsubmit: (e) => changeAlert(e, a.id) },
         h("label", { for: "ack-note" }, t("detail.note")),
         h("textarea", { id: "ack-note", name: "note", rows: "2", maxlength: "2000" }),
-        h("button", { type: "submit", class: "primary", id: "ack-button" }, t("detail.ack")),
+        h(
+          "div",
+          { class: "actions" },
+          actions.map((action, i) =>
+            h("button", { type: "submit", value: action, class: i === 0 ? "primary" : "secondary", id: `${action}-button` }, t(`action.${action}`)),
+          ),
+        ),
         h("p", { class: "form-msg", role: "status" }),
       )
     : null;
@@ -436,7 +447,8 @@ function renderAlertDetail(a) {
           "li",
           { "data-kind": e.kind },
           levelBadge(e.level),
-          h("span", {}, h("strong", {}, t(`event.${e.kind}`)), " ", formatTime(e.at), e.actor ? ` · ${e.actor}` : ""),
+          // the person's name as the key had it then; the key id (or the rule) where there is none
+          h("span", {}, h("strong", {}, t(`event.${e.kind}`)), " ", formatTime(e.at), h("span", { class: "actor" }, actorOf(e))),
           e.note ? h("q", {}, e.note) : null,
         ),
       ),
@@ -445,20 +457,29 @@ function renderAlertDetail(a) {
   showDetail();
 }
 
-async function acknowledge(e, id) {
+function actorOf(e) {
+  const who = e.actor_name || e.actor;
+  return who ? ` · ${who}` : "";
+}
+
+async function changeAlert(e, id) {
   e.preventDefault();
   const form = e.currentTarget;
+  const action = e.submitter?.value || ACTIONS.open[0];
   const note = form.note.value.trim();
-  form.querySelector("button").disabled = true;
+  const buttons = [...form.querySelectorAll("button")];
+  for (const b of buttons) b.disabled = true;
   try {
-    const full = await api(`/v1/alerts/${id}/acknowledge`, { method: "POST", body: { note: note || null } });
+    const full = await api(`/v1/alerts/${id}/${action}`, { method: "POST", body: { note: note || null } });
     state.alerts.set(id, full);
     renderAlerts();
+    if (state.filters.state === "ended") loadEnded().catch((err) => console.warn("ended alerts:", err.message));
     renderAlertDetail(full);
-    $("#detail .facts").after(h("p", { class: "ok", role: "status" }, t("detail.ack.done")));
+    $("#detail .facts").after(h("p", { class: "ok", role: "status" }, t(`action.${action}.done`)));
+    $("#detail-title")?.focus();
   } catch (err) {
-    form.querySelector("button").disabled = false;
-    form.querySelector(".form-msg").textContent = err instanceof HttpError && err.status === 403 ? t("detail.ack.forbidden") : err.message;
+    for (const b of buttons) b.disabled = false;
+    form.querySelector(".form-msg").textContent = err instanceof HttpError && err.status === 403 ? t("action.forbidden") : err.message;
   }
 }
 
@@ -476,13 +497,32 @@ function closeDetail() {
 
 // -- the banner and the beep ---------------------------------------------------------------------------------
 
-function showBanner(a) {
+/** The active alerts the banner speaks of, the highest level first (a new one before an older one of its level). */
+function bannerAlerts() {
+  return [...state.alerts.values()]
+    .filter((a) => ACTIVE.has(a.state) && a.level >= state.config.banner_level)
+    .sort((a, b) => b.level - a.level || Number(state.fresh.has(b.id)) - Number(state.fresh.has(a.id)) || new Date(b.updated_at) - new Date(a.updated_at));
+}
+
+/** The banner, once raised, names the highest active level (not the last alert to arrive), in the chosen language. */
+function renderBanner() {
   const banner = $("#banner");
-  banner.dataset.alert = a.id;
-  banner.style.setProperty("--level", LEVEL_COLORS[a.level]);
-  banner.style.setProperty("--level-text", LEVEL_TEXT[a.level]);
-  const device = a.device_id ? state.devices.get(a.device_id) : null;
-  $("#banner-text").textContent = `${t("banner.new", { n: a.level })}: ${alertTitle(a)}${device ? ` — ${device.name || device.id}` : ""}`;
+  const [top, ...others] = state.banner ? bannerAlerts() : [];
+  if (!top) {
+    state.banner = false;
+    banner.hidden = true;
+    return;
+  }
+  banner.dataset.alert = top.id;
+  banner.dataset.level = top.level;
+  banner.style.setProperty("--level", LEVEL_COLORS[top.level]);
+  banner.style.setProperty("--level-text", LEVEL_TEXT[top.level]);
+  const device = top.device_id ? state.devices.get(top.device_id) : null;
+  const what = t(state.fresh.has(top.id) ? "banner.new" : "banner.active", { n: top.level });
+  const more = others.length ? ` ${t("banner.more", { n: others.length })}` : "";
+  const text = `${what}: ${alertTitle(top)}${device ? ` — ${device.name || device.id}` : ""}${more}`;
+  // rewritten only when it changes: the banner is a live region, and each change is read out
+  if ($("#banner-text").textContent !== text) $("#banner-text").textContent = text;
   banner.hidden = false;
 }
 
@@ -757,6 +797,21 @@ async function buildMap() {
 
 // -- page ----------------------------------------------------------------------------------------------------
 
+function renderLegend() {
+  const dot = (cls, style) => h("i", { class: `dot ${cls}`, style, "aria-hidden": "true" });
+  fill($("#legend-list"),
+    h("li", {}, dot("", `background:${LEVEL_COLORS[0]}`), h("span", {}, t("legend.normal"))),
+    [1, 2, 3, 4, 5].map((n) => h("li", {}, levelBadge(n), h("span", {}, levelName(n)))),
+    h("li", {}, dot("silent-dot"), h("span", {}, t("legend.silent"))),
+    h("li", {}, dot("stand-dot"), h("span", {}, t("legend.stands"))),
+  );
+}
+
+function levelName(n) {
+  const names = state.config.levels[String(n)];
+  return (language() === "ja" ? names.ja : names.en) || t("level.n", { n });
+}
+
 function setLive(status) {
   const el = $("#live");
   el.dataset.state = status;
@@ -799,6 +854,8 @@ function applyLanguage(lang) {
   if (state.config) {
     fillFilters();
     relabel();
+    renderLegend();
+    renderBanner();
     renderAlertList();
     renderDevices();
     if (state.selected?.kind === "alert") selectAlert(state.selected.id, false);
@@ -848,11 +905,13 @@ function wire() {
   });
   $("#banner-show").addEventListener("click", () => {
     const id = Number($("#banner").dataset.alert);
+    state.banner = false;
     $("#banner").hidden = true;
     setTab("alerts");
     selectAlert(id, true).then(() => $("#detail-title")?.focus());
   });
   $("#banner-dismiss").addEventListener("click", () => {
+    state.banner = false;
     $("#banner").hidden = true;
   });
   document.addEventListener("keydown", (e) => {
@@ -930,6 +989,10 @@ async function main() {
   applyLanguage(localStorage.getItem("mimamori.lang") || (navigator.language.startsWith("ja") ? "ja" : "en"));
   wire();
   state.config = await (await fetch("/web/config.json")).json();
+  setLevelColors(Object.fromEntries(Object.entries(state.config.levels).map(([n, v]) => [n, v.color])));
+  // on a phone the legend starts folded (its title stays, one tap opens it); on larger screens it is open
+  $("#legend").open = !matchMedia(PHONE).matches;
+  renderLegend();
   fillFilters();
   if (!session.key) return askForKey();
   try {
