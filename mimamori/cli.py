@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mimamori.errors import MimamoriError
@@ -105,9 +106,9 @@ def db_info() -> None:
     settings = _settings()
     with connect(settings.dsn) as conn:
         info = database_info(conn)
-    table = Table(title=f"Mimamori database {redact_url(settings.dsn)}", show_header=False)
+    table = Table(title=f"Mimamori database {escape(redact_url(settings.dsn))}", show_header=False)
     for key, value in info.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     out.print(table)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Hazard alerts: run the evaluator, list alerts.", no_args_is_help=True)
@@ -72,11 +73,11 @@ def list_(
             str(a["id"]),
             str(a["level"]),
             a["state"],
-            a["rule_id"],
-            a["subject"],
-            a["hazard"],
+            escape(a["rule_id"]),
+            escape(a["subject"]),
+            escape(a["hazard"]),
             value,
             str(a["device_time"]),
-            a["tenant_id"],
+            escape(a["tenant_id"]),
         )
     out.print(table)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,7 +46,8 @@ def _timescaledb(settings: Settings, mode: Mode) -> bool:
         with connect(settings.dsn) as conn:
             return storage_mode(conn) == TIMESCALEDB
     except MimamoriError as exc:
-        err.print(f"[yellow]storage mode unknown ({exc}); writing plain-mode dashboards (--mode to choose)[/]")
+        why = escape(str(exc))
+        err.print(f"[yellow]storage mode unknown ({why}); writing plain-mode dashboards (--mode to choose)[/]")
         return False
 
 
@@ -77,7 +79,7 @@ def export_cmd(
         datasource_name=settings.grafana_datasource_name,
     )
     for path in paths:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}")
     out.print(f"{len(paths) - 2} dashboard(s), {'TimescaleDB' if options.timescaledb else 'plain'} mode")
 
 
@@ -110,15 +112,14 @@ def check_cmd(
         )
     table = Table("dashboard", "panel", "query", "rows", "result", title=f"panel queries over the last {hours:g} h")
     for run in runs:
-        verdict = (
-            "[green]ok[/]" if run.ok and run.rows else ("[yellow]no rows[/]" if run.ok else f"[red]{run.error}[/]")
-        )
-        table.add_row(run.dashboard, run.panel, run.ref_id, str(run.rows), verdict)
+        failure = f"[red]{escape(run.error or '')}[/]"
+        verdict = "[green]ok[/]" if run.ok and run.rows else ("[yellow]no rows[/]" if run.ok else failure)
+        table.add_row(escape(run.dashboard), escape(run.panel), escape(run.ref_id), str(run.rows), verdict)
     out.print(table)
     failed = [r for r in runs if not r.ok]
     if show_sql:
         for run in failed:
-            out.print(f"[bold]{run.dashboard} / {run.panel} / {run.ref_id}[/]\n{run.sql}\n")
+            out.print(f"[bold]{escape(f'{run.dashboard} / {run.panel} / {run.ref_id}')}[/]\n{escape(run.sql)}\n")
     out.print(f"{len(runs) - len(failed)} of {len(runs)} queries ran")
     if failed:
         raise typer.Exit(1)
@@ -133,9 +134,9 @@ def sync_cmd(
     ] = None,
     mode: Annotated[Mode, _MODE] = Mode.auto,
 ) -> None:
-    """Create or update the data source, the folder and every dashboard in a running Grafana.
+    r"""Create or update the data source, the folder and every dashboard in a running Grafana.
 
-    Needs the optional extra: pip install 'mimamori[grafana]'. The data source connects with
+    Needs the optional extra: pip install 'mimamori\[grafana]'. The data source connects with
     MIMAMORI_GRAFANA_DATABASE_URL (a read-only role, as Grafana reaches the database), else the hub's own URL.
     """
     from mimamori.grafana import DashboardOptions, DatasourceSettings, build_dashboards, sync
@@ -166,8 +167,8 @@ def sync_cmd(
             timeout_s=settings.grafana_timeout_s,
             on_dashboard=lambda _uid: progress.advance(task),
         )
-    out.print(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}")
+    out.print(escape(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}"))
     table = Table("dashboard", "version", "url")
     for uid, path, version in report.dashboards:
-        table.add_row(uid, str(version), path)
+        table.add_row(escape(uid), str(version), escape(path))
     out.print(table)

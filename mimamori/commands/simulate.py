@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -108,7 +109,7 @@ def simulate(
         connections=connections,
         continue_after=keep_going,
     )
-    out.print(f"[bold]{title}[/]: {len(source.devices)} devices → {settings.mqtt} (Ctrl-C stops)")
+    out.print(f"[bold]{escape(title)}[/]: {len(source.devices)} devices → {escape(settings.mqtt)} (Ctrl-C stops)")
     try:
         with Live(_summary(run, title), console=out, refresh_per_second=4) as live:
             while not run.wait(0.25):
@@ -135,7 +136,7 @@ def _summary(run: object, title: str) -> Group:
     head = Table.grid(padding=(0, 2))
     sim_time = s.sim_time.astimezone().strftime("%Y-%m-%d %H:%M") if s.sim_time else "-"
     hours = run.clock.hours_into(s.sim_time) if s.sim_time else 0.0
-    head.add_row("scenario", title, "simulated time", f"{sim_time} (hour {hours:4.1f})")
+    head.add_row("scenario", escape(title), "simulated time", f"{sim_time} (hour {hours:4.1f})")
     head.add_row(
         "devices", f"{s.connected}/{s.connections} connected", "sent", f"{s.messages} msgs, {s.readings} readings"
     )
@@ -145,19 +146,19 @@ def _summary(run: object, title: str) -> Group:
         "rain (max)",
         f"{source.rain_mm_h_max():.0f} mm/h",
         "faults",
-        ", ".join(f"{k} {v}" for k, v in s.faults.items()) or "-",
+        escape(", ".join(f"{k} {v}" for k, v in s.faults.items())) or "-",
     )
     slope = source.fastest_slope()
     if slope:
-        head.add_row("fastest slope", f"{slope[0]} {slope[1]:.2f} mm/h", "", "")
+        head.add_row("fastest slope", escape(f"{slope[0]} {slope[1]:.2f} mm/h"), "", "")
     if s.last_error:
         head.add_row("last error", Text(s.last_error, style="red"), "", "")
     gauges = Table("gauge", "river", "level (m)", "warning level", title="river gauges", title_justify="left")
     for g in sorted(source.gauges(), key=lambda g: -g.warning_level)[:12]:
         style = _LEVEL_STYLE[g.warning_level]
         gauges.add_row(
-            g.device_id,
-            g.river,
+            escape(g.device_id),
+            escape(g.river),
             f"{g.level_m:.2f}",
             Text(f"{g.warning_level} {_LEVEL_NAME[g.warning_level]}", style=style),
         )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -66,13 +67,13 @@ def import_(
             on_progress=lambda done: progress.update(task, completed=done),
         )
     out.print(
-        f"{report.imported} stand(s) imported from {report.rows} row(s) of {file.name}"
+        f"{report.imported} stand(s) imported from {report.rows} row(s) of {escape(file.name)}"
         f" (source CRS {report.source_crs}); {len(report.rejections)} rejected"
     )
     if report.rejections:
         table = Table("row", "stand id", "reason", title="rejected rows")
         for r in report.rejections[:_SHOWN_REJECTIONS]:
-            table.add_row(str(r.row), r.stand_id or "", r.reason)
+            table.add_row(str(r.row), escape(r.stand_id or ""), escape(r.reason))
         out.print(table)
         if len(report.rejections) > _SHOWN_REJECTIONS and rejects is None:
             out.print(f"… and {len(report.rejections) - _SHOWN_REJECTIONS} more: pass --rejects FILE.csv for all")
@@ -81,7 +82,7 @@ def import_(
             writer = csv.writer(fh)
             writer.writerow(["row", "stand_id", "reason"])
             writer.writerows((r.row, r.stand_id or "", r.reason) for r in report.rejections)
-        out.print(f"rejections written to {rejects}")
+        out.print(f"rejections written to {escape(str(rejects))}")
 
 
 @app.command("sample")
@@ -98,4 +99,7 @@ def sample(
         frame = generate(SampleOptions(count=count, seed=seed), lambda n: progress.update(task, completed=n))
         progress.update(task, description=f"writing {file.name}")
         write(frame, file)
-    out.print(f"{len(frame)} synthetic stands written to {file} (EPSG:6675); import with `mimamori stands import`")
+    out.print(
+        f"{len(frame)} synthetic stands written to {escape(str(file))} (EPSG:6675);"
+        " import with `mimamori stands import`"
+    )
