@@ -155,6 +155,15 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
     return _page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
 
 
+def stand_species(conn: psycopg.Connection) -> list[str]:
+    """Every species value the register holds in 樹種1–3."""
+    rows = conn.execute(
+        "SELECT DISTINCT v FROM stands s, unnest(ARRAY[s.species_1, s.species_2, s.species_3]) v"
+        " WHERE v IS NOT NULL AND v <> '' ORDER BY v"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def stand_feature(conn: psycopg.Connection, stand_id: str) -> Feature | None:
     rows = conn.execute(_STAND_FEATURE + " WHERE s.stand_id = %s", (stand_id,)).fetchall()
     found = _stand_features(rows)

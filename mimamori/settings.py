@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         "EPSG:6675", description="CRS of stand registers that do not say (JGD2011 plane-rectangular VII, Aichi)."
     )
     stands_import_chunk: int = Field(2000, ge=1, description="Stands written per transaction on import.")
+    stands_species_names: str | None = Field(
+        None, description="YAML table of tree species names (register value: other names); geo/species.yaml if unset."
+    )
     timeseries_max_points: int = Field(10_000, ge=1, description="Points one time-series request may return.")
     timeseries_default_hours: int = Field(24, ge=1, description="Time range when a request gives no start.")
     timeseries_bucket_origin: str = Field(
