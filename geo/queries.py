@@ -107,11 +107,8 @@ class StandFilter:
     forest_type: str | None = None
 
 
-_STAND_FEATURE = (
-    "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text,"
-    " (to_jsonb(s) - 'geom' - 'attributes') || jsonb_build_object('attributes', s.attributes::text)"
-    " FROM stands s"
-)
+# attributes stay an object (they were cast to text, so clients got a JSON string inside the JSON).
+_STAND_FEATURE = "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text, to_jsonb(s) - 'geom' FROM stands s"
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:

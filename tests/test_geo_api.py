@@ -116,6 +116,24 @@ def test_an_unknown_species_is_a_422_that_lists_the_accepted_names(client, keys)
     assert "also in the register: イチイガシ" in detail
 
 
+def test_every_stand_output_gives_attributes_as_an_object(client, keys):
+    h = keys["forestry"]
+    features = [
+        *client.get("/v1/stands", params={"species": "hinoki"}, headers=h).json()["features"],
+        *client.get("/v1/stands", params={"area": "slope-a"}, headers=h).json()["features"],
+        client.get("/v1/stands/5-2", headers=h).json(),
+        client.get("/v1/stands/at", params={"lon": 137.315, "lat": 35.135}, headers=h).json(),
+        *client.get("/ogc/collections/stands/items", params={"species_1": "ヒノキ"}, headers=h).json()["features"],
+        client.get("/ogc/collections/stands/items/5-2", headers=h).json(),
+    ]
+    assert len(features) == 6
+    for feature in features:
+        assert feature["id"] == "5-2"
+        assert feature["properties"]["attributes"] == {"備考": "memo", "調査年": 2023}
+    first = client.get("/v1/stands", params={"species": "sugi"}, headers=h).json()["features"][0]
+    assert first["properties"]["attributes"] == {}
+
+
 def test_the_stand_at_a_point(client, keys):
     r = client.get("/v1/stands/at", params={"lon": 137.315, "lat": 35.135}, headers=keys["viewer"])
     assert r.json()["id"] == "5-2"
