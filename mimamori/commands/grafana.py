@@ -108,7 +108,7 @@ def check_cmd(
             dashboards,
             time_range,
             timescaledb=options.timescaledb,
-            on_target=lambda _run: progress.advance(task),
+            on_target=lambda _runs: progress.advance(task),
         )
     table = Table("dashboard", "panel", "query", "rows", "result", title=f"panel queries over the last {hours:g} h")
     for run in runs:
@@ -120,7 +120,11 @@ def check_cmd(
     if show_sql:
         for run in failed:
             out.print(f"[bold]{escape(f'{run.dashboard} / {run.panel} / {run.ref_id}')}[/]\n{escape(run.sql)}\n")
-    out.print(f"{len(runs) - len(failed)} of {len(runs)} queries ran")
+    # Runs, not panel queries, are counted here: a panel repeated per gauge runs its queries once per gauge.
+    out.print(
+        f"{len(runs) - len(failed)} of {len(runs)} queries ran"
+        f" ({query_count(dashboards)} panel queries; a repeated panel's queries run once per value)"
+    )
     if failed:
         raise typer.Exit(1)
 
