@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     mqtt_admin_password: SecretStr | None = Field(None, description="Its password (see `mimamori broker init`).")
     mqtt_admin_timeout_s: float = Field(10.0, gt=0, description="Wait this long for the broker's control answers.")
+    simulate_connect_timeout_s: float = Field(
+        5.0, gt=0, description="`mimamori simulate` exits (code 3) when the broker takes no connection this long."
+    )
     mqtt_dynsec_plugin: str | None = Field(
         None, description="Path of mosquitto_dynamic_security.so when not in the usual places."
     )

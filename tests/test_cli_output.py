@@ -72,3 +72,12 @@ def test_grafana_sync_help_names_the_extra_to_install():
     result = CliRunner().invoke(app, ["grafana", "sync", "--help"], env=WIDE)
     assert result.exit_code == 0
     assert "pip install 'mimamori[grafana]'" in result.output
+
+
+def test_plain_takes_any_value_and_escapes_its_text():
+    from mimamori.commands import plain
+    from mimamori.settings import Settings
+
+    assert plain(None) == ""
+    assert plain("water_level [m]") == "water_level \\[m]"
+    assert plain(Settings(mqtt_url="mqtt://[::1]:1883").mqtt)  # an address object, not a str: no TypeError

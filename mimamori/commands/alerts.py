@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from mimamori.commands import plain
 
 app = typer.Typer(help="Hazard alerts: run the evaluator, list alerts.", no_args_is_help=True)
 out = Console()
@@ -73,11 +74,11 @@ def list_(
             str(a["id"]),
             str(a["level"]),
             a["state"],
-            escape(a["rule_id"]),
-            escape(a["subject"]),
-            escape(a["hazard"]),
+            plain(a["rule_id"]),
+            plain(a["subject"]),
+            plain(a["hazard"]),
             value,
             str(a["device_time"]),
-            escape(a["tenant_id"]),
+            plain(a["tenant_id"]),
         )
     out.print(table)

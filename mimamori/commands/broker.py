@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from mimamori.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="The MQTT broker: configuration and accounts (dynamic security).", no_args_is_help=True)
@@ -124,7 +124,7 @@ def migrate(
                 step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True, markup=False
             )
     for problem in report.problems:
-        out.print(f"[red]problem[/red] {escape(str(problem))}", soft_wrap=True)
+        out.print(f"[red]problem[/red] {plain(problem)}", soft_wrap=True)
     kept = sum(s.action == KEEP for s in report.steps)
     verb = "would change" if dry_run else "changed"
     out.print(f"{verb} {report.changed}, kept {kept}, problems {len(report.problems)}")

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def _timescaledb(settings: Settings, mode: Mode) -> bool:
         with connect(settings.dsn) as conn:
             return storage_mode(conn) == TIMESCALEDB
     except MimamoriError as exc:
-        why = escape(str(exc))
+        why = plain(exc)
         err.print(f"[yellow]storage mode unknown ({why}); writing plain-mode dashboards (--mode to choose)[/]")
         return False
 
@@ -79,7 +79,7 @@ def export_cmd(
         datasource_name=settings.grafana_datasource_name,
     )
     for path in paths:
-        out.print(f"wrote {escape(str(path))}")
+        out.print(f"wrote {plain(path)}")
     out.print(f"{len(paths) - 2} dashboard(s), {'TimescaleDB' if options.timescaledb else 'plain'} mode")
 
 
@@ -112,14 +112,14 @@ def check_cmd(
         )
     table = Table("dashboard", "panel", "query", "rows", "result", title=f"panel queries over the last {hours:g} h")
     for run in runs:
-        failure = f"[red]{escape(run.error or '')}[/]"
+        failure = f"[red]{plain(run.error or '')}[/]"
         verdict = "[green]ok[/]" if run.ok and run.rows else ("[yellow]no rows[/]" if run.ok else failure)
-        table.add_row(escape(run.dashboard), escape(run.panel), escape(run.ref_id), str(run.rows), verdict)
+        table.add_row(plain(run.dashboard), plain(run.panel), plain(run.ref_id), str(run.rows), verdict)
     out.print(table)
     failed = [r for r in runs if not r.ok]
     if show_sql:
         for run in failed:
-            out.print(f"[bold]{escape(f'{run.dashboard} / {run.panel} / {run.ref_id}')}[/]\n{escape(run.sql)}\n")
+            out.print(f"[bold]{plain(f'{run.dashboard} / {run.panel} / {run.ref_id}')}[/]\n{plain(run.sql)}\n")
     # Runs, not panel queries, are counted here: a panel repeated per gauge runs its queries once per gauge.
     out.print(
         f"{len(runs) - len(failed)} of {len(runs)} queries ran"
@@ -171,8 +171,8 @@ def sync_cmd(
             timeout_s=settings.grafana_timeout_s,
             on_dashboard=lambda _uid: progress.advance(task),
         )
-    out.print(escape(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}"))
+    out.print(plain(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}"))
     table = Table("dashboard", "version", "url")
     for uid, path, version in report.dashboards:
-        table.add_row(escape(uid), str(version), escape(path))
+        table.add_row(plain(uid), str(version), plain(path))
     out.print(table)
