@@ -22,6 +22,7 @@ from api.problems import ERROR_RESPONSES, bad_value_handler, too_large_handler, 
 from api.responses import JSONResponse
 from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
+from api.routes import docs as docs_routes
 from api.routes import health as health_routes
 from api.routes import ogc as ogc_routes
 from api.routes import registry as registry_routes
@@ -73,7 +74,15 @@ def create_app(
             if own:
                 app.state.pool.close()
 
-    app = FastAPI(title="Mimamori", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    # The docs pages are our own (api/routes/docs.py): FastAPI's load their scripts from a CDN.
+    app = FastAPI(
+        title="Mimamori",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.pipeline_config = pipeline_config(settings)
@@ -129,6 +138,7 @@ def create_app(
     app.include_router(telemetry_routes.router)
     app.include_router(health_routes.router)
     app.include_router(registry_routes.router)
+    app.include_router(docs_routes.router)
     app.include_router(web_routes.router)  # last: it mounts /web
     document_security(app)
     return app

@@ -4,7 +4,8 @@ Each request carries an id: the caller's ``X-Request-ID`` when it is a sane toke
 follow a request across services), else a new one. The id is echoed in the answer, set on every log line written
 while the request is handled, and written in one structured access-log line. Latency goes to the
 ``mimamori_api_request_seconds`` histogram by route *template* (``/v1/devices/{device_id}``), never by the path
-itself, which would put device and tenant names into the metrics.
+itself, which would put device and tenant names into the metrics. Static files count under their mount
+(``/web``, ``/web/vendor``); only a request no route or mount took is ``unmatched``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ def pick_request_id(offered: str | None) -> str:
 
 
 def route_template(scope: Scope) -> str:
+    """The matched route's template; a mounted app (the map's static files) by its mount path; else "unmatched"."""
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    if isinstance(path, str):
+        return path
+    # A Mount sets no route, but moves its path into root_path: the mount's own path, never the file's.
+    mounted, base = scope.get("root_path", ""), scope.get("app_root_path", "")
+    if "endpoint" in scope and mounted != base and mounted.startswith(base):
+        return mounted[len(base) :]
+    return "unmatched"
 
 
 class RequestObservability:

@@ -107,11 +107,8 @@ class StandFilter:
     forest_type: str | None = None
 
 
-_STAND_FEATURE = (
-    "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text,"
-    " (to_jsonb(s) - 'geom' - 'attributes') || jsonb_build_object('attributes', s.attributes::text)"
-    " FROM stands s"
-)
+# attributes stay an object (they were cast to text, so clients got a JSON string inside the JSON).
+_STAND_FEATURE = "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text, to_jsonb(s) - 'geom' FROM stands s"
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
@@ -153,6 +150,15 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
     return _page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
+
+
+def stand_species(conn: psycopg.Connection) -> list[str]:
+    """Every species value the register holds in 樹種1–3."""
+    rows = conn.execute(
+        "SELECT DISTINCT v FROM stands s, unnest(ARRAY[s.species_1, s.species_2, s.species_3]) v"
+        " WHERE v IS NOT NULL AND v <> '' ORDER BY v"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def stand_feature(conn: psycopg.Connection, stand_id: str) -> Feature | None:

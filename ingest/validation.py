@@ -51,9 +51,12 @@ def validate_readings(
             continue
         value = spec.to_canonical(r.value, r.unit)
         if value is None:
+            accepted_units = ", ".join(repr(u) for u in (spec.unit, *spec.alt_units))
             rejected.append(
                 Rejection(
-                    Reason.bad_unit, f"reading {i}: {r.metric}: unit {r.unit!r}, expected {spec.unit!r}", r.metric
+                    Reason.bad_unit,
+                    f"reading {i}: {r.metric}: unit {r.unit!r}, expected one of {accepted_units}",
+                    r.metric,
                 )
             )
             continue

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.errors import MimamoriError
 from mimamori.logs import setup_logging
 from mimamori.serve import serve
@@ -105,9 +106,9 @@ def db_info() -> None:
     settings = _settings()
     with connect(settings.dsn) as conn:
         info = database_info(conn)
-    table = Table(title=f"Mimamori database {redact_url(settings.dsn)}", show_header=False)
+    table = Table(title=f"Mimamori database {plain(redact_url(settings.dsn))}", show_header=False)
     for key, value in info.items():
-        table.add_row(key, str(value))
+        table.add_row(plain(key), plain(value))
     out.print(table)
 
 

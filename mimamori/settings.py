@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     )
     mqtt_admin_password: SecretStr | None = Field(None, description="Its password (see `mimamori broker init`).")
     mqtt_admin_timeout_s: float = Field(10.0, gt=0, description="Wait this long for the broker's control answers.")
+    simulate_connect_timeout_s: float = Field(
+        5.0, gt=0, description="`mimamori simulate` exits (code 3) when the broker takes no connection this long."
+    )
     mqtt_dynsec_plugin: str | None = Field(
         None, description="Path of mosquitto_dynamic_security.so when not in the usual places."
     )
@@ -164,6 +167,9 @@ class Settings(BaseSettings):
         "EPSG:6675", description="CRS of stand registers that do not say (JGD2011 plane-rectangular VII, Aichi)."
     )
     stands_import_chunk: int = Field(2000, ge=1, description="Stands written per transaction on import.")
+    stands_species_names: str | None = Field(
+        None, description="YAML table of tree species names (register value: other names); geo/species.yaml if unset."
+    )
     timeseries_max_points: int = Field(10_000, ge=1, description="Points one time-series request may return.")
     timeseries_default_hours: int = Field(24, ge=1, description="Time range when a request gives no start.")
     timeseries_bucket_origin: str = Field(

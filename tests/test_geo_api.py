@@ -40,7 +40,10 @@ def forest(db, city):
                 age_1=70,
                 age_reference_year=2024,
                 ownership="municipal",
+                attributes={"備考": "memo", "調査年": 2023},
             ),
+            # a species geo/species.yaml does not list: its register value still finds it
+            Stand(stand_id="6-1", rinpan=6, shohan=1, geom=box(137.40, 35.13, 137.41, 35.14), species_1="イチイガシ"),
         ],
         source_file="test",
         source_crs="EPSG:4326",
@@ -86,6 +89,49 @@ def test_stands_are_searched_by_attributes(client, keys):
     assert ids(client.get("/v1/stands", params={"area": "slope-a"}, headers=h)) == ["5-2"]
     assert client.get("/v1/stands", params={"bbox": "137.4,35,137.3,35.2"}, headers=h).status_code == 422
     assert client.get("/v1/stands", params={"area": "nope"}, headers=h).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "name", ["ヒノキ", "檜", "hinoki", "Hinoki", "ｈｉｎｏｋｉ", "Japanese cypress", "japanese-cypress", " HINOKI "]
+)
+def test_a_species_is_found_by_its_register_romaji_or_english_name(client, keys, name):
+    assert ids(client.get("/v1/stands", params={"species": name}, headers=keys["forestry"])) == ["5-2"]
+
+
+def test_sugi_finds_the_stands_the_register_writes_as_スギ(client, keys):
+    # issue 17, item 7c: this answered an empty collection
+    assert ids(client.get("/v1/stands", params={"species": "sugi"}, headers=keys["forestry"])) == ["5-1"]
+
+
+def test_a_register_value_outside_the_names_table_is_still_searchable(client, keys):
+    assert ids(client.get("/v1/stands", params={"species": "イチイガシ"}, headers=keys["forestry"])) == ["6-1"]
+
+
+def test_an_unknown_species_is_a_422_that_lists_the_accepted_names(client, keys):
+    r = client.get("/v1/stands", params={"species": "oak tree"}, headers=keys["forestry"])
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "unknown species 'oak tree'" in detail
+    assert "スギ (杉, sugi, japanese cedar" in detail and "hinoki" in detail
+    assert "also in the register: イチイガシ" in detail
+
+
+def test_every_stand_output_gives_attributes_as_an_object(client, keys):
+    h = keys["forestry"]
+    features = [
+        *client.get("/v1/stands", params={"species": "hinoki"}, headers=h).json()["features"],
+        *client.get("/v1/stands", params={"area": "slope-a"}, headers=h).json()["features"],
+        client.get("/v1/stands/5-2", headers=h).json(),
+        client.get("/v1/stands/at", params={"lon": 137.315, "lat": 35.135}, headers=h).json(),
+        *client.get("/ogc/collections/stands/items", params={"species_1": "ヒノキ"}, headers=h).json()["features"],
+        client.get("/ogc/collections/stands/items/5-2", headers=h).json(),
+    ]
+    assert len(features) == 6
+    for feature in features:
+        assert feature["id"] == "5-2"
+        assert feature["properties"]["attributes"] == {"備考": "memo", "調査年": 2023}
+    first = client.get("/v1/stands", params={"species": "sugi"}, headers=h).json()["features"][0]
+    assert first["properties"]["attributes"] == {}
 
 
 def test_the_stand_at_a_point(client, keys):

@@ -15,6 +15,7 @@ from mimamori.grafana import (
     auto_interval,
     build_dashboards,
     check_dashboards,
+    query_count,
     render_sql,
 )
 
@@ -224,3 +225,16 @@ def test_the_cli_check_reports_every_query(seeded, database_url, monkeypatch, ca
     assert "queries ran" in shown
     ran, total = shown.split(" queries ran")[0].split()[-3], shown.split(" queries ran")[0].split()[-1]
     assert ran == total
+    # issue 17, item 7f: the progress bar counted runs against a total of panel queries (37/29); both are named now
+    dashboards = build_dashboards(DashboardOptions())
+    assert f"{total} queries ran ({query_count(dashboards)} panel queries; a repeated panel's queries run" in shown
+    assert int(total) > query_count(dashboards)  # the city's gauges repeat the per-gauge panels
+
+
+def test_progress_is_reported_once_per_panel_query_with_all_its_runs(seeded):
+    dashboards = build_dashboards(DashboardOptions())
+    calls: list[list] = []
+    runs = check_dashboards(seeded, dashboards, RANGE, timescaledb=False, on_target=calls.append)
+    assert len(calls) == query_count(dashboards)
+    assert [r for batch in calls for r in batch] == runs
+    assert max(len(batch) for batch in calls) > 1  # a repeated panel's query: one run per gauge

@@ -236,6 +236,30 @@ def test_validation_converts_known_units_and_rejects_the_rest():
     ]
 
 
+def test_senml_ratio_unit_is_a_soil_moistures_own_unit():
+    # RFC 8428 registers "/" as ratio; soil moisture is a volumetric ratio (m3/m3): the same number
+    pack = [
+        {"bn": "urn:dev:acme-soil-1:", "bu": "/", "n": "soil_moisture", "v": 0.31},
+        {"n": "soil_moisture", "u": "%", "v": 32.0, "t": -60},
+        {"n": "soil_moisture", "u": "/", "v": 0.33, "t": -120},
+    ]
+    d = decode_telemetry(json.dumps(pack).encode(), "application/senml+json", NOW)
+    assert d.rejections == []
+    assert [r.unit for r in d.readings] == ["/", "%", "/"]
+    soil = load_catalogue()["soil_moisture"].metrics
+    accepted, rejected = validate_readings("acme-soil-1", d.readings, soil, NOW, LIMITS)
+    assert rejected == []
+    assert [round(r.value, 9) for r in accepted] == [0.31, 0.32, 0.33]
+
+
+def test_a_wrong_unit_is_told_which_units_the_metric_takes():
+    soil = load_catalogue()["soil_moisture"].metrics
+    _accepted, rejected = validate_readings(
+        "acme-soil-1", [RawReading(NOW, "soil_moisture", 1, "kg")], soil, NOW, LIMITS
+    )
+    assert [r.detail for r in rejected] == ["reading 0: soil_moisture: unit 'kg', expected one of 'm3/m3', '%', '/'"]
+
+
 def test_late_and_out_of_order_readings_are_accepted():
     raw = [
         RawReading(NOW - timedelta(days=3), "water_level", 1, None),

@@ -101,6 +101,24 @@ def test_bad_readings_are_reported_and_dead_lettered_beside_good_ones(db, api, p
     assert set(reasons) == {"out_of_range", "unknown_metric"} and bytes(payload) == body and rejected == 2
 
 
+def test_senml_soil_moisture_with_the_ratio_unit_is_stored_not_dead_lettered(db, api, partner_key):
+    pack = [
+        {"bn": "urn:dev:acme-soil-1:", "bt": T0.timestamp(), "bu": "/", "n": "soil_moisture", "v": 0.27},
+        {"n": "soil_moisture", "t": 600, "v": 0.29},
+    ]
+    answer = api.post(
+        "/v1/telemetry",
+        params={"device": "acme-soil-1"},
+        content=json.dumps(pack),
+        headers={"X-API-Key": partner_key, "Content-Type": "application/senml+json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"received": 2, "stored": 2, "duplicates": 0, "rejected": []}
+    stored = [(m, t, round(v, 9)) for m, t, v in rows(db, "acme-soil-1")]
+    assert stored == [("soil_moisture", T0, 0.27), ("soil_moisture", T0 + timedelta(minutes=10), 0.29)]
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "reason"),
     [

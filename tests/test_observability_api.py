@@ -66,6 +66,32 @@ def test_metrics_count_pushed_readings_and_dead_letters_by_reason_without_tenant
         assert secret_or_tenant not in text
 
 
+def test_static_files_are_labelled_by_their_mount_not_unmatched(settings, pool, city, caplog):
+    with TestClient(create_app(settings, pool)) as client, caplog.at_level(logging.INFO, "mimamori.api.access"):
+        before = samples(client.get("/metrics").text)
+        answers = [
+            client.get(path).status_code
+            for path in ("/web/app.js", "/web/app.css", "/web/vendor/maplibre-gl.js", "/web/no-such.js", "/nowhere")
+        ]
+        after = samples(client.get("/metrics").text)
+    assert answers == [200, 200, 200, 404, 404]
+
+    def delta(route: str, status: str) -> float:
+        key = ("mimamori_api_request_seconds_count", (("method", "GET"), ("route", route), ("status", status)))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("/web", "200") == 2 and delta("/web/vendor", "200") == 1
+    assert delta("/web", "404") == 1 and delta("unmatched", "404") == 1
+    logged = [(r.fields["route"], r.fields["status"]) for r in caplog.records if hasattr(r, "fields")]
+    assert [x for x in logged if x[0] != "/metrics"] == [
+        ("/web", 200),
+        ("/web", 200),
+        ("/web/vendor", 200),
+        ("/web", 404),
+        ("unmatched", 404),
+    ]
+
+
 def test_request_id_is_echoed_generated_and_logged(settings, pool, city, caplog):
     with TestClient(create_app(settings, pool)) as client, caplog.at_level(logging.INFO, "mimamori.api.access"):
         given = client.get("/healthz", headers={"X-Request-ID": "trace-42.a"})

@@ -55,3 +55,84 @@ def test_simulate_plays_the_calm_day_to_the_hub(settings, broker, db, ingesting,
         what="every device's readings",
     )
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
+
+
+# --- a wrong broker (issue 17, item 7h): said at once, then exit code 3, never minutes of silence ----------------
+
+
+def test_a_broker_address_nothing_listens_on_is_said_at_once_then_exit_3():
+    import time
+
+    from tests.services import free_port
+
+    port = free_port()  # bound and released: nothing listens there
+    started = time.monotonic()
+    result = run_cli(
+        "simulate",
+        "--scenario",
+        "calm",
+        env={"MIMAMORI_MQTT_URL": f"mqtt://127.0.0.1:{port}", "MIMAMORI_SIMULATE_CONNECT_TIMEOUT_S": "1"},
+        timeout=30,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert f"cannot connect to the MQTT broker at mqtt://127.0.0.1:{port}: Connection refused" in result.stderr
+    assert "gave up after 1 s, nothing was sent" in result.stderr
+    assert took < 15  # interpreter start-up plus the 1 s allowed; it was 25 s of nothing
+    assert "devices →" not in result.stdout  # no run was started
+
+
+def test_a_port_that_takes_connections_but_speaks_no_mqtt_ends_with_exit_3():
+    import socket
+    import threading
+
+    held: list[socket.socket] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def accept_and_say_nothing() -> None:
+        with server:
+            server.settimeout(30)
+            while True:
+                try:
+                    held.append(server.accept()[0])
+                except OSError:
+                    return
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    try:
+        result = run_cli(
+            "simulate",
+            "--scenario",
+            "calm",
+            env={"MIMAMORI_MQTT_URL": f"mqtt://127.0.0.1:{port}", "MIMAMORI_SIMULATE_CONNECT_TIMEOUT_S": "2"},
+            timeout=60,
+        )
+    finally:
+        server.close()
+        for s in held:
+            s.close()
+    assert result.returncode == 3, result.stderr
+    assert f"no device could connect to the MQTT broker at mqtt://127.0.0.1:{port}" in result.stderr
+    assert "within 2 s" in result.stderr
+
+
+def test_a_broker_refusing_every_login_ends_with_exit_3_naming_the_refusal(broker):
+    if broker.username is None:
+        pytest.skip("this broker takes anonymous clients: no login is refused")
+    result = run_cli(
+        "simulate",
+        "--scenario",
+        "calm",
+        env={
+            "MIMAMORI_MQTT_URL": broker.url,
+            "MIMAMORI_MQTT_USERNAME": "nobody",
+            "MIMAMORI_MQTT_PASSWORD": "not-a-password",
+            "MIMAMORI_SIMULATE_CONNECT_TIMEOUT_S": "2",
+        },
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "no device could connect to the MQTT broker" in result.stderr
+    assert "refused the connection" in result.stderr
+    assert "not-a-password" not in result.stdout + result.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 
@@ -16,8 +17,10 @@ from api.params import Instant
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
+from geo.species import load_species_names
 from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
+from mimamori.settings import Settings
 
 router = APIRouter(prefix="/v1/stands", tags=["forest stands"], route_class=StrictJSONRoute)
 
@@ -34,10 +37,14 @@ def _collection(features: list[Any], more: bool = False) -> dict[str, object]:
 
 @router.get("", summary="Stands by bbox, attributes, a configured area or an alert's area", responses=_GEOJSON_200)
 async def find_stands(
+    request: Request,
     who: StandReader,
     pool: Pool,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
-    species: Annotated[str | None, Query(description="Any of 樹種1–3, e.g. スギ")] = None,
+    species: Annotated[
+        str | None,
+        Query(description="Any of 樹種1–3, by its register value (スギ), romaji (sugi) or English (Japanese cedar)"),
+    ] = None,
     age_min: Annotated[int | None, Query(ge=0)] = None,
     age_max: Annotated[int | None, Query(ge=0)] = None,
     as_of_year: Annotated[int | None, Query(ge=1900, le=2200, description="Ages as of this year.")] = None,
@@ -50,12 +57,14 @@ async def find_stands(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
     box = parse_bbox(bbox) if bbox else None
-    attrs = StandFilter(
-        species, age_min, age_max, as_of_year or datetime.now(UTC).year, ownership, protection, forest_type
-    )
+    settings: Settings = request.app.state.settings
 
     def query() -> dict[str, object]:
         with reading(pool) as conn:
+            value = None if species is None else _register_species(conn, species, settings.stands_species_names)
+            attrs = StandFilter(
+                value, age_min, age_max, as_of_year or datetime.now(UTC).year, ownership, protection, forest_type
+            )
             if area is not None:
                 found = queries.stands_in_area(conn, area, None, limit)
                 if found is None:
@@ -72,6 +81,22 @@ async def find_stands(
             return _collection(page.features, page.more)
 
     return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
+
+
+def _register_species(conn: psycopg.Connection, name: str, table: str | None) -> str:
+    """The register's value for a species name; a name neither the table nor the register knows is a 422."""
+    names = load_species_names(table)
+    value = names.register_value(name)
+    if value is not None:
+        return value
+    present = queries.stand_species(conn)
+    if name in present:  # a register value the table does not list (another prefecture's register)
+        return name
+    others = [v for v in present if names.register_value(v) is None]
+    raise ValidationError(
+        f"unknown species {name!r}; accepted: {names.accepted()}"
+        + (f"; also in the register: {', '.join(others)}" if others else "")
+    )
 
 
 @router.get("/at", summary="The stand at a position", responses=_GEOJSON_200)

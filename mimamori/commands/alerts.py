@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mimamori.commands import plain
+
 app = typer.Typer(help="Hazard alerts: run the evaluator, list alerts.", no_args_is_help=True)
 out = Console()
 
@@ -72,11 +74,11 @@ def list_(
             str(a["id"]),
             str(a["level"]),
             a["state"],
-            a["rule_id"],
-            a["subject"],
-            a["hazard"],
+            plain(a["rule_id"]),
+            plain(a["subject"]),
+            plain(a["hazard"]),
             value,
             str(a["device_time"]),
-            a["tenant_id"],
+            plain(a["tenant_id"]),
         )
     out.print(table)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mimamori.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="The MQTT broker: configuration and accounts (dynamic security).", no_args_is_help=True)
@@ -116,12 +117,14 @@ def migrate(
             dry_run=dry_run,
         )
     for line in report.role_changes:
-        out.print(f"role    {line}", soft_wrap=True, highlight=False)
+        out.print(f"role    {line}", soft_wrap=True, highlight=False, markup=False)
     for step in report.steps:
         if not (quiet and step.action == KEEP):
-            out.print(step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True)
+            out.print(
+                step.line(), style="dim" if step.action == KEEP else None, highlight=False, soft_wrap=True, markup=False
+            )
     for problem in report.problems:
-        out.print(f"[red]problem[/red] {problem}", soft_wrap=True)
+        out.print(f"[red]problem[/red] {plain(problem)}", soft_wrap=True)
     kept = sum(s.action == KEEP for s in report.steps)
     verb = "would change" if dry_run else "changed"
     out.print(f"{verb} {report.changed}, kept {kept}, problems {len(report.problems)}")

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.errors import MimamoriError
 from mimamori.settings import Settings, load_settings
 
@@ -102,10 +103,10 @@ def list_(
     table = Table("id", "tenant", "type", "name", "status", "lon", "lat", "every", "credentials")
     for d in found:
         table.add_row(
-            d.id,
-            d.tenant_id,
-            d.device_type,
-            d.name,
+            plain(d.id),
+            plain(d.tenant_id),
+            plain(d.device_type),
+            plain(d.name),
             d.status,
             f"{d.lon:.5f}" if d.lon is not None else "",
             f"{d.lat:.5f}" if d.lat is not None else "",
@@ -147,7 +148,7 @@ def add(
     with _conn() as (_, conn):
         create_device(conn, Caller.cli(), spec)
         conn.commit()
-    out.print(f"device {device_id} added")
+    out.print(f"device {plain(device_id)} added")
 
 
 @app.command("update")
@@ -185,7 +186,7 @@ def update(
     with _conn() as (settings, conn):
         update_device(conn, Caller.cli(), device_id, changes, _broker(settings))
         conn.commit()
-    out.print(f"device {device_id} updated ({', '.join(sorted(changes)) or 'nothing to change'})")
+    out.print(f"device {plain(device_id)} updated ({', '.join(sorted(changes)) or 'nothing to change'})")
 
 
 @app.command("retire")
@@ -196,7 +197,7 @@ def retire(device_id: str) -> None:
     with _conn() as (settings, conn):
         retire_device(conn, Caller.cli(), device_id, _broker(settings))
         conn.commit()
-    out.print(f"device {device_id} retired")
+    out.print(f"device {plain(device_id)} retired")
 
 
 @app.command("import")
@@ -236,19 +237,19 @@ def import_(
                 progress=lambda n: progress.advance(task, n),
             )
     out.print(
-        f"{path.name}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{plain(path.name)}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
         f"{len(result.bad)} bad row(s)"
     )
     if result.bad:
         table = Table("row", "id", "reason", title="rows not imported")
         for bad in result.bad[:50]:
-            table.add_row(str(bad.row), bad.device_id, bad.reason)
+            table.add_row(str(bad.row), plain(bad.device_id or ""), plain(bad.reason))
         out.print(table)
         if len(result.bad) > 50:
             out.print(f"… and {len(result.bad) - 50} more" + ("" if report else " (use --report FILE for all)"))
         if report:
             report.write_text(bad_rows_csv(result.bad), "utf-8")
-            out.print(f"all bad rows written to {report}")
+            out.print(f"all bad rows written to {plain(report)}")
         raise _SomeRowsBad(f"{len(result.bad)} row(s) of {path.name} were not imported")
 
 
@@ -278,7 +279,9 @@ def _credentials_command(device_ids: list[str], output: Path | None, rotate: boo
             progress.advance(task)
     if output:
         _write_secrets(output, rows)
-        out.print(f"{len(rows)} credential(s) written to {output} (mode 0600); they are not stored anywhere else")
+        out.print(
+            f"{len(rows)} credential(s) written to {plain(output)} (mode 0600); they are not stored anywhere else"
+        )
         return
     out.print("credentials, shown only now (the hub does not keep the passwords):")
     for device_id, username, password, telemetry, _status in rows:
@@ -311,7 +314,7 @@ def revoke(device_id: str) -> None:
     with _conn() as (settings, conn):
         revoke_credentials(conn, Caller.cli(), device_id, _broker(settings))
         conn.commit()
-    out.print(f"credentials of {device_id} revoked")
+    out.print(f"credentials of {plain(device_id)} revoked")
 
 
 @app.command("types")
@@ -323,10 +326,11 @@ def types() -> None:
         catalogue = catalogue_from_db(conn)
     table = Table("type", "name", "metrics", "site metadata")
     for t in catalogue.values():
+        # Escaped: Rich would read "[m]", "[mm]" or "[dBm]" as markup tags and drop them.
         table.add_row(
-            t.id,
-            f"{t.name} {t.name_ja or ''}",
-            ", ".join(f"{m.metric} [{m.unit}]" for m in t.metrics.values()),
-            ", ".join(f"{k}: {v}" for k, v in t.site_schema.items()),
+            plain(t.id),
+            plain(f"{t.name} {t.name_ja or ''}"),
+            plain(", ".join(f"{m.metric} [{m.unit}]" for m in t.metrics.values())),
+            plain(", ".join(f"{k}: {v}" for k, v in t.site_schema.items())),
         )
     out.print(table)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -45,7 +46,8 @@ def _timescaledb(settings: Settings, mode: Mode) -> bool:
         with connect(settings.dsn) as conn:
             return storage_mode(conn) == TIMESCALEDB
     except MimamoriError as exc:
-        err.print(f"[yellow]storage mode unknown ({exc}); writing plain-mode dashboards (--mode to choose)[/]")
+        why = plain(exc)
+        err.print(f"[yellow]storage mode unknown ({why}); writing plain-mode dashboards (--mode to choose)[/]")
         return False
 
 
@@ -77,7 +79,7 @@ def export_cmd(
         datasource_name=settings.grafana_datasource_name,
     )
     for path in paths:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {plain(path)}")
     out.print(f"{len(paths) - 2} dashboard(s), {'TimescaleDB' if options.timescaledb else 'plain'} mode")
 
 
@@ -106,20 +108,23 @@ def check_cmd(
             dashboards,
             time_range,
             timescaledb=options.timescaledb,
-            on_target=lambda _run: progress.advance(task),
+            on_target=lambda _runs: progress.advance(task),
         )
     table = Table("dashboard", "panel", "query", "rows", "result", title=f"panel queries over the last {hours:g} h")
     for run in runs:
-        verdict = (
-            "[green]ok[/]" if run.ok and run.rows else ("[yellow]no rows[/]" if run.ok else f"[red]{run.error}[/]")
-        )
-        table.add_row(run.dashboard, run.panel, run.ref_id, str(run.rows), verdict)
+        failure = f"[red]{plain(run.error or '')}[/]"
+        verdict = "[green]ok[/]" if run.ok and run.rows else ("[yellow]no rows[/]" if run.ok else failure)
+        table.add_row(plain(run.dashboard), plain(run.panel), plain(run.ref_id), str(run.rows), verdict)
     out.print(table)
     failed = [r for r in runs if not r.ok]
     if show_sql:
         for run in failed:
-            out.print(f"[bold]{run.dashboard} / {run.panel} / {run.ref_id}[/]\n{run.sql}\n")
-    out.print(f"{len(runs) - len(failed)} of {len(runs)} queries ran")
+            out.print(f"[bold]{plain(f'{run.dashboard} / {run.panel} / {run.ref_id}')}[/]\n{plain(run.sql)}\n")
+    # Runs, not panel queries, are counted here: a panel repeated per gauge runs its queries once per gauge.
+    out.print(
+        f"{len(runs) - len(failed)} of {len(runs)} queries ran"
+        f" ({query_count(dashboards)} panel queries; a repeated panel's queries run once per value)"
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -133,9 +138,9 @@ def sync_cmd(
     ] = None,
     mode: Annotated[Mode, _MODE] = Mode.auto,
 ) -> None:
-    """Create or update the data source, the folder and every dashboard in a running Grafana.
+    r"""Create or update the data source, the folder and every dashboard in a running Grafana.
 
-    Needs the optional extra: pip install 'mimamori[grafana]'. The data source connects with
+    Needs the optional extra: pip install 'mimamori\[grafana]'. The data source connects with
     MIMAMORI_GRAFANA_DATABASE_URL (a read-only role, as Grafana reaches the database), else the hub's own URL.
     """
     from mimamori.grafana import DashboardOptions, DatasourceSettings, build_dashboards, sync
@@ -166,8 +171,8 @@ def sync_cmd(
             timeout_s=settings.grafana_timeout_s,
             on_dashboard=lambda _uid: progress.advance(task),
         )
-    out.print(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}")
+    out.print(plain(f"Grafana {report.grafana_version}: data source {report.datasource}, folder {report.folder}"))
     table = Table("dashboard", "version", "url")
     for uid, path, version in report.dashboards:
-        table.add_row(uid, str(version), path)
+        table.add_row(plain(uid), str(version), plain(path))
     out.print(table)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
@@ -56,10 +57,10 @@ def list_(tenant: Annotated[str | None, typer.Option(help="Only this tenant's ke
     table = Table("id", "tenant", "role", "name", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
-            k.id,
-            k.tenant_id,
+            plain(k.id),
+            plain(k.tenant_id),
             k.role,
-            k.name,
+            plain(k.name),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mimamori.commands import plain
+
 app = typer.Typer(help="Hazard rules (YAML): check files, list the rules in force.", no_args_is_help=True)
 out = Console()
 
@@ -24,15 +26,15 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rule files (YAML) or
             rules = load_rule_dir(path) if path.is_dir() else load_rule_file(path)
         except RuleFileError as exc:
             failed = True
-            out.print(f"[red]{path}[/]: {len(exc.problems)} problem(s)", highlight=False)
+            out.print(f"[red]{plain(path)}[/]: {len(exc.problems)} problem(s)", highlight=False)
             for problem in exc.problems:
                 out.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
             continue
         except OSError as exc:
             failed = True
-            out.print(f"[red]{path}[/]: cannot read: {exc.strerror}", highlight=False)
+            out.print(f"[red]{plain(path)}[/]: cannot read: {plain(exc.strerror)}", highlight=False)
             continue
-        out.print(f"[green]{path}[/]: {len(rules)} rule(s) OK", highlight=False)
+        out.print(f"[green]{plain(path)}[/]: {len(rules)} rule(s) OK", highlight=False)
     if failed:
         from mimamori.errors import ValidationError
 
@@ -51,6 +53,7 @@ def list_(
     table = Table("id", "kind", "hazard", "title", "target")
     for rule in load_rule_dir(directory):
         table.add_row(
-            rule.id, rule.kind, str(rule.hazard), rule.title.en, rule.target.model_dump_json(exclude_none=True)
+            *map(plain, (rule.id, rule.kind, rule.hazard, rule.title.en)),
+            plain(rule.target.model_dump_json(exclude_none=True)),
         )
     out.print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -12,13 +14,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from mimamori.errors import ConfigError
+from mimamori.commands import plain
+from mimamori.errors import ConfigError, UnreachableError
 from mimamori.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Device simulators: scenarios played to the broker as real devices.", invoke_without_command=True
 )
 out = Console()
+err = Console(stderr=True)
 
 _LEVEL_STYLE = {0: "green", 1: "cyan", 2: "yellow", 3: "dark_orange", 4: "bold red"}
 _LEVEL_NAME = {0: "normal", 1: "standby", 2: "caution", 3: "evacuation judgement", 4: "danger"}
@@ -60,6 +64,7 @@ def simulate(
         raise ConfigError("--format must be native or senml")
     if mode not in (sim_pkg.DEVICES, sim_pkg.LOAD):
         raise ConfigError("--mode must be devices or load")
+    _wait_for_broker(settings)
     try:
         now = datetime.now(UTC)
         if replay:
@@ -110,11 +115,13 @@ def simulate(
         connections=connections,
         continue_after=keep_going,
     )
-    out.print(f"[bold]{title}[/]: {len(source.devices)} devices → {settings.mqtt} (Ctrl-C stops)")
+    out.print(f"[bold]{plain(title)}[/]: {len(source.devices)} devices → {plain(settings.mqtt)} (Ctrl-C stops)")
+    started = time.monotonic()
     try:
         with Live(_summary(run, title), console=out, refresh_per_second=4) as live:
             while not run.wait(0.25):
                 live.update(_summary(run, title))
+                _check_someone_connected(run, settings, time.monotonic() - started)
             live.update(_summary(run, title))
     except KeyboardInterrupt:
         out.print("stopping…")
@@ -129,6 +136,46 @@ def simulate(
     )
 
 
+def _wait_for_broker(settings: Settings) -> None:
+    """Return once the broker takes a TCP connection; say at once when it does not, and give up after
+    MIMAMORI_SIMULATE_CONNECT_TIMEOUT_S (a wrong address otherwise showed nothing while every device retried)."""
+    address, patience = settings.mqtt, settings.simulate_connect_timeout_s
+    deadline = time.monotonic() + patience
+    told = False
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection((address.host, address.port), timeout=max(0.2, min(2.0, left))):
+                return
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+        if time.monotonic() >= deadline:
+            raise UnreachableError(
+                f"cannot connect to the MQTT broker at {address} (MIMAMORI_MQTT_URL): {why};"
+                f" gave up after {patience:g} s, nothing was sent"
+            )
+        if not told:
+            err.print(f"cannot connect to the MQTT broker at {plain(address)}: {plain(why)}; trying for {patience:g} s")
+            told = True
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _check_someone_connected(run: object, settings: Settings, elapsed_s: float) -> None:
+    """A broker that takes TCP connections but never answers MQTT (a proxy, a firewall, another service on the
+    port), or refuses every login: when no device got through in MIMAMORI_SIMULATE_CONNECT_TIMEOUT_S, say why."""
+    from simulators import SimulationRun
+
+    assert isinstance(run, SimulationRun)
+    s = run.stats
+    if elapsed_s < settings.simulate_connect_timeout_s or s.connected or s.messages or s.births or s.refused:
+        return
+    why = s.last_error or "no MQTT answer (CONNACK) yet"
+    raise UnreachableError(
+        f"no device could connect to the MQTT broker at {settings.mqtt} (MIMAMORI_MQTT_URL)"
+        f" within {settings.simulate_connect_timeout_s:g} s: {why}"
+    )
+
+
 def _summary(run: object, title: str) -> Group:
     from simulators import SimulationRun
 
@@ -137,7 +184,7 @@ def _summary(run: object, title: str) -> Group:
     head = Table.grid(padding=(0, 2))
     sim_time = s.sim_time.astimezone().strftime("%Y-%m-%d %H:%M") if s.sim_time else "-"
     hours = run.clock.hours_into(s.sim_time) if s.sim_time else 0.0
-    head.add_row("scenario", title, "simulated time", f"{sim_time} (hour {hours:4.1f})")
+    head.add_row("scenario", plain(title), "simulated time", f"{sim_time} (hour {hours:4.1f})")
     head.add_row(
         "devices", f"{s.connected}/{s.connections} connected", "sent", f"{s.messages} msgs, {s.readings} readings"
     )
@@ -147,19 +194,19 @@ def _summary(run: object, title: str) -> Group:
         "rain (max)",
         f"{source.rain_mm_h_max():.0f} mm/h",
         "faults",
-        ", ".join(f"{k} {v}" for k, v in s.faults.items()) or "-",
+        plain(", ".join(f"{k} {v}" for k, v in s.faults.items())) or "-",
     )
     slope = source.fastest_slope()
     if slope:
-        head.add_row("fastest slope", f"{slope[0]} {slope[1]:.2f} mm/h", "", "")
+        head.add_row("fastest slope", plain(f"{slope[0]} {slope[1]:.2f} mm/h"), "", "")
     if s.last_error:
         head.add_row("last error", Text(s.last_error, style="red"), "", "")
     gauges = Table("gauge", "river", "level (m)", "warning level", title="river gauges", title_justify="left")
     for g in sorted(source.gauges(), key=lambda g: -g.warning_level)[:12]:
         style = _LEVEL_STYLE[g.warning_level]
         gauges.add_row(
-            g.device_id,
-            g.river,
+            plain(g.device_id),
+            plain(g.river),
             f"{g.level_m:.2f}",
             Text(f"{g.warning_level} {_LEVEL_NAME[g.warning_level]}", style=style),
         )

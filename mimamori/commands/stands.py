@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="Forest stands (森林簿): import registers, make the synthetic sample.", no_args_is_help=True)
@@ -66,13 +67,13 @@ def import_(
             on_progress=lambda done: progress.update(task, completed=done),
         )
     out.print(
-        f"{report.imported} stand(s) imported from {report.rows} row(s) of {file.name}"
+        f"{report.imported} stand(s) imported from {report.rows} row(s) of {plain(file.name)}"
         f" (source CRS {report.source_crs}); {len(report.rejections)} rejected"
     )
     if report.rejections:
         table = Table("row", "stand id", "reason", title="rejected rows")
         for r in report.rejections[:_SHOWN_REJECTIONS]:
-            table.add_row(str(r.row), r.stand_id or "", r.reason)
+            table.add_row(str(r.row), plain(r.stand_id or ""), plain(r.reason))
         out.print(table)
         if len(report.rejections) > _SHOWN_REJECTIONS and rejects is None:
             out.print(f"… and {len(report.rejections) - _SHOWN_REJECTIONS} more: pass --rejects FILE.csv for all")
@@ -81,7 +82,7 @@ def import_(
             writer = csv.writer(fh)
             writer.writerow(["row", "stand_id", "reason"])
             writer.writerows((r.row, r.stand_id or "", r.reason) for r in report.rejections)
-        out.print(f"rejections written to {rejects}")
+        out.print(f"rejections written to {plain(rejects)}")
 
 
 @app.command("sample")
@@ -98,4 +99,6 @@ def sample(
         frame = generate(SampleOptions(count=count, seed=seed), lambda n: progress.update(task, completed=n))
         progress.update(task, description=f"writing {file.name}")
         write(frame, file)
-    out.print(f"{len(frame)} synthetic stands written to {file} (EPSG:6675); import with `mimamori stands import`")
+    out.print(
+        f"{len(frame)} synthetic stands written to {plain(file)} (EPSG:6675); import with `mimamori stands import`"
+    )

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mimamori.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="Tenants: the city and partner companies.", no_args_is_help=True)
@@ -27,7 +28,7 @@ def add(
     with connect(load_settings().dsn) as conn:
         create_tenant(conn, Caller.cli(), tenant_id, name, kind)
         conn.commit()
-    out.print(f"tenant {tenant_id} saved")
+    out.print(f"tenant {plain(tenant_id)} saved")
 
 
 @app.command("list")
@@ -40,5 +41,5 @@ def list_() -> None:
         tenants = list_tenants(conn, Caller.cli())
     table = Table("id", "name", "kind", "devices", "since")
     for t in tenants:
-        table.add_row(t.id, t.name, t.kind, str(t.devices), f"{t.created_at:%Y-%m-%d}")
+        table.add_row(plain(t.id), plain(t.name), t.kind, str(t.devices), f"{t.created_at:%Y-%m-%d}")
     out.print(table)

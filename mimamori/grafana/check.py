@@ -76,6 +76,7 @@ def _panel_runs(panel: Json, values: dict[str, VariableValue]) -> Iterator[dict[
 
 
 def query_count(dashboards: list[Json]) -> int:
+    """Panel queries (targets) in the dashboards; a repeated panel runs each of its own once per value."""
     return sum(len(p.get("targets", [])) for d in dashboards for p in d.get("panels", []))
 
 
@@ -86,19 +87,29 @@ def check_dashboards(
     *,
     timescaledb: bool,
     max_data_points: int = DEFAULT_MAX_DATA_POINTS,
-    on_target: Callable[[QueryRun], None] | None = None,
+    on_target: Callable[[list[QueryRun]], None] | None = None,
 ) -> list[QueryRun]:
-    """Run every target of every panel; one QueryRun per target and (for repeated panels) per value."""
+    """Run every target of every panel; one QueryRun per target and (for repeated panels) per value.
+
+    ``on_target`` is called once per target (``query_count`` of them) with that target's runs (none when the
+    dashboard's variables failed), so a progress bar counts panel queries and ends at its total however many values
+    repeated panels have.
+    """
     interval = auto_interval(time_range, max_data_points)
     results: list[QueryRun] = []
     for dashboard in dashboards:
         try:
             values = resolve_variables(conn, dashboard, time_range, timescaledb=timescaledb, interval=interval)
         except psycopg.Error as exc:
-            results.append(QueryRun(dashboard["uid"], "(variables)", "-", "table", "", error=_error(exc)))
+            failed = QueryRun(dashboard["uid"], "(variables)", "-", "table", "", error=_error(exc))
+            results.append(failed)
+            if on_target:  # none of its queries can run: each is done, with no run
+                for _target in range(query_count([dashboard])):
+                    on_target([])
             continue
         for panel in dashboard.get("panels", []):
             for target in panel.get("targets", []):
+                runs: list[QueryRun] = []
                 for variables in _panel_runs(panel, values):
                     shown = {k: v.values for k, v in variables.items()}
                     base = QueryRun(
@@ -123,9 +134,10 @@ def check_dashboards(
                         else:
                             first = tuple(rows[0]) if rows else None
                             result = _replace(base, sql=sql, rows=len(rows), columns=columns, first_row=first)
-                    results.append(result)
-                    if on_target:
-                        on_target(result)
+                    runs.append(result)
+                results += runs
+                if on_target:
+                    on_target(runs)
     return results
 
 
