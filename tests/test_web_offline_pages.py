@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,22 +41,16 @@ def hub(settings, pool, db, city, broker, tmp_path):
         yield running
 
 
-def candidate_paths(routes, prefix: str = "") -> list[str]:
-    """Every GET route without path parameters, and every .html file under a static mount.
-
-    FastAPI keeps an included router as one route holding the router (``original_router``): walked into, so the
-    routes of every router count. The first test checks that the walk finds the known pages.
-    """
+def candidate_paths(routes) -> list[str]:
+    """Every GET route without path parameters, and every .html file under a static mount, of every router."""
     paths: list[str] = []
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            paths += candidate_paths(included.routes, prefix + route.include_context.prefix)
-        elif isinstance(route, Route) and "GET" in (route.methods or ()) and "{" not in route.path:
-            paths.append(prefix + route.path)
+    for context in iter_route_contexts(routes):  # included routers' routes too, with their full paths
+        route = context.original_route
+        if isinstance(route, Route) and "GET" in (route.methods or ()) and "{" not in context.path:
+            paths.append(context.path)
         elif isinstance(route, Mount) and isinstance(route.app, StaticFiles) and route.app.directory:
             root = Path(route.app.directory)
-            paths += [f"{prefix}{route.path}/{f.relative_to(root).as_posix()}" for f in sorted(root.rglob("*.html"))]
+            paths += [f"{context.path}/{f.relative_to(root).as_posix()}" for f in sorted(root.rglob("*.html"))]
     return paths
 
 

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 
-router = APIRouter(include_in_schema=False)
+from api.bodies import StrictJSONRoute
+
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 
 DOCS_PATH = "/docs"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
