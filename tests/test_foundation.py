@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -248,7 +249,8 @@ def test_reading_published_to_mosquitto_is_served_over_http(database_url, broker
     try:
         wait_for_port(port, timeout=60)
         secret = wait_until(
-            lambda: next((ln.strip() for ln in lines if ln.strip().startswith("mk_")), None), what="admin key"
+            lambda: next((m[1] for ln in lines if (m := re.search(r"admin key \(.*\): (mk_\S+)", ln))), None),
+            what="admin key",
         )
         publisher = broker.client()
         payload = {"ts": "2026-11-25T10:00:00+09:00", "values": {"water_level": 3.42, "battery": 3.61}}
