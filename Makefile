@@ -1,4 +1,4 @@
-.PHONY: setup up test test-timescaledb lint bench
+.PHONY: setup up test test-fast test-timescaledb lint bench
 
 setup:
 	@bash deploy/bootstrap.sh
@@ -15,6 +15,10 @@ test:
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
 	uv run --locked pytest
+
+# The pure tests only (no PostgreSQL, no Mosquitto): the loop to run while editing.
+test-fast:
+	uv run --locked pytest -m "not services" -q
 
 # The same suite on TimescaleDB: TSDB is the admin DSN of a server that preloads the extension.
 test-timescaledb:

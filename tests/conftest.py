@@ -96,3 +96,20 @@ def city(db: psycopg.Connection) -> dict[str, str]:
     upsert_device(db, device_id="rain-1", tenant_id="toyota-city", device_type="rain_gauge", lon=137.36, lat=35.23)
     upsert_device(db, device_id="acme-soil-1", tenant_id="acme", device_type="soil_moisture", lon=137.5, lat=35.2)
     return {"gauge": "gauge-1", "rain": "rain-1", "partner_device": "acme-soil-1"}
+
+
+# Fixtures that start or reach a real service (PostgreSQL, Mosquitto); a test needing none of them, directly or
+# through another fixture, and not marked slow, is pure: `pytest -m "not services"` is the loop of seconds.
+_SERVICE_FIXTURES = frozenset({"database_url", "broker", "settings", "db", "pool", "city", "own_broker", "fresh_dsn"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & _SERVICE_FIXTURES or item.get_closest_marker("slow") or _module_uses_services(item):
+            item.add_marker(pytest.mark.services)
+
+
+def _module_uses_services(item: pytest.Item) -> bool:
+    """Modules that start services themselves (a scratch database, a private broker, a `mimamori` process)."""
+    return bool(getattr(item.module, "USES_SERVICES", False))

@@ -237,6 +237,7 @@ def _self_signed(folder: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed: cannot make a test certificate")
+@pytest.mark.services  # starts a Mosquitto of its own
 def test_broker_init_renders_the_project_config_with_tls_and_the_hub_can_log_in():
     # Mosquitto started as root drops to its own user, which must reach these folders (pytest's tmp_path is 0700).
     root = Path(tempfile.mkdtemp(prefix="mimamori-deploy-"))

@@ -264,6 +264,7 @@ def _timescaledb_here() -> bool:
 
 
 @pytest.mark.timescaledb
+@pytest.mark.services
 def test_continuous_aggregates_give_the_same_answers_as_date_bin():
     if not _timescaledb_here():
         pytest.skip("no TimescaleDB on the test server: set MIMAMORI_TEST_ADMIN_DSN to one that preloads it")
