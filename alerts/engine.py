@@ -29,6 +29,7 @@ from alerts.lifecycle import apply_transition
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
 from mimamori import metrics
+from mimamori.committed import CommittedReading
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,9 @@ class AlertEngine:
 
     # -- input ------------------------------------------------------------------------------------
 
-    def on_readings(self, readings: Iterable[object]) -> None:
-        """Committed readings (``ingest.contract.Reading``-like). Never blocks the caller."""
-        batch = [
-            Observation(r.device_id, r.metric, r.time, r.value)  # type: ignore[attr-defined]
-            for r in readings
-        ]
+    def on_readings(self, readings: Iterable[CommittedReading]) -> None:
+        """Committed readings, as ingest hands them on (``mimamori.committed``). Never blocks the caller."""
+        batch = [Observation(r.device_id, r.metric, r.time, r.value) for r in readings]
         if not batch:
             return
         try:

@@ -16,26 +16,20 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerts.engine import AlertEngine
 from alerts.evaluate import Observation
+from mimamori.committed import CommittedFeed, CommittedReading
 from mimamori.db import connect
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class CommittedListeners(Protocol):
-    """Where a process announces its committed readings (``ingest.CommittedReadings``)."""
-
-    def subscribe(self, listener: Callable[[list[Any]], None]) -> None: ...
 
 
 CHANNEL = "mimamori_committed"
@@ -44,14 +38,14 @@ _MAX_PAYLOAD = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 _LEADER_LOCK = 0x6D696D616D6F7231  # "mimamor1": the alert evaluator's advisory lock
 
 
-def encode(readings: Iterable[object]) -> list[str]:
+def encode(readings: Iterable[CommittedReading]) -> list[str]:
     """Readings as NOTIFY payloads, each under the size limit."""
     chunks: list[str] = []
     current: list[str] = []
     size = 2
     for r in readings:
         item = json.dumps(
-            [r.device_id, r.metric, r.time.isoformat(), r.value],  # type: ignore[attr-defined]
+            [r.device_id, r.metric, r.time.isoformat(), r.value],
             separators=(",", ":"),
         )
         if current and size + len(item) + 1 > _MAX_PAYLOAD:
@@ -73,11 +67,11 @@ class NotifyForwarder:
 
     def __init__(self, pool: ConnectionPool, *, queue_max: int = 10_000) -> None:
         self._pool = pool
-        self._queue: queue.Queue[list[object]] = queue.Queue(maxsize=queue_max)
+        self._queue: queue.Queue[list[CommittedReading]] = queue.Queue(maxsize=queue_max)
         self._overflow = threading.Event()
         self.forwarded = 0
 
-    def on_readings(self, readings: list[object]) -> None:
+    def on_readings(self, readings: Sequence[CommittedReading]) -> None:
         try:
             self._queue.put_nowait(list(readings))
         except queue.Full:
@@ -104,7 +98,7 @@ class NotifyForwarder:
                 stop.wait(1.0)
 
 
-def start_forwarding(pool: ConnectionPool, committed: CommittedListeners, stop: threading.Event) -> NotifyForwarder:
+def start_forwarding(pool: ConnectionPool, committed: CommittedFeed, stop: threading.Event) -> NotifyForwarder:
     """Forward what a process commits (MQTT batches in `mimamori ingest`, HTTP pushes in `mimamori api`) to the one
     `mimamori alerts run` evaluator, on a thread that ends with ``stop``."""
     forwarder = NotifyForwarder(pool)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -16,10 +15,11 @@ from ingest.dead_letter_quota import DeadLetterQuota
 from ingest.pipeline import Outcome, dead_letter, merge_liveness
 from ingest.queries import insert_dead_letters, insert_readings, upsert_liveness
 from mimamori import metrics
+from mimamori.committed import CommittedListener
 
 log = logging.getLogger(__name__)
 
-ReadingListener = Callable[[list[Reading]], None]
+ReadingListener = CommittedListener  # the hand-off contract of mimamori/committed.py
 
 
 @dataclass(frozen=True, slots=True)
