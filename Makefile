@@ -9,11 +9,13 @@ up: setup
 lint: setup
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
+	uv run --locked lint-imports
 
 test:
 	@bash deploy/bootstrap.sh --tests
 	uv run --locked ruff check .
 	uv run --locked ruff format --check .
+	uv run --locked lint-imports
 	uv run --locked pytest
 
 # The pure tests only (no PostgreSQL, no Mosquitto): the loop to run while editing.

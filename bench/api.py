@@ -182,7 +182,7 @@ def main() -> None:
     dsn = args.database or create_scratch_database("mimamori_bench_api")
     args.keep = args.keep or bool(args.database)
     env = os.environ | {"MIMAMORI_DATABASE_URL": dsn, "MIMAMORI_TIMESCALEDB": "off", "MIMAMORI_LOG_LEVEL": "WARNING"}
-    cli = [sys.executable, "-m", "mimamori.cli"]
+    cli = [sys.executable, "-m", "hub.cli"]
     servers: list[subprocess.Popen[bytes]] = []
     try:
         migrate(Settings(database_url=dsn, timescaledb="off"))  # type: ignore[arg-type]

@@ -10,17 +10,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from devices.catalogue import DeviceType, MetricSpec
+from devices.records import DeviceRecord
 from devices.validation import DeviceSpec
-
-
-@dataclass(frozen=True)
-class DeviceRecord:
-    """What ingest needs to know about a device to accept its readings."""
-
-    id: str
-    tenant_id: str
-    device_type: str
-    status: str
 
 
 def sync_catalogue(conn: psycopg.Connection, types: dict[str, DeviceType]) -> None:

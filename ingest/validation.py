@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devices import DeviceRecord, MetricSpec
+from devices.catalogue import MetricSpec
+from devices.records import DeviceRecord
 from ingest.contract import RawReading, Reading, Reason, Rejection
 
 

@@ -235,7 +235,7 @@ class Settings(BaseSettings):
     web_banner_level: int = Field(3, ge=1, le=5, description="New alerts at this level or above: banner and beep.")
     web_history_hours: int = Field(24, ge=1, description="Hours of readings in a device's chart and of ended alerts.")
 
-    # Grafana (mimamori/grafana/: `mimamori grafana export|check|sync`).
+    # Grafana (dashboards/: `mimamori grafana export|check|sync`).
     grafana_url: str = Field("http://127.0.0.1:3000", description="Grafana that `mimamori grafana sync` pushes to.")
     grafana_token: SecretStr | None = Field(None, description="Its service-account token (an Admin role).")
     grafana_timeout_s: float = Field(10.0, gt=0, description="Grafana gets this long to answer each request.")

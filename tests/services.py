@@ -240,7 +240,7 @@ class HubProcess:
         full |= env or {}
         self.args = args or ("ingest",)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mimamori.cli", *self.args],
+            [sys.executable, "-m", "hub.cli", *self.args],
             env=full,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

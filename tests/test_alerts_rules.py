@@ -8,7 +8,7 @@ import pytest
 
 from alerts.rulefiles import RuleFileError, default_rules_dir, load_rule_dir, parse_rules
 from alerts.ruleset import AccumulationRule, ThresholdRule, lookback, parse_duration
-from mimamori.cli import main
+from hub.cli import main
 
 
 def test_shipped_rules_cover_every_kind():

@@ -54,7 +54,7 @@ def _migrate(hub, *args: str) -> subprocess.CompletedProcess[str]:
         "MIMAMORI_MQTT_ADMIN_PASSWORD": hub.mqtt_admin_password.get_secret_value(),
     }
     return subprocess.run(
-        [sys.executable, "-m", "mimamori.cli", "broker", "migrate", *args],
+        [sys.executable, "-m", "hub.cli", "broker", "migrate", *args],
         env=env,
         capture_output=True,
         text=True,

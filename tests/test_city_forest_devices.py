@@ -22,8 +22,8 @@ from geo.queries import sensors_in_stand
 from geo.sample_stands import SOURCE_CRS, SampleOptions, generate, write
 from geo.stand_import import import_register, prepare, read_register
 from geo.stand_model import ColumnMap, Stand
+from hub.commands import stands as stands_command
 from mimamori import cli
-from mimamori.commands import stands as stands_command
 from simulators.fleet import SimDevice, city_devices
 
 # Enough stands for the first few compartments (Inabu's centre compartment is the second one generated).
@@ -123,7 +123,7 @@ def test_the_api_and_grafana_find_the_city_forest_sensors_in_the_same_stand(
         found = sensors_in_stand(stands_db, stand_id, TENANT)  # by location, as /v1/stands/{id}/sensors
         assert found is not None, f"no stand {stand_id}"
         assert {s["id"] for s in found} == devices
-    # The forestry dashboard's join (mimamori/grafana/queries.py STAND_SENSORS) finds a register row for each.
+    # The forestry dashboard's join (dashboards/queries.py STAND_SENSORS) finds a register row for each.
     joined = stands_db.execute(
         "SELECT d.id FROM devices d JOIN stands s ON s.stand_id = d.metadata->>'stand_id'"
         " WHERE d.metadata ? 'stand_id' AND ST_Intersects(d.location, s.geom)"

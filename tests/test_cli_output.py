@@ -14,9 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from devices.queries import catalogue_from_db
-from mimamori.cli import app
+from hub.cli import app
 
-MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
+MIMAMORI = [sys.executable, "-m", "hub.cli"]
 WIDE = {"COLUMNS": "400"}  # no wrapping: each expected piece stays on one line
 # A Rich tag in source text: "[word]", or "\[word]" where the source already escapes it.
 _TAG = re.compile(r"\\?\[[A-Za-z#/@][^\[\]\s]*\]")
@@ -75,7 +75,7 @@ def test_grafana_sync_help_names_the_extra_to_install():
 
 
 def test_plain_takes_any_value_and_escapes_its_text():
-    from mimamori.commands import plain
+    from hub.commands import plain
     from mimamori.settings import Settings
 
     assert plain(None) == ""

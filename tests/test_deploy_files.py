@@ -105,7 +105,7 @@ def test_hub_commands_are_real_mimamori_subcommands():
     for command in sorted(commands):
         assert command[0] == "mimamori"
         run = subprocess.run(
-            [sys.executable, "-m", "mimamori.cli", *command[1:], "--help"], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "hub.cli", *command[1:], "--help"], capture_output=True, text=True, timeout=60
         )
         assert run.returncode == 0, f"`{' '.join(command)}` is not a mimamori command: {run.stderr}"
 

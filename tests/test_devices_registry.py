@@ -274,7 +274,7 @@ def test_geojson_import(db, city):
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = outside_environment() | env | {"COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "mimamori.cli", *args], env=full, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "hub.cli", *args], env=full, capture_output=True, text=True, timeout=60
     )
 
 

@@ -27,7 +27,7 @@ from tests.services import (
     wait_until,
 )
 
-MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
+MIMAMORI = [sys.executable, "-m", "hub.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

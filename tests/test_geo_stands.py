@@ -306,7 +306,7 @@ def test_stands_are_found_by_bbox_species_age_ownership_and_protection(stands_db
 
 def test_the_cli_makes_a_sample_and_imports_it_with_rejections_listed(database_url, stands_db, tmp_path):
     env = os.environ | {"MIMAMORI_DATABASE_URL": database_url, "MIMAMORI_TIMESCALEDB": TEST_TIMESCALEDB}
-    cli = [sys.executable, "-m", "mimamori.cli"]
+    cli = [sys.executable, "-m", "hub.cli"]
     sample = tmp_path / "sample.gpkg"
     made = subprocess.run(
         [*cli, "stands", "sample", str(sample), "--count", "300"], env=env, capture_output=True, text=True, timeout=120

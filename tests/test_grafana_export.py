@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from mimamori.grafana import DashboardOptions, build_dashboards, export
+from dashboards import DashboardOptions, build_dashboards, export
 from mimamori.settings import Settings
 from tests.services import ROOT
 
@@ -231,7 +231,7 @@ def test_nothing_under_deploy_grafana_holds_a_credential():
 
 
 def test_deploy_grafana_is_a_fresh_export(tmp_path):
-    """Edit mimamori/grafana/ and run `mimamori grafana export --mode plain`; this test keeps them in step."""
+    """Edit dashboards/ and run `mimamori grafana export --mode plain`; this test keeps them in step."""
     options = DashboardOptions()
     export(tmp_path, build_dashboards(options), options, folder="Mimamori", datasource_name="Mimamori")
     fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}

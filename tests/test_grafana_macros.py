@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mimamori.errors import ValidationError
-from mimamori.grafana import (
+from dashboards import (
     TimeRange,
     VariableValue,
     auto_interval,
@@ -19,6 +18,7 @@ from mimamori.grafana import (
     render_sql,
     substitute_variables,
 )
+from mimamori.errors import ValidationError
 
 JST = timezone(timedelta(hours=9))
 RANGE = TimeRange(datetime(2024, 9, 1, 9, 0, tzinfo=JST), datetime(2024, 9, 2, 9, 0, 0, 500000, tzinfo=JST))

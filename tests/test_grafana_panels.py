@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices.seed import seed_city
-from mimamori.grafana import (
+from dashboards import (
     DashboardOptions,
     TimeRange,
     VariableValue,
@@ -18,6 +17,7 @@ from mimamori.grafana import (
     query_count,
     render_sql,
 )
+from devices.seed import seed_city
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 RANGE = TimeRange(NOW - timedelta(hours=24), NOW)
@@ -217,7 +217,7 @@ def test_queries_run_read_only(seeded):
 
 
 def test_the_cli_check_reports_every_query(seeded, database_url, monkeypatch, capsys):
-    from mimamori.cli import main
+    from hub.cli import main
 
     monkeypatch.setenv("MIMAMORI_DATABASE_URL", database_url)
     main(["grafana", "check", "--hours", "24", "--mode", "plain"])

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from dashboards import FOLDER_UID, DashboardOptions, DatasourceSettings, build_dashboards, sync
 from mimamori.errors import Forbidden, UnreachableError
-from mimamori.grafana import FOLDER_UID, DashboardOptions, DatasourceSettings, build_dashboards, sync
 from tests.grafana_standin import GrafanaStandin
 from tests.services import free_port
 
@@ -99,7 +99,7 @@ def test_an_unreachable_grafana_is_one_clear_error():
 
 
 def test_the_cli_syncs_with_settings_from_the_environment(grafana, monkeypatch, capsys):
-    from mimamori.cli import main
+    from hub.cli import main
 
     monkeypatch.setenv("MIMAMORI_GRAFANA_URL", grafana.url)
     monkeypatch.setenv("MIMAMORI_GRAFANA_TOKEN", TOKEN)

@@ -42,7 +42,7 @@ class IngestProcess:
             env["MIMAMORI_MQTT_USERNAME"] = settings.mqtt_username
             env["MIMAMORI_MQTT_PASSWORD"] = settings.mqtt_password.get_secret_value() if settings.mqtt_password else ""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mimamori.cli", "ingest", *args],
+            [sys.executable, "-m", "hub.cli", "ingest", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIMAMORI_")}
     env |= {"MIMAMORI_DATABASE_URL": database_url, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "mimamori.cli", "keys", "create", *args],
+        [sys.executable, "-m", "hub.cli", "keys", "create", *args],
         env=env,
         capture_output=True,
         text=True,

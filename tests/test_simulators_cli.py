@@ -11,7 +11,7 @@ import pytest
 from tests.services import outside_environment
 from tests.test_simulators_broker import ingesting  # noqa: F401  (fixture)
 
-MIMAMORI = [sys.executable, "-m", "mimamori.cli"]
+MIMAMORI = [sys.executable, "-m", "hub.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -115,7 +115,7 @@ def test_jobs_are_read_and_a_failing_one_shows_in_db_info_readyz_and_metrics(tsd
 
     env = {"MIMAMORI_DATABASE_URL": tsdb, "PATH": "/usr/bin:/bin", "COLUMNS": "250"}
     info = subprocess.run(
-        [sys.executable, "-m", "mimamori.cli", "db", "info"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "hub.cli", "db", "info"], env=env, capture_output=True, text=True, timeout=60
     )
     assert info.returncode == 0, info.stderr
     assert f"failing_job #{failing}" in info.stdout and "disk on fire" in info.stdout

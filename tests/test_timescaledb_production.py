@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from dashboards import queries as grafana_queries
+from dashboards.macros import TimeRange, VariableValue, render_sql
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
 from geo.queries import bucketed_series
 from geo.timeseries import TIMESCALE_ORIGIN, aggregate_source, floor_to_bucket
 from ingest import CommittedReadings, MqttIngestor
-from mimamori.grafana import queries as grafana_queries
-from mimamori.grafana.macros import TimeRange, VariableValue, render_sql
 from mimamori.migrate import migrate, timescaledb_available
 from mimamori.settings import Settings
 from tests.services import ADMIN_DSN, create_scratch_database, drop_database, wait_until

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 
 app = typer.Typer(help="Hazard alerts: run the evaluator, list alerts.", no_args_is_help=True)
 out = Console()

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import psycopg
 
-from mimamori.grafana.macros import TimeRange, VariableValue, auto_interval, render_sql
-from mimamori.grafana.model import Json
+from dashboards.macros import TimeRange, VariableValue, auto_interval, render_sql
+from dashboards.model import Json
 
 DEFAULT_MAX_DATA_POINTS = 1000  # about a panel's width in pixels on a wall screen
 

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.errors import MimamoriError
 from mimamori.logs import setup_logging
 from mimamori.serve import serve
@@ -28,34 +28,34 @@ app.add_typer(db_app, name="db")
 
 
 def _register_command_groups() -> None:
-    # One module per command group under mimamori/commands; each owns its `app`.
-    from mimamori.commands import keys
+    # One module per command group under hub/commands; each owns its `app`.
+    from hub.commands import keys
 
     app.add_typer(keys.app, name="keys")
 
-    from mimamori.commands import broker, devices, tenants
+    from hub.commands import broker, devices, tenants
 
     app.add_typer(devices.app, name="devices")
     app.add_typer(tenants.app, name="tenants")
     app.add_typer(broker.app, name="broker")
 
-    from mimamori.commands import rules
+    from hub.commands import rules
 
     app.add_typer(rules.app, name="rules")
 
-    from mimamori.commands import alerts
+    from hub.commands import alerts
 
     app.add_typer(alerts.app, name="alerts")
 
-    from mimamori.commands import stands
+    from hub.commands import stands
 
     app.add_typer(stands.app, name="stands")
 
-    from mimamori.commands import simulate
+    from hub.commands import simulate
 
     app.add_typer(simulate.app, name="simulate")
 
-    from mimamori.commands import grafana
+    from hub.commands import grafana
 
     app.add_typer(grafana.app, name="grafana")
 
@@ -178,7 +178,7 @@ def _spawn_ingest_workers(settings: Settings, workers: int) -> list[subprocess.P
         env = os.environ | {"MIMAMORI_MQTT_CLIENT_ID": client_id, "MIMAMORI_MQTT_USERNAME": client_id}
         if settings.metrics_port:
             env["MIMAMORI_METRICS_PORT"] = str(settings.metrics_port + n - 1)
-        children.append(subprocess.Popen([sys.executable, "-m", "mimamori.cli", "ingest"], env=env))
+        children.append(subprocess.Popen([sys.executable, "-m", "hub.cli", "ingest"], env=env))
     return children
 
 
@@ -306,7 +306,7 @@ def _import_sample_stands(count: int) -> None:
     """A synthetic stand register in EPSG:6675 (as a real one comes), imported like a real one."""
     import tempfile
 
-    from mimamori.commands import stands
+    from hub.commands import stands
 
     with tempfile.TemporaryDirectory(prefix="mimamori-stands-") as folder:
         path = Path(folder) / "sample-stands.gpkg"
@@ -316,7 +316,7 @@ def _import_sample_stands(count: int) -> None:
 
 def _start_simulation(settings: Settings, scenario: str, speed: float) -> SimulationRun:
     """The city's devices, each with its own broker account (provisioned now), playing ``scenario``."""
-    from mimamori.commands.simulate import _provision
+    from hub.commands.simulate import _provision
     from simulators import city_devices, run_in_background
 
     fleet = city_devices()

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from dashboards import queries as q
+from dashboards.model import Dashboard, Json, Panel, Query, Variable
 from mimamori.errors import ConfigError
-from mimamori.grafana import queries as q
-from mimamori.grafana.model import Dashboard, Json, Panel, Query, Variable
 
 if TYPE_CHECKING:
     from mimamori.settings import Settings

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="Forest stands (森林簿): import registers, make the synthetic sample.", no_args_is_help=True)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="Tenants: the city and partner companies.", no_args_is_help=True)

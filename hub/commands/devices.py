@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.errors import MimamoriError
 from mimamori.settings import Settings, load_settings
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from dashboards.model import Json
+from dashboards.provisioning import FOLDER_UID, DatasourceSettings
 from mimamori.errors import ConfigError, Forbidden, MimamoriError, UnreachableError
-from mimamori.grafana.model import Json
-from mimamori.grafana.provisioning import FOLDER_UID, DatasourceSettings
 from mimamori.settings import redact_url
 
 

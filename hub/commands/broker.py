@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="The MQTT broker: configuration and accounts (dynamic security).", no_args_is_help=True)

@@ -3,9 +3,9 @@
 `sync` needs the optional extra ``mimamori[grafana]`` (grafana-client); everything else needs only the core.
 """
 
-from mimamori.grafana.check import QueryRun, check_dashboards, query_count, resolve_variables
-from mimamori.grafana.dashboards import DashboardOptions, build_dashboards
-from mimamori.grafana.macros import (
+from dashboards.check import QueryRun, check_dashboards, query_count, resolve_variables
+from dashboards.dashboards import DashboardOptions, build_dashboards
+from dashboards.macros import (
     TimeRange,
     VariableValue,
     auto_interval,
@@ -15,8 +15,8 @@ from mimamori.grafana.macros import (
     render_sql,
     substitute_variables,
 )
-from mimamori.grafana.model import DATASOURCE_TYPE, SCHEMA_VERSION
-from mimamori.grafana.provisioning import (
+from dashboards.model import DATASOURCE_TYPE, SCHEMA_VERSION
+from dashboards.provisioning import (
     DASHBOARDS_PATH,
     DATASOURCE_ENV,
     FOLDER_UID,
@@ -25,7 +25,7 @@ from mimamori.grafana.provisioning import (
     datasource_yaml,
     export,
 )
-from mimamori.grafana.sync import SyncReport, sync
+from dashboards.sync import SyncReport, sync
 
 __all__ = [
     "DASHBOARDS_PATH",

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 
 app = typer.Typer(help="Hazard rules (YAML): check files, list the rules in force.", no_args_is_help=True)
 out = Console()

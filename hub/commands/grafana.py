@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -67,7 +67,7 @@ def export_cmd(
     /var/lib/grafana/dashboards/mimamori; Grafana reads the database address and credentials from
     MIMAMORI_GRAFANA_DB_* in its own environment (docs/grafana.md).
     """
-    from mimamori.grafana import DashboardOptions, build_dashboards, export
+    from dashboards import DashboardOptions, build_dashboards, export
 
     settings = load_settings()
     options = DashboardOptions.from_settings(settings, timescaledb=_timescaledb(settings, mode))
@@ -93,8 +93,8 @@ def check_cmd(
 
     Exits 1 when a query fails. Empty results are listed but are not failures: there may be no data yet.
     """
+    from dashboards import DashboardOptions, TimeRange, build_dashboards, check_dashboards, query_count
     from mimamori.db import connect
-    from mimamori.grafana import DashboardOptions, TimeRange, build_dashboards, check_dashboards, query_count
 
     settings = load_settings()
     options = DashboardOptions.from_settings(settings, timescaledb=_timescaledb(settings, mode))
@@ -143,7 +143,7 @@ def sync_cmd(
     Needs the optional extra: pip install 'mimamori\[grafana]'. The data source connects with
     MIMAMORI_GRAFANA_DATABASE_URL (a read-only role, as Grafana reaches the database), else the hub's own URL.
     """
-    from mimamori.grafana import DashboardOptions, DatasourceSettings, build_dashboards, sync
+    from dashboards import DashboardOptions, DatasourceSettings, build_dashboards, sync
 
     settings = load_settings()
     timescaledb = _timescaledb(settings, mode)

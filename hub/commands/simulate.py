@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from mimamori.commands import plain
+from hub.commands import plain
 from mimamori.errors import ConfigError, UnreachableError
 from mimamori.settings import Settings, load_settings
 
@@ -214,11 +214,27 @@ def _summary(run: object, title: str) -> Group:
 
 
 def _registry_devices(settings: Settings) -> list:
+    from devices.queries import DeviceFilter, list_devices
     from mimamori.db import connect
-    from simulators.queries import registered_devices
+    from simulators import SimDevice
 
-    with connect(settings.dsn) as conn:
-        found = registered_devices(conn)
+    found: list[SimDevice] = []
+    with connect(settings.dsn) as conn:  # the registry's read model of a device, made a simulated one here
+        while page := list_devices(conn, None, DeviceFilter(status="active", limit=1000, offset=len(found))):
+            found += [
+                SimDevice(
+                    id=d.id,
+                    tenant=d.tenant_id,
+                    device_type=d.device_type,
+                    lat=d.lat,
+                    lon=d.lon,
+                    interval_s=d.expected_interval_s or 600,
+                    metadata=dict(d.metadata or {}),
+                    name=d.name or "",
+                )
+                for d in page
+            ]
+    found = [d for d in found if d.lat is not None and d.lon is not None]
     if not found:
         raise ConfigError("the registry has no active devices with a location (run `mimamori up` or seed it first)")
     return found
