@@ -142,12 +142,3 @@ def create_app(
     app.include_router(web_routes.router)  # last: it mounts /web
     document_security(app)
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """The app for ``MIMAMORI_*`` settings, built in each worker process of ``mimamori api --workers N``."""
-    from mimamori.logs import setup_logging
-
-    settings = Settings()
-    setup_logging(settings.log_level, settings.log_json)
-    return create_app(settings, forward_to_evaluator=True)

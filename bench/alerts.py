@@ -27,12 +27,10 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from alerts import start_alert_services
-from api.app import create_app
 from bench.ingest import bench_settings, percentile
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
-from ingest import CommittedReadings, MqttIngestor
+from hub.compose import in_process_hub
 from mimamori.migrate import migrate
 from tests.alerts_helpers import ApiServer
 from tests.services import Mosquitto, create_scratch_database, drop_database
@@ -103,7 +101,6 @@ def main() -> None:
     (rules_dir / "bench.yaml").write_text(RULES, "utf-8")
     load = [f"load-{i:04d}" for i in range(args.load_devices)]
     gauges = [f"gauge-{i:03d}" for i in range(args.gauges)]
-    stop = threading.Event()
     try:
         settings = bench_settings(
             dsn,
@@ -126,14 +123,7 @@ def main() -> None:
                 )
             key = create_key(conn, TENANT, Role.viewer)[1]
         pool = ConnectionPool(dsn, min_size=2, max_size=8, open=True)
-        committed = CommittedReadings()
-        services = start_alert_services(settings, pool, stop)
-        committed.subscribe(services.engine.on_readings)
-        ingestor = MqttIngestor(settings, pool, committed=committed)
-        ingestor.connect()
-        threading.Thread(target=ingestor.run, args=(stop,), daemon=True).start()
-        services.engine.ready.wait(30)
-        with ApiServer(create_app(settings, pool, committed)) as api:
+        with in_process_hub(settings, pool, alerts=True, ready_timeout_s=30) as hub, ApiServer(hub.app()) as api:
             clock = StreamClock(api.url + "/v1/alerts/stream", key)
             clock.thread.start()
             clock.open.wait(10)
@@ -176,11 +166,8 @@ def main() -> None:
             clock.stop.set()
             pub.loop_stop()
             pub.disconnect()
-        stop.set()
-        services.join(10)
         pool.close()
     finally:
-        stop.set()
         broker.cleanup()
         drop_database(dsn)
 

@@ -126,7 +126,6 @@ def ingest_cmd(
 ) -> None:
     """Subscribe to the broker and store readings (run several on the shared subscription)."""
     from ingest.gc_tuning import tune_for_streaming
-    from ingest.mqtt_consumer import MqttIngestor
     from mimamori.db import make_pool
 
     settings = _settings()
@@ -146,13 +145,9 @@ def ingest_cmd(
 
         serve_metrics(settings.metrics_host, settings.metrics_port)
     try:
-        from alerts.feed import start_forwarding
-        from ingest import CommittedReadings
+        from hub.compose import forwarding_ingestor
 
-        committed = CommittedReadings()
-        if settings.alerts_enabled:  # evaluated by `mimamori alerts run` (docs/alerts.md)
-            start_forwarding(pool, committed, stop)
-        ingestor = MqttIngestor(settings, pool, committed=committed)
+        ingestor = forwarding_ingestor(settings, pool, stop)  # evaluated by `mimamori alerts run` (docs/alerts.md)
         tune_for_streaming(settings.ingest_gc_gen0)
         ingestor.connect()
         out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
@@ -194,7 +189,7 @@ def api_cmd(
     ] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    from api.app import create_app
+    from hub.compose import standalone_api
 
     settings = _settings()
     from mimamori.db import connect
@@ -203,9 +198,9 @@ def api_cmd(
     if workers > 1:
         from mimamori.serve import serve_workers
 
-        serve_workers("api.app:app_from_environment", settings.api_host, settings.api_port, workers)
+        serve_workers("hub.compose:api_from_environment", settings.api_host, settings.api_port, workers)
         return
-    serve(create_app(settings, forward_to_evaluator=True), settings.api_host, settings.api_port)
+    serve(standalone_api(settings), settings.api_host, settings.api_port)
 
 
 def _tell_once_serving(settings: Settings, way_in: list[str]) -> None:
@@ -250,9 +245,8 @@ def up_cmd(
 ) -> None:
     """Everything in one process for a laptop: migrate, seed, ingest, alerts, the API and the map, and the
     city's simulated devices playing a scenario (then carrying on in real time)."""
-    from api.app import create_app
     from devices.seed import admin_way_in, seed_city
-    from ingest import CommittedReadings, MqttIngestor
+    from hub.compose import in_process_hub
     from mimamori.db import make_pool
 
     settings = _settings()
@@ -265,8 +259,6 @@ def up_cmd(
             no_stands = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM stands)").fetchone()[0]  # type: ignore[index]
         if sample_stands and no_stands:
             _import_sample_stands(sample_stands)
-        committed = CommittedReadings()  # MQTT and HTTP readings, once stored, for in-process listeners
-        alerts_stop = threading.Event()
         # While a scenario plays, alerts judge silence on its timeline (set once the simulator has started).
         sim_clocks: list[SimClock] = []
 
@@ -274,30 +266,18 @@ def up_cmd(
             now = datetime.now(UTC)
             return sim_clocks[0].sim_at(now) if sim_clocks else now
 
-        if settings.alerts_enabled:
-            from alerts import start_alert_services
-
-            services = start_alert_services(settings, pool, alerts_stop, clock=alert_clock)
-            committed.subscribe(services.engine.on_readings)
-        ingestor = MqttIngestor(settings, pool, committed=committed)
-        ingestor.connect()
-        stop = threading.Event()
-        worker = threading.Thread(target=ingestor.run, args=(stop,), name="ingest", daemon=True)
-        worker.start()
-        out.print(f"[bold]Mimamori is up[/] ({mode} mode, {seeded} city devices)")
-        out.print(f"  map       http://{settings.api_host}:{settings.api_port}/")
-        out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
-        out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
-        run = _start_simulation(settings, scenario, speed) if simulate else None
-        if run is not None:
-            sim_clocks.append(run.clock)
-        _tell_once_serving(settings, way_in.lines())
-        serve(create_app(settings, pool, committed), settings.api_host, settings.api_port, stop)
-        stop.set()
-        if run is not None:
-            run.stop()
-        worker.join(timeout=30)
-        alerts_stop.set()
+        with in_process_hub(settings, pool, clock=alert_clock, ready_timeout_s=None) as hub:
+            out.print(f"[bold]Mimamori is up[/] ({mode} mode, {seeded} city devices)")
+            out.print(f"  map       http://{settings.api_host}:{settings.api_port}/")
+            out.print(f"  API       http://{settings.api_host}:{settings.api_port}/docs")
+            out.print(f"  broker    {settings.mqtt}  topics {settings.mqtt_topic_prefix}/<tenant>/<device>/telemetry")
+            run = _start_simulation(settings, scenario, speed) if simulate else None
+            if run is not None:
+                sim_clocks.append(run.clock)
+            _tell_once_serving(settings, way_in.lines())
+            serve(hub.app(), settings.api_host, settings.api_port, hub.stop)
+            if run is not None:
+                run.stop()
     finally:
         pool.close()
 

@@ -15,10 +15,10 @@ import pytest
 from lxml import etree
 from pydantic import SecretStr
 
-from alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, start_alert_services, verify
-from api.app import create_app
+from alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from devices.keys import Role, create_key
-from ingest import CommittedReadings, MqttIngestor, telemetry_topic
+from hub.compose import in_process_hub
+from ingest import telemetry_topic
 from tests.alerts_helpers import ApiServer, SseReader, add_gauges, clean_alert_tables, write_rules
 from tests.services import free_port, wait_until
 
@@ -93,23 +93,9 @@ def hub(settings, pool, db, city, broker, tmp_path):
             "alerts_webhook_allow": ["127.0.0.1/32"],
         }
     )
-    stop = threading.Event()
-    committed = CommittedReadings()
-    services = start_alert_services(s, pool, stop)
-    committed.subscribe(services.engine.on_readings)
-    ingestor = MqttIngestor(s, pool, committed=committed)
-    ingestor.connect()
-    worker = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    worker.start()
-    assert services.engine.ready.wait(10)
     keys = {r: create_key(db, "toyota-city", r)[1] for r in (Role.operator, Role.viewer)}
-    try:
-        with ApiServer(create_app(s, pool, committed)) as api:
-            yield {"settings": s, "api": api.url, "keys": keys, "services": services}
-    finally:
-        stop.set()
-        worker.join(10)
-        services.join(10)
+    with in_process_hub(s, pool, alerts=True) as hub, ApiServer(hub.app()) as api:
+        yield {"settings": s, "api": api.url, "keys": keys, "services": hub.alerts}
 
 
 def test_mqtt_readings_raise_escalate_and_resolve_one_alert_everywhere(hub, broker):

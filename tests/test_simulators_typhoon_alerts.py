@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 
-from alerts import start_alert_services
 from devices.seed import seed_city
-from ingest import CommittedReadings, MqttIngestor
+from hub.compose import in_process_hub
 from simulators import Credentials, Login, SimClock, Simulation, broker_target, city_devices, load_scenario, start_run
 from tests.alerts_helpers import clean_alert_tables
 from tests.services import wait_until
@@ -31,22 +29,13 @@ def test_the_typhoon_raises_and_resolves_the_expected_alerts(settings, pool, db,
     # The whole 24 h storm at 7200×: twelve seconds, device time ending now. The alert engine judges silence on
     # the scenario's timeline, as `mimamori up` makes it do.
     clock = SimClock.anchored(datetime.now(UTC), 7200, timedelta(hours=scenario.duration_h))
-    stop = threading.Event()
-    committed = CommittedReadings()
-    services = start_alert_services(s, pool, stop, webhooks=False, clock=lambda: clock.sim_at(datetime.now(UTC)))
-    committed.subscribe(services.engine.on_readings)
-    ingestor = MqttIngestor(s, pool, committed=committed)
-    ingestor.connect()
-    worker = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
-        assert services.engine.ready.wait(10)
+    with in_process_hub(s, pool, alerts=True, webhooks=False, clock=lambda: clock.sim_at(datetime.now(UTC))) as hub:
         fleet = city_devices()
         sim = Simulation(scenario, fleet, clock.sim_start, topic_prefix=s.mqtt_topic_prefix)
         expected = sum(len(m.payload) > 0 for m in Simulation(scenario, fleet, clock.sim_start).advance(clock.sim_end))
         run = start_run(sim, clock, broker_target(s), Credentials(default=Login(broker.username, broker.password)))
         assert run.wait(timeout=120) and run.error is None
-        wait_until(lambda: ingestor.stats.messages >= expected, timeout=60, what="every simulated message")
+        wait_until(lambda: hub.ingestor.stats.messages >= expected, timeout=60, what="every simulated message")
         wait_until(
             lambda: (
                 db.execute("SELECT count(*) FROM alerts WHERE hazard = 'flood' AND state = 'resolved'").fetchone()[0]
@@ -55,10 +44,6 @@ def test_the_typhoon_raises_and_resolves_the_expected_alerts(settings, pool, db,
             timeout=30,
             what="a resolved flood alert",
         )
-    finally:
-        stop.set()
-        worker.join(10)
-        services.join(10)
 
     alerts = db.execute(
         "SELECT hazard, rule_kind, device_id, peak_level, state FROM alerts ORDER BY device_id, rule_id"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,9 +15,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 from pydantic import SecretStr
 
-from alerts import start_alert_services
-from api.app import create_app
-from ingest import CommittedReadings, MqttIngestor, telemetry_topic
+from hub.compose import in_process_hub
+from ingest import telemetry_topic
 from mimamori.settings import Settings
 from tests.alerts_helpers import ApiServer
 
@@ -49,7 +47,7 @@ class Hub:
 
 @contextmanager
 def running_hub(settings: Settings, pool: ConnectionPool, broker: Any, **overrides: Any) -> Iterator[Hub]:
-    """Ingest, the alert services and the API in this process, as `mimamori up` runs them."""
+    """Ingest, the alert services and the API in this process, built as `mimamori up` builds them."""
     s = settings.model_copy(
         update={
             "alerts_tick_s": 0.5,
@@ -60,22 +58,8 @@ def running_hub(settings: Settings, pool: ConnectionPool, broker: Any, **overrid
             **overrides,
         }
     )
-    stop = threading.Event()
-    committed = CommittedReadings()
-    services = start_alert_services(s, pool, stop, webhooks=False)
-    committed.subscribe(services.engine.on_readings)
-    ingestor = MqttIngestor(s, pool, committed=committed)
-    ingestor.connect()
-    worker = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    worker.start()
-    assert services.engine.ready.wait(10)
-    try:
-        with ApiServer(create_app(s, pool, committed)) as api:
-            yield Hub(s, api.url, services)
-    finally:
-        stop.set()
-        worker.join(10)
-        services.join(10)
+    with in_process_hub(s, pool, alerts=True, webhooks=False) as hub, ApiServer(hub.app()) as api:
+        yield Hub(s, api.url, hub.alerts)
 
 
 @dataclass
