@@ -110,7 +110,7 @@ def test_redelivered_messages_are_stored_once(settings, pool, db, broker, city):
     worker = threading.Thread(target=first.run, args=(stop,), daemon=True)
     worker.start()
     publish_all(broker, TOPIC, payloads)
-    wait_until(lambda: count(db) == 200, what="first delivery stored")
+    wait_until(lambda: count(db) == 200, timeout=60, what="first delivery stored")
     stop.set()
     worker.join(timeout=30)
 

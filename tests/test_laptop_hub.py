@@ -255,7 +255,7 @@ def test_a_documented_simulation_runs_as_written_beside_the_running_hub(quiet_la
             "time,device_id,metric,value\n2026-12-01T00:00:00Z,yahagi-takahashi,water_level,1.2\n"
             "2026-12-01T00:10:00Z,yahagi-takahashi,water_level,1.3\n"
         )
-    before = _stored(laptop)
+    started = _database_now(laptop)
     process = subprocess.Popen(
         _as_typed(documented, laptop),
         cwd=laptop.checkout,
@@ -284,9 +284,17 @@ def test_a_documented_simulation_runs_as_written_beside_the_running_hub(quiet_la
     messages, readings, refused, errors = map(int, sent.groups())
     assert messages > 0 and readings > 0, text[-3000:]
     assert (refused, errors) == (0, 0), text[-3000:]
-    wait_until(lambda: _stored(laptop) > before, timeout=30, what="the simulated readings stored by the hub")
+    # The hub heard them: a replayed timeline may repeat readings already stored (the same 10-minute slots), so
+    # what is checked is that the hub processed messages of the simulated devices after the run began.
+    wait_until(lambda: _heard_since(laptop, started) > 0, timeout=60, what="the simulated devices heard by the hub")
 
 
-def _stored(laptop: Laptop) -> int:
+def _database_now(laptop: Laptop) -> object:
     with psycopg.connect(laptop.dsn) as conn:
-        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])  # type: ignore[index]
+        return conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+
+
+def _heard_since(laptop: Laptop, since: object) -> int:
+    with psycopg.connect(laptop.dsn) as conn:
+        query = "SELECT count(*) FROM device_liveness WHERE updated_at > %s"
+        return int(conn.execute(query, (since,)).fetchone()[0])  # type: ignore[index]
