@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from shapely.geometry import Point, shape
 from shapely.ops import unary_union
 
 from api.app import create_app
+from api.routes.web import JS_MEDIA_TYPE
 from api.web import STATIC_DIR, synthetic_basemap
 from api.web.basemap import chaikin
 from devices.keys import Role, create_key
@@ -84,6 +86,8 @@ def test_the_page_and_every_asset_it_names_are_served_without_a_key(settings, po
                 r = await c.get(path)
                 assert r.status_code == 200, path
                 assert r.headers["cache-control"] == "no-cache", path
+                if path.endswith(".js"):  # a module script that comes as anything else is refused by the browser
+                    assert r.headers["content-type"] == JS_MEDIA_TYPE, path
             # nothing on the page or in its scripts points outside the hub
             for path in ["/", *[f"/web/{m}" for m in modules], "/web/app.css"]:
                 text = (await c.get(path)).text
@@ -91,6 +95,27 @@ def test_the_page_and_every_asset_it_names_are_served_without_a_key(settings, po
             assert (await c.get("/web/../routes/web.py")).status_code == 404
 
     asyncio.run(fetch_all())
+
+
+def test_modules_are_served_as_javascript_whatever_the_hosts_mime_table_says(settings, pool):
+    import asyncio
+
+    async def fetch() -> None:
+        transport = httpx.ASGITransport(app=create_app(settings, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            r = await c.get("/web/state.js")
+            assert r.status_code == 200
+            assert r.headers["content-type"] == JS_MEDIA_TYPE
+            assert "export function subscribe" in r.text
+
+    before = mimetypes.guess_type("x.js")[0]
+    mimetypes.add_type("text/plain", ".js")  # as a Windows registry can have it
+    try:
+        assert mimetypes.guess_type("x.js")[0] == "text/plain"
+        asyncio.run(fetch())
+    finally:
+        mimetypes.add_type(before or "text/javascript", ".js")
+    assert mimetypes.guess_type("x.js")[0] == before
 
 
 def test_the_base_layers_and_browser_settings_are_served(settings, pool, tmp_path):
