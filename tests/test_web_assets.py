@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
+from collections import deque
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ from shapely.geometry import Point, shape
 from shapely.ops import unary_union
 
 from api.app import create_app
+from api.routes.web import JS_MEDIA_TYPE
 from api.web import STATIC_DIR, synthetic_basemap
 from api.web.basemap import chaikin
 from devices.keys import Role, create_key
@@ -84,6 +87,8 @@ def test_the_page_and_every_asset_it_names_are_served_without_a_key(settings, po
                 r = await c.get(path)
                 assert r.status_code == 200, path
                 assert r.headers["cache-control"] == "no-cache", path
+                if path.endswith(".js"):  # a module script that comes as anything else is refused by the browser
+                    assert r.headers["content-type"] == JS_MEDIA_TYPE, path
             # nothing on the page or in its scripts points outside the hub
             for path in ["/", *[f"/web/{m}" for m in modules], "/web/app.css"]:
                 text = (await c.get(path)).text
@@ -91,6 +96,83 @@ def test_the_page_and_every_asset_it_names_are_served_without_a_key(settings, po
             assert (await c.get("/web/../routes/web.py")).status_code == 404
 
     asyncio.run(fetch_all())
+
+
+# `import … from "…"`, `import "…"` and `export … from "…"`; names are those between braces, if any.
+_STATIC_IMPORT = re.compile(
+    r"""^[ \t]*(?:import|export)\s+(?:(?P<what>[^;'"]*?)\s*from\s*)?["'](?P<spec>[^"']+)["']""", re.M
+)
+_EXPORTED = re.compile(r"^export\s+(?:async\s+)?(?:function\*?|const|let|var|class)\s+([A-Za-z_$][\w$]*)", re.M)
+_EXPORT_LIST = re.compile(r"^export\s*\{([^}]*)\}", re.M)
+_SIBLING = re.compile(r"\./[A-Za-z0-9_-]+\.js")
+
+
+def _names(braces: str, *, exported: bool) -> set[str]:
+    """`a, b as c` → {a, b} as imported, {a, c} as exported."""
+    parts = [p.split(" as ") for p in re.sub(r"\s+", " ", braces).split(",") if p.strip()]
+    return {(p[-1] if exported else p[0]).strip() for p in parts}
+
+
+def _exports(text: str) -> set[str]:
+    found = set(_EXPORTED.findall(text))
+    for braces in _EXPORT_LIST.findall(text):
+        found |= _names(braces, exported=True)
+    return found
+
+
+def test_every_static_script_is_a_small_es_module_reached_from_the_page_entry():
+    page = (STATIC_DIR / "index.html").read_text("utf-8")
+    entries = re.findall(r'<script type="module" src="/web/([^"]+)"></script>', page)
+    assert entries == ["app.js"]
+    # the only classic script is the vendored MapLibre: everything of ours is a module
+    assert re.findall(r"<script(?![^>]*type=\"module\")[^>]*src=\"([^\"]+)\"", page) == ["/web/vendor/maplibre-gl.js"]
+    sources = {p.name: p.read_text("utf-8") for p in STATIC_DIR.glob("*.js")}
+    reached: set[str] = set()
+    todo = deque(entries)
+    while todo:
+        name = todo.popleft()
+        if name in reached:
+            continue
+        reached.add(name)
+        text = sources[name]
+        # a dynamic import would hide a module from this walk (and could name any URL)
+        assert not re.search(r"\bimport\s*\(", text), name
+        for m in _STATIC_IMPORT.finditer(text):
+            spec = m["spec"]
+            # a sibling of the page's own files: never a URL of another host, a bare name or a path out of /web
+            assert _SIBLING.fullmatch(spec), f"{name} imports {spec!r}"
+            target = spec.removeprefix("./")
+            assert target in sources, f"{name} imports {spec!r}, which is not in {STATIC_DIR}"
+            what = (m["what"] or "").strip()
+            if what.startswith("{"):
+                missing = _names(what.strip("{}"), exported=False) - _exports(sources[target])
+                assert not missing, f"{name} imports {sorted(missing)} that {target} does not export"
+            todo.append(target)
+    assert reached == set(sources), f"not imported from app.js: {sorted(set(sources) - reached)}"
+    # and each stays small enough to read in one go
+    too_long = {n: t.count("\n") for n, t in sources.items() if t.count("\n") > 300}
+    assert too_long == {}
+
+
+def test_modules_are_served_as_javascript_whatever_the_hosts_mime_table_says(settings, pool):
+    import asyncio
+
+    async def fetch() -> None:
+        transport = httpx.ASGITransport(app=create_app(settings, pool))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+            r = await c.get("/web/state.js")
+            assert r.status_code == 200
+            assert r.headers["content-type"] == JS_MEDIA_TYPE
+            assert "export function subscribe" in r.text
+
+    before = mimetypes.guess_type("x.js")[0]
+    mimetypes.add_type("text/plain", ".js")  # as a Windows registry can have it
+    try:
+        assert mimetypes.guess_type("x.js")[0] == "text/plain"
+        asyncio.run(fetch())
+    finally:
+        mimetypes.add_type(before or "text/javascript", ".js")
+    assert mimetypes.guess_type("x.js")[0] == before
 
 
 def test_the_base_layers_and_browser_settings_are_served(settings, pool, tmp_path):

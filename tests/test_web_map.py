@@ -127,6 +127,45 @@ def test_a_viewer_sees_the_alert_history_but_no_acknowledge_form(browser, hub, b
         context.close()
 
 
+def test_an_open_alert_the_lists_and_the_filters_follow_a_language_switch(browser, hub, broker):
+    """The parts redraw from the one store: the open detail, the list, the filters and the live mark all change
+    language together, and the level filter and the search narrow the list."""
+    running, keys = hub
+    publish_levels(broker, running.settings, "g2", [5.0, 5.6])  # g2: caution (4.5) passed, level 2
+    alerts = wait_until(
+        lambda: httpx.get(running.url + "/v1/alerts", headers={"X-API-Key": keys[Role.viewer]}, timeout=5).json(),
+        what="the alert to be stored",
+    )
+    context, page, traffic = open_map(browser, running.url, keys[Role.viewer])
+    try:
+        page.click("#alert-list .alert-row[data-level='2']")
+        page.wait_for_selector("#alert-history li[data-kind='raised']")
+        assert page.inner_text("#detail-title") == alerts[0]["title_en"]
+        assert page.locator("#alert-list .alert-row.selected").count() == 1
+        page.wait_for_selector("#live[data-state='live']")
+        page.click("#lang")
+        page.wait_for_function(f"document.querySelector('#detail-title').textContent === {alerts[0]['title_ja']!r}")
+        assert alerts[0]["title_ja"] in page.inner_text("#alert-list .alert-row.selected")
+        assert page.inner_text("#filter-level option[value='0']") == "全レベル"
+        assert page.inner_text("#live") == "ライブ"
+        page.select_option("#filter-level", "3")
+        page.wait_for_selector("#alert-list li.empty")
+        page.select_option("#filter-level", "0")
+        page.fill("#filter-search", "g2")
+        assert page.locator("#alert-list .alert-row").count() == 1
+        page.fill("#filter-search", "no-such-gauge")
+        page.wait_for_selector("#alert-list li.empty")
+        page.fill("#filter-search", "")
+        page.keyboard.press("Escape")
+        assert page.is_hidden("#detail")
+        assert page.locator("#alert-list .alert-row").count() == 1
+        assert page.locator("#alert-list .alert-row.selected").count() == 0
+        assert traffic.failed == []
+        assert traffic.console_errors == []
+    finally:
+        context.close()
+
+
 def test_a_device_shows_its_readings_with_its_threshold_levels(browser, hub, broker):
     running, keys = hub
     publish_levels(broker, running.settings, "g1", [3.0, 3.4, 3.9, 4.1])

@@ -7,6 +7,7 @@ data request). Everything is served from the package: the map works with no inte
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from api.auth import Authenticated
 from api.bodies import StrictJSONRoute
@@ -28,6 +30,7 @@ router = APIRouter(tags=["web map"], route_class=StrictJSONRoute)
 
 # Assets revalidate on every load (ETag, 304): after an upgrade a wall screen picks up the new map on reload.
 _REVALIDATE = {"Cache-Control": "no-cache"}
+JS_MEDIA_TYPE = "text/javascript; charset=utf-8"
 
 
 @router.get("/", include_in_schema=False)
@@ -92,9 +95,15 @@ async def me(who: Authenticated) -> dict[str, Any]:
 
 
 class _Assets(StaticFiles):
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
+    def file_response(
+        self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers.update(_REVALIDATE)
+        if str(full_path).endswith(".js") and "content-type" in response.headers:
+            # Browsers run a module script only when it comes as JavaScript: not left to the host's MIME table
+            # (Windows' registry can say text/plain). UTF-8, as every file here is (i18n.js holds Japanese).
+            response.headers["content-type"] = JS_MEDIA_TYPE
         return response
 
 
