@@ -22,8 +22,8 @@ from geo.queries import sensors_in_stand
 from geo.sample_stands import SOURCE_CRS, SampleOptions, generate, write
 from geo.stand_import import import_register, prepare, read_register
 from geo.stand_model import ColumnMap, Stand
+from hub import cli
 from hub.commands import stands as stands_command
-from mimamori import cli
 from simulators.fleet import SimDevice, city_devices
 
 # Enough stands for the first few compartments (Inabu's centre compartment is the second one generated).
