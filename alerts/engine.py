@@ -26,6 +26,7 @@ from alerts import queries as q
 from alerts.binding import Binding, bind
 from alerts.evaluate import Observation, SubjectState, Transition, evaluate, evaluate_silence, rebuild
 from alerts.lifecycle import apply_transition
+from alerts.model import DeviceInfo
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
 from mimamori import metrics
@@ -86,7 +87,7 @@ class AlertEngine:
         self._index = _Index()
         self._states: dict[tuple[str, str], SubjectState] = {}
         self._version: object = None
-        self._devices: dict[str, q.DeviceInfo] = {}
+        self._devices: dict[str, DeviceInfo] = {}
         self.ready = threading.Event()  # state rebuilt, evaluating
 
     # -- input ------------------------------------------------------------------------------------

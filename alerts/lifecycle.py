@@ -6,25 +6,14 @@ close. Every change writes an event with who, when, level and value, in the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from alerts import queries as q
 from alerts.evaluate import Transition
+from alerts.model import SubjectPlace
 from mimamori.errors import NotFound, ValidationError
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectPlace:
-    """Who owns a subject and where it is: copied onto the alert when it opens."""
-
-    device_id: str | None
-    tenant_id: str
-    location: tuple[float, float] | None  # lon, lat
-    area_geojson: dict[str, Any] | None
-    buffer_m: float
 
 
 def apply_transition(

@@ -14,21 +14,9 @@ from psycopg.types.json import Jsonb
 
 from alerts import cap_messages
 from alerts.evaluate import Observation
+from alerts.model import DeviceInfo
 
 ACTIVE = ("open", "acknowledged")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What rules need to know of a device: type, tenant, site metadata, place, expected interval."""
-
-    id: str
-    tenant_id: str
-    device_type: str
-    metadata: dict[str, Any]
-    lon: float | None
-    lat: float | None
-    expected_interval: timedelta
 
 
 def active_devices(conn: psycopg.Connection) -> list[DeviceInfo]:
