@@ -2,8 +2,6 @@
 
 from alerts.cap import CAP_MEDIA_TYPE, CapContext, atom_feed, cap_alert, cap_document, cap_polygons, level_table
 from alerts.cap_messages import CapMessage
-from alerts.cap_messages import messages_of as cap_messages_of
-from alerts.cap_messages import messages_of_alerts as cap_messages_of_alerts
 from alerts.destinations import Destination, DestinationRefused, WebhookDestinations, address_refusal
 from alerts.engine import AlertEngine, EngineStats, load_rules
 from alerts.evaluate import (
@@ -20,15 +18,7 @@ from alerts.evaluate import (
 from alerts.lifecycle import acknowledge, close, resolve
 from alerts.manage import delete_rule, rules_in_force, save_rule, subscribe_webhook
 from alerts.mqtt_publish import MqttAlertPublisher, event_topic, state_topic
-from alerts.queries import (
-    AlertFilter,
-    alert_with_events,
-    delete_webhook,
-    deliveries_of,
-    get_alert,
-    list_alerts,
-    list_webhooks,
-)
+from alerts.outbox import delete_webhook, deliveries_of, list_webhooks
 from alerts.rulefiles import (
     RuleFileError,
     RuleProblem,
@@ -41,6 +31,14 @@ from alerts.rulefiles import (
 )
 from alerts.ruleset import AnyRule, Hazard, lookback
 from alerts.runtime import AlertServices, start_alert_services
+from alerts.store import (
+    AlertFilter,
+    alert_with_events,
+    cap_messages_of,
+    cap_messages_of_alerts,
+    get_alert,
+    list_alerts,
+)
 from alerts.stream import StreamFilter, event_json, sse_events, start_after
 from alerts.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign, verify
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from alerts import queries as q
+from alerts import store
 from alerts.binding import Binding, bind
 from alerts.evaluate import Observation, SubjectState, Transition, evaluate, evaluate_silence, rebuild
 from alerts.lifecycle import apply_transition
@@ -68,7 +68,7 @@ class _Index:
 def load_rules(settings: Settings, conn: psycopg.Connection) -> list[AnyRule]:
     """File rules, overridden (same id) or extended by rules saved through the API."""
     rules = {r.id: r for r in load_rule_dir(rules_directory(settings))}
-    for rule_id, body, _at, _by in q.api_rules(conn):
+    for rule_id, body, _at, _by in store.api_rules(conn):
         try:
             rules[rule_id] = parse_rule(body)
         except RuleFileError as exc:  # saved bodies were validated; a model change could still break one
@@ -169,8 +169,8 @@ class AlertEngine:
                 fingerprint = rules_fingerprint(directory)
             except OSError:
                 fingerprint = ()
-            devices = q.active_devices(conn)
-            version = (fingerprint, q.api_rules_version(conn), sorted((d.id, repr(d)) for d in devices))
+            devices = store.active_devices(conn)
+            version = (fingerprint, store.api_rules_version(conn), sorted((d.id, repr(d)) for d in devices))
             if not force and version == self._version:
                 return
             try:
@@ -201,13 +201,13 @@ class AlertEngine:
         old = self._index.bindings
         changed = [b for b in bindings if rebuild_all or old.get(b.key) != b]
         states = {k: s for k, s in self._states.items() if k in index.bindings and not rebuild_all}
-        levels = q.active_levels(conn)
+        levels = store.active_levels(conn)
         transitions: list[tuple[Binding, Transition]] = []
         for b in changed:
             if isinstance(b.rule, SilenceRule):
                 states[b.key] = SubjectState(level=levels.get(b.key, 0))
                 continue
-            history = q.window_readings(conn, list(b.devices), sorted(b.rule.metrics), lookback(b.rule))
+            history = store.window_readings(conn, list(b.devices), sorted(b.rule.metrics), lookback(b.rule))
             result = rebuild(b.rule, b.steps, levels.get(b.key, 0), history)
             states[b.key] = result.state
             transitions += [(b, t) for t in result.transitions]
@@ -270,14 +270,14 @@ class AlertEngine:
         now = self._clock()
         device_ids = sorted({b.devices[0] for b in silence})
         with self._pool.connection() as conn:
-            last = q.last_reading_times(conn, device_ids)
-            devices = {d.id: d for d in q.active_devices(conn)}
+            last = store.last_reading_times(conn, device_ids)
+            devices = {d.id: d for d in store.active_devices(conn)}
             near: dict[tuple[float, str], set[str]] = {}
             for b in silence:
                 assert isinstance(b.rule, SilenceRule)
                 k = (b.rule.nearby_m, b.rule.id)
                 if k not in near:
-                    near[k] = q.devices_near_active_alerts(conn, device_ids, b.rule.nearby_m, b.rule.id)
+                    near[k] = store.devices_near_active_alerts(conn, device_ids, b.rule.nearby_m, b.rule.id)
         transitions: list[tuple[Binding, Transition]] = []
         for b in silence:
             assert isinstance(b.rule, SilenceRule)

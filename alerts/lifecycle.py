@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from alerts import queries as q
+from alerts import store
 from alerts.evaluate import Transition
 from alerts.model import SubjectPlace
 from mimamori.errors import NotFound, ValidationError
@@ -33,14 +33,14 @@ def apply_transition(
     Judged against what is stored, not against the transition's own ``previous``: an alert an operator resolved
     by hand while the condition still holds is opened anew on the next change.
     """
-    found = q.find_active(conn, rule_id, subject)
+    found = store.find_active(conn, rule_id, subject)
     actor = f"rule:{rule_id}"
     t = transition
     if t.level > 0:
         if found is None:
-            alert_id = q.insert_alert(
+            alert_id = store.insert_alert(
                 conn,
-                q.NewAlert(
+                store.NewAlert(
                     rule_id=rule_id,
                     subject=subject,
                     rule_kind=rule_kind,
@@ -57,7 +57,7 @@ def apply_transition(
                     buffer_m=place.buffer_m,
                 ),
             )
-            return q.insert_event(
+            return store.insert_event(
                 conn,
                 alert_id,
                 "raised",
@@ -71,9 +71,9 @@ def apply_transition(
         alert_id, stored = found
         if stored == t.level:
             return None
-        q.set_level(conn, alert_id, t.level, t.value, t.at)
+        store.set_level(conn, alert_id, t.level, t.value, t.at)
         state = conn.execute("SELECT state FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-        return q.insert_event(
+        return store.insert_event(
             conn,
             alert_id,
             "escalated" if t.level > stored else "deescalated",
@@ -87,8 +87,8 @@ def apply_transition(
     if found is None:
         return None
     alert_id, stored = found
-    q.set_resolved(conn, alert_id, actor, t.value, t.at)
-    return q.insert_event(
+    store.set_resolved(conn, alert_id, actor, t.value, t.at)
+    return store.insert_event(
         conn,
         alert_id,
         "resolved",
@@ -102,7 +102,7 @@ def apply_transition(
 
 
 def _locked(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any]:
-    row = q.lock_alert(conn, alert_id, tenant)
+    row = store.lock_alert(conn, alert_id, tenant)
     if row is None:
         raise NotFound(f"alert {alert_id} not found")
     return row
@@ -114,8 +114,8 @@ def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str, note: str |
         row = _locked(conn, alert_id, tenant)
         if row["state"] != "open":
             raise ValidationError(f"alert {alert_id} is {row['state']}; only an open alert can be acknowledged")
-        q.set_acknowledged(conn, alert_id, actor)
-        return q.insert_event(
+        store.set_acknowledged(conn, alert_id, actor)
+        return store.insert_event(
             conn,
             alert_id,
             "acknowledged",
@@ -133,10 +133,10 @@ def resolve(conn: psycopg.Connection, alert_id: int, actor: str, note: str | Non
     """Resolved by hand (the rule resolves by itself when its clear condition holds)."""
     with conn.transaction():
         row = _locked(conn, alert_id, tenant)
-        if row["state"] not in q.ACTIVE:
+        if row["state"] not in store.ACTIVE:
             raise ValidationError(f"alert {alert_id} is already {row['state']}")
-        q.set_resolved(conn, alert_id, actor, None, None)
-        return q.insert_event(
+        store.set_resolved(conn, alert_id, actor, None, None)
+        return store.insert_event(
             conn,
             alert_id,
             "resolved",
@@ -156,8 +156,8 @@ def close(conn: psycopg.Connection, alert_id: int, actor: str, note: str | None,
         row = _locked(conn, alert_id, tenant)
         if row["state"] != "resolved":
             raise ValidationError(f"alert {alert_id} is {row['state']}; only a resolved alert can be closed")
-        q.set_closed(conn, alert_id)
-        return q.insert_event(
+        store.set_closed(conn, alert_id)
+        return store.insert_event(
             conn,
             alert_id,
             "closed",
