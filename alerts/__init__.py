@@ -15,7 +15,7 @@ from alerts.evaluate import (
     rebuild,
     site_levels,
 )
-from alerts.lifecycle import acknowledge, close, resolve
+from alerts.lifecycle import act
 from alerts.manage import delete_rule, rules_in_force, save_rule, subscribe_webhook
 from alerts.mqtt_publish import MqttAlertPublisher, event_topic, state_topic
 from alerts.outbox import delete_webhook, deliveries_of, list_webhooks
@@ -31,6 +31,7 @@ from alerts.rulefiles import (
 )
 from alerts.ruleset import AnyRule, Hazard, lookback
 from alerts.runtime import AlertServices, start_alert_services
+from alerts.states import Action
 from alerts.store import (
     AlertFilter,
     alert_with_events,
@@ -46,6 +47,7 @@ __all__ = [
     "CAP_MEDIA_TYPE",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "Action",
     "AlertEngine",
     "AlertFilter",
     "AlertServices",
@@ -67,7 +69,7 @@ __all__ = [
     "Transition",
     "WebhookDestinations",
     "WebhookDispatcher",
-    "acknowledge",
+    "act",
     "address_refusal",
     "alert_with_events",
     "atom_feed",
@@ -76,7 +78,6 @@ __all__ = [
     "cap_messages_of",
     "cap_messages_of_alerts",
     "cap_polygons",
-    "close",
     "default_rules_dir",
     "delete_rule",
     "delete_webhook",
@@ -96,7 +97,6 @@ __all__ = [
     "parse_rule",
     "parse_rules",
     "rebuild",
-    "resolve",
     "rules_directory",
     "rules_in_force",
     "save_rule",

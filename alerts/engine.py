@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alerts import store
 from alerts.binding import Binding, bind
 from alerts.evaluate import Observation, SubjectState, Transition, evaluate, evaluate_silence, rebuild
-from alerts.lifecycle import apply_transition
+from alerts.lifecycle import StaleTransition, apply_transition
 from alerts.model import DeviceInfo
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
@@ -107,6 +107,11 @@ class AlertEngine:
 
     def request_resync(self) -> None:
         self._resync.set()
+
+    @property
+    def resync_pending(self) -> bool:
+        """A rebuild from the database is due at the loop's next turn."""
+        return self._resync.is_set()
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -294,21 +299,30 @@ class AlertEngine:
         return len(transitions)
 
     def _store(self, transitions: list[tuple[Binding, Transition]]) -> None:
+        stale: list[str] = []
         with self._pool.connection() as conn, conn.transaction():
             for b, t in transitions:
-                apply_transition(
-                    conn,
-                    rule_id=b.rule.id,
-                    rule_kind=b.rule.kind,
-                    hazard=str(b.rule.hazard),
-                    title_en=b.rule.title.en,
-                    title_ja=b.rule.title.ja,
-                    subject=b.subject,
-                    place=b.place,
-                    transition=t,
-                )
-        self.stats.transitions += len(transitions)
-        metrics.ALERT_TRANSITIONS.inc(len(transitions))
+                try:
+                    apply_transition(
+                        conn,
+                        rule_id=b.rule.id,
+                        rule_kind=b.rule.kind,
+                        hazard=str(b.rule.hazard),
+                        title_en=b.rule.title.en,
+                        title_ja=b.rule.title.ja,
+                        subject=b.subject,
+                        place=b.place,
+                        transition=t,
+                    )
+                except StaleTransition as exc:  # raised before any write: the rest of the batch is stored
+                    stale.append(str(exc))
+        if stale:
+            # the store changed under the evaluator (not by a hand resolve, which reopens): start again from it
+            log.warning("alert state differs from the store, rebuilding: %s", "; ".join(stale[:3]))
+            self.request_resync()
+        stored = len(transitions) - len(stale)
+        self.stats.transitions += stored
+        metrics.ALERT_TRANSITIONS.inc(stored)
 
     # -- for tests and tools ----------------------------------------------------------------------
 

@@ -13,15 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.cap_messages import MSG_TYPE_OF_EVENT, CapMessage, identifier_for, place_names
 from alerts.evaluate import Observation
 from alerts.model import DeviceInfo
-
-ACTIVE = ("open", "acknowledged")
-
 
 # -- what the engine reads: devices ------------------------------------------------------------------
 
@@ -137,14 +135,14 @@ class NewAlert:
     buffer_m: float  # otherwise a buffer around the location, when > 0
 
 
-def find_active(conn: psycopg.Connection, rule_id: str, subject: str) -> tuple[int, int] | None:
-    """(alert id, level) of the active alert of (rule, subject), locked for the change."""
+def find_active(conn: psycopg.Connection, rule_id: str, subject: str) -> tuple[int, int, str] | None:
+    """(alert id, level, state) of the active alert of (rule, subject), locked for the change."""
     row = conn.execute(
-        "SELECT id, level FROM alerts WHERE rule_id = %s AND subject = %s AND state IN ('open', 'acknowledged')"
-        " FOR UPDATE",
+        "SELECT id, level, state FROM alerts WHERE rule_id = %s AND subject = %s"
+        " AND state IN ('open', 'acknowledged') FOR UPDATE",
         (rule_id, subject),
     ).fetchone()
-    return (int(row[0]), int(row[1])) if row else None
+    return (int(row[0]), int(row[1]), str(row[2])) if row else None
 
 
 def insert_alert(conn: psycopg.Connection, a: NewAlert) -> int:
@@ -191,14 +189,34 @@ def set_level(conn: psycopg.Connection, alert_id: int, level: int, value: float 
     )
 
 
-def set_resolved(
-    conn: psycopg.Connection, alert_id: int, actor: str, value: float | None, device_time: datetime | None
+# The columns a change of state may stamp (alerts/states.py names them): identifiers cannot be parameters.
+_STAMPED = frozenset({"acknowledged_at", "resolved_at", "closed_at"})
+_SIGNED = frozenset({"acknowledged_by", "resolved_by"})
+
+
+def set_state(
+    conn: psycopg.Connection,
+    alert_id: int,
+    state: str,
+    *,
+    at_column: str,
+    by_column: str | None,
+    actor: str,
+    value: float | None = None,
+    device_time: datetime | None = None,
 ) -> None:
+    """Move the alert to ``state``, stamping ``at_column`` now and ``by_column`` with the actor; a rule's resolve
+    also records its last value and device time."""
+    if at_column not in _STAMPED or (by_column is not None and by_column not in _SIGNED):
+        raise ValueError(f"not a lifecycle column: {at_column}, {by_column}")
+    signed = sql.SQL(", {} = %(actor)s").format(sql.Identifier(by_column)) if by_column else sql.SQL("")
     conn.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = clock_timestamp(), resolved_by = %s,"
-        " value = coalesce(%s, value), device_time = coalesce(%s, device_time), updated_at = clock_timestamp()"
-        " WHERE id = %s",
-        (actor, value, device_time, alert_id),
+        sql.SQL(
+            "UPDATE alerts SET state = %(state)s, {at} = clock_timestamp(){signed},"
+            " value = coalesce(%(value)s, value), device_time = coalesce(%(dt)s, device_time),"
+            " updated_at = clock_timestamp() WHERE id = %(id)s"
+        ).format(at=sql.Identifier(at_column), signed=signed),
+        {"state": state, "actor": actor, "value": value, "dt": device_time, "id": alert_id},
     )
 
 
@@ -246,22 +264,6 @@ def lock_alert(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> d
             "SELECT id, state, level FROM alerts WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s) FOR UPDATE",
             (alert_id, tenant, tenant),
         ).fetchone()
-
-
-def set_acknowledged(conn: psycopg.Connection, alert_id: int, actor: str) -> None:
-    conn.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_at = clock_timestamp(), acknowledged_by = %s,"
-        " updated_at = clock_timestamp() WHERE id = %s",
-        (actor, alert_id),
-    )
-
-
-def set_closed(conn: psycopg.Connection, alert_id: int) -> None:
-    conn.execute(
-        "UPDATE alerts SET state = 'closed', closed_at = clock_timestamp(), updated_at = clock_timestamp()"
-        " WHERE id = %s",
-        (alert_id,),
-    )
 
 
 # -- CAP messages (what each is: alerts/cap_messages.py) -------------------------------------------------
