@@ -2,8 +2,6 @@
 
 from alerts.cap import CAP_MEDIA_TYPE, CapContext, atom_feed, cap_alert, cap_document, cap_polygons, level_table
 from alerts.cap_messages import CapMessage
-from alerts.cap_messages import messages_of as cap_messages_of
-from alerts.cap_messages import messages_of_alerts as cap_messages_of_alerts
 from alerts.destinations import Destination, DestinationRefused, WebhookDestinations, address_refusal
 from alerts.engine import AlertEngine, EngineStats, load_rules
 from alerts.evaluate import (
@@ -17,18 +15,10 @@ from alerts.evaluate import (
     rebuild,
     site_levels,
 )
-from alerts.lifecycle import acknowledge, close, resolve
+from alerts.lifecycle import act
 from alerts.manage import delete_rule, rules_in_force, save_rule, subscribe_webhook
 from alerts.mqtt_publish import MqttAlertPublisher, event_topic, state_topic
-from alerts.queries import (
-    AlertFilter,
-    alert_with_events,
-    delete_webhook,
-    deliveries_of,
-    get_alert,
-    list_alerts,
-    list_webhooks,
-)
+from alerts.outbox import delete_webhook, deliveries_of, list_webhooks
 from alerts.rulefiles import (
     RuleFileError,
     RuleProblem,
@@ -41,6 +31,15 @@ from alerts.rulefiles import (
 )
 from alerts.ruleset import AnyRule, Hazard, lookback
 from alerts.runtime import AlertServices, start_alert_services
+from alerts.states import Action
+from alerts.store import (
+    AlertFilter,
+    alert_with_events,
+    cap_messages_of,
+    cap_messages_of_alerts,
+    get_alert,
+    list_alerts,
+)
 from alerts.stream import StreamFilter, event_json, sse_events, start_after
 from alerts.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign, verify
 
@@ -48,6 +47,7 @@ __all__ = [
     "CAP_MEDIA_TYPE",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "Action",
     "AlertEngine",
     "AlertFilter",
     "AlertServices",
@@ -69,7 +69,7 @@ __all__ = [
     "Transition",
     "WebhookDestinations",
     "WebhookDispatcher",
-    "acknowledge",
+    "act",
     "address_refusal",
     "alert_with_events",
     "atom_feed",
@@ -78,7 +78,6 @@ __all__ = [
     "cap_messages_of",
     "cap_messages_of_alerts",
     "cap_polygons",
-    "close",
     "default_rules_dir",
     "delete_rule",
     "delete_webhook",
@@ -98,7 +97,6 @@ __all__ = [
     "parse_rule",
     "parse_rules",
     "rebuild",
-    "resolve",
     "rules_directory",
     "rules_in_force",
     "save_rule",

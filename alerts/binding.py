@@ -13,8 +13,7 @@ from typing import Any
 from shapely.geometry import Point, Polygon, mapping
 
 from alerts.evaluate import site_levels
-from alerts.lifecycle import SubjectPlace
-from alerts.queries import DeviceInfo
+from alerts.model import DeviceInfo, SubjectPlace
 from alerts.ruleset import AnyRule, Area, CompositeRule, LevelStep, Target
 
 

@@ -113,7 +113,7 @@ def cap_alert(
 ) -> ET.Element:
     """The CAP ``alert`` element of one message of an alert (the newest when ``seq`` is None).
 
-    ``alert`` is the row ``alerts.queries.get_alert`` returns; only what never changes after the alert opened is
+    ``alert`` is the row ``alerts.store.get_alert`` returns; only what never changes after the alert opened is
     read from it (rule, hazard, titles, place). Everything that changes comes from the stored message and its
     event, so a message renders the same however often it is fetched; only <web> follows the public URL setting.
     """

@@ -1,5 +1,6 @@
 """The CAP messages of each alert (table ``cap_messages``, migration 0056): which changes are messages, their
-identifiers, sent times and place names, fixed when the change is stored.
+identifiers, sent times and place names, fixed when the change is stored. Pure: the rules are here, the SQL that
+stores and reads the messages is in alerts/store.py.
 
 A CAP message is immutable once sent: aggregators dedupe on (sender, identifier, sent) and chain a later message
 to the earlier ones through ``references``. So each message's identifier and ``sent`` are written in the same
@@ -23,9 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
 
 MSG_TYPE_OF_EVENT = {"raised": "Alert", "escalated": "Update", "deescalated": "Update", "resolved": "Update"}
 
@@ -77,55 +75,3 @@ def place_names(row: dict[str, Any]) -> tuple[str, str]:
         return ja, en
     place = group_place(row["subject"]) or (row["tenant_name"] or "").strip() or row["subject"]
     return place, place
-
-
-def record(conn: psycopg.Connection, alert_id: int, event_id: int, kind: str) -> str | None:
-    """Store the CAP message of a new event: its identifier, or None when the event is no message. Runs in the
-    event's transaction, under the lock on the alert row every change takes: sequence numbers cannot race."""
-    msg_type = MSG_TYPE_OF_EVENT.get(kind)
-    if msg_type is None:
-        return None
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "SELECT a.subject, a.device_id, d.name AS device_name, d.metadata, t.name AS tenant_name,"
-            " date_trunc('second', e.at) AS sent,"
-            " (SELECT coalesce(max(m.seq), 0) + 1 FROM cap_messages m WHERE m.alert_id = a.id) AS seq"
-            " FROM alerts a JOIN alert_events e ON e.id = %s AND e.alert_id = a.id"
-            " LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN tenants t ON t.id = a.tenant_id"
-            " WHERE a.id = %s",
-            (event_id, alert_id),
-        ).fetchone()
-    assert row is not None, f"event {event_id} of alert {alert_id} was just stored"
-    seq = int(row["seq"])
-    if seq == 1 and msg_type != "Alert":  # cannot happen: an alert's first event is 'raised'
-        raise RuntimeError(f"alert {alert_id}: first CAP message would be a {kind} event")
-    ja, en = place_names(row)
-    identifier = identifier_for(alert_id, seq, row["sent"])
-    conn.execute(
-        "INSERT INTO cap_messages (alert_id, seq, event_id, identifier, sent, msg_type, area_ja, area_en)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (alert_id, seq, event_id, identifier, row["sent"], msg_type, ja, en),
-    )
-    return identifier
-
-
-_SELECT = (
-    "SELECT m.alert_id, m.seq, m.identifier, m.sent, m.msg_type, m.area_ja, m.area_en,"
-    " e.kind, e.level, e.previous_level, e.state, e.value"
-    " FROM cap_messages m JOIN alert_events e ON e.id = m.event_id"
-)
-
-
-def messages_of(conn: psycopg.Connection, alert_id: int) -> list[CapMessage]:
-    """Every CAP message of the alert, oldest first."""
-    return messages_of_alerts(conn, [alert_id]).get(alert_id, [])
-
-
-def messages_of_alerts(conn: psycopg.Connection, alert_ids: list[int]) -> dict[int, list[CapMessage]]:
-    """The CAP messages of each alert, oldest first (one query for a whole feed)."""
-    rows = conn.execute(_SELECT + " WHERE m.alert_id = ANY(%s) ORDER BY m.alert_id, m.seq", (alert_ids,)).fetchall()
-    out: dict[int, list[CapMessage]] = {}
-    for r in rows:
-        message = CapMessage(*r)
-        out.setdefault(message.alert_id, []).append(message)
-    return out

@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from alerts import queries as q
+from alerts import store
 from alerts.binding import Binding, bind
 from alerts.evaluate import Observation, SubjectState, Transition, evaluate, evaluate_silence, rebuild
-from alerts.lifecycle import apply_transition
+from alerts.lifecycle import StaleTransition, apply_transition
+from alerts.model import DeviceInfo
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
 from mimamori import metrics
@@ -67,7 +68,7 @@ class _Index:
 def load_rules(settings: Settings, conn: psycopg.Connection) -> list[AnyRule]:
     """File rules, overridden (same id) or extended by rules saved through the API."""
     rules = {r.id: r for r in load_rule_dir(rules_directory(settings))}
-    for rule_id, body, _at, _by in q.api_rules(conn):
+    for rule_id, body, _at, _by in store.api_rules(conn):
         try:
             rules[rule_id] = parse_rule(body)
         except RuleFileError as exc:  # saved bodies were validated; a model change could still break one
@@ -86,7 +87,7 @@ class AlertEngine:
         self._index = _Index()
         self._states: dict[tuple[str, str], SubjectState] = {}
         self._version: object = None
-        self._devices: dict[str, q.DeviceInfo] = {}
+        self._devices: dict[str, DeviceInfo] = {}
         self.ready = threading.Event()  # state rebuilt, evaluating
 
     # -- input ------------------------------------------------------------------------------------
@@ -106,6 +107,11 @@ class AlertEngine:
 
     def request_resync(self) -> None:
         self._resync.set()
+
+    @property
+    def resync_pending(self) -> bool:
+        """A rebuild from the database is due at the loop's next turn."""
+        return self._resync.is_set()
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -168,8 +174,8 @@ class AlertEngine:
                 fingerprint = rules_fingerprint(directory)
             except OSError:
                 fingerprint = ()
-            devices = q.active_devices(conn)
-            version = (fingerprint, q.api_rules_version(conn), sorted((d.id, repr(d)) for d in devices))
+            devices = store.active_devices(conn)
+            version = (fingerprint, store.api_rules_version(conn), sorted((d.id, repr(d)) for d in devices))
             if not force and version == self._version:
                 return
             try:
@@ -200,13 +206,13 @@ class AlertEngine:
         old = self._index.bindings
         changed = [b for b in bindings if rebuild_all or old.get(b.key) != b]
         states = {k: s for k, s in self._states.items() if k in index.bindings and not rebuild_all}
-        levels = q.active_levels(conn)
+        levels = store.active_levels(conn)
         transitions: list[tuple[Binding, Transition]] = []
         for b in changed:
             if isinstance(b.rule, SilenceRule):
                 states[b.key] = SubjectState(level=levels.get(b.key, 0))
                 continue
-            history = q.window_readings(conn, list(b.devices), sorted(b.rule.metrics), lookback(b.rule))
+            history = store.window_readings(conn, list(b.devices), sorted(b.rule.metrics), lookback(b.rule))
             result = rebuild(b.rule, b.steps, levels.get(b.key, 0), history)
             states[b.key] = result.state
             transitions += [(b, t) for t in result.transitions]
@@ -269,14 +275,14 @@ class AlertEngine:
         now = self._clock()
         device_ids = sorted({b.devices[0] for b in silence})
         with self._pool.connection() as conn:
-            last = q.last_reading_times(conn, device_ids)
-            devices = {d.id: d for d in q.active_devices(conn)}
+            last = store.last_reading_times(conn, device_ids)
+            devices = {d.id: d for d in store.active_devices(conn)}
             near: dict[tuple[float, str], set[str]] = {}
             for b in silence:
                 assert isinstance(b.rule, SilenceRule)
                 k = (b.rule.nearby_m, b.rule.id)
                 if k not in near:
-                    near[k] = q.devices_near_active_alerts(conn, device_ids, b.rule.nearby_m, b.rule.id)
+                    near[k] = store.devices_near_active_alerts(conn, device_ids, b.rule.nearby_m, b.rule.id)
         transitions: list[tuple[Binding, Transition]] = []
         for b in silence:
             assert isinstance(b.rule, SilenceRule)
@@ -293,21 +299,30 @@ class AlertEngine:
         return len(transitions)
 
     def _store(self, transitions: list[tuple[Binding, Transition]]) -> None:
+        stale: list[str] = []
         with self._pool.connection() as conn, conn.transaction():
             for b, t in transitions:
-                apply_transition(
-                    conn,
-                    rule_id=b.rule.id,
-                    rule_kind=b.rule.kind,
-                    hazard=str(b.rule.hazard),
-                    title_en=b.rule.title.en,
-                    title_ja=b.rule.title.ja,
-                    subject=b.subject,
-                    place=b.place,
-                    transition=t,
-                )
-        self.stats.transitions += len(transitions)
-        metrics.ALERT_TRANSITIONS.inc(len(transitions))
+                try:
+                    apply_transition(
+                        conn,
+                        rule_id=b.rule.id,
+                        rule_kind=b.rule.kind,
+                        hazard=str(b.rule.hazard),
+                        title_en=b.rule.title.en,
+                        title_ja=b.rule.title.ja,
+                        subject=b.subject,
+                        place=b.place,
+                        transition=t,
+                    )
+                except StaleTransition as exc:  # raised before any write: the rest of the batch is stored
+                    stale.append(str(exc))
+        if stale:
+            # the store changed under the evaluator (not by a hand resolve, which reopens): start again from it
+            log.warning("alert state differs from the store, rebuilding: %s", "; ".join(stale[:3]))
+            self.request_resync()
+        stored = len(transitions) - len(stale)
+        self.stats.transitions += stored
+        metrics.ALERT_TRANSITIONS.inc(stored)
 
     # -- for tests and tools ----------------------------------------------------------------------
 

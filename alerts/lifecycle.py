@@ -1,30 +1,24 @@
-"""The alert lifecycle: open -> acknowledged -> resolved -> closed, one alert per (rule, subject) while it lasts.
+"""The alert lifecycle applied to the store: one alert per (rule, subject) while it lasts.
 
-Rule transitions raise, escalate, de-escalate and resolve; people acknowledge (with a note), resolve by hand and
-close. Every change writes an event with who, when, level and value, in the same transaction as the change.
+What may happen is decided in alerts/states.py (pure): the evaluator's transitions raise, escalate, de-escalate
+and resolve (``apply_transition``); people acknowledge (with a note), resolve by hand and close, all through
+``act`` and the one table of actions. Every change writes an event with who, when, level and value, in the same
+transaction as the change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import psycopg
 
-from alerts import queries as q
+from alerts import store
 from alerts.evaluate import Transition
-from mimamori.errors import NotFound, ValidationError
+from alerts.model import SubjectPlace
+from alerts.states import ACTIONS, Action, RuleOp, rule_step, step_for
+from mimamori.errors import NotFound
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectPlace:
-    """Who owns a subject and where it is: copied onto the alert when it opens."""
-
-    device_id: str | None
-    tenant_id: str
-    location: tuple[float, float] | None  # lon, lat
-    area_geojson: dict[str, Any] | None
-    buffer_m: float
+class StaleTransition(Exception):
+    """The evaluator's transition starts from a level the stored alert is not at: its state needs a rebuild."""
 
 
 def apply_transition(
@@ -39,142 +33,92 @@ def apply_transition(
     place: SubjectPlace,
     transition: Transition,
 ) -> int | None:
-    """Bring the stored alert of (rule, subject) to the transition's level; the new event's id, if any.
+    """Store the evaluator's transition of (rule, subject); the new event's id, if any.
 
-    Judged against what is stored, not against the transition's own ``previous``: an alert an operator resolved
-    by hand while the condition still holds is opened anew on the next change.
+    The event's kind is the transition's (alerts/states.py ``rule_step``). Raises StaleTransition, storing
+    nothing, when the transition does not start from the stored level.
     """
-    found = q.find_active(conn, rule_id, subject)
-    actor = f"rule:{rule_id}"
+    found = store.find_active(conn, rule_id, subject)
     t = transition
-    if t.level > 0:
-        if found is None:
-            alert_id = q.insert_alert(
-                conn,
-                q.NewAlert(
-                    rule_id=rule_id,
-                    subject=subject,
-                    rule_kind=rule_kind,
-                    hazard=hazard,
-                    title_en=title_en,
-                    title_ja=title_ja,
-                    device_id=place.device_id,
-                    tenant_id=place.tenant_id,
-                    level=t.level,
-                    value=t.value,
-                    device_time=t.at,
-                    location=place.location,
-                    area_geojson=place.area_geojson,
-                    buffer_m=place.buffer_m,
-                ),
-            )
-            return q.insert_event(
-                conn,
-                alert_id,
-                "raised",
+    step = rule_step(t, found[1] if found else None)
+    if step is None:
+        return None
+    actor = f"rule:{rule_id}"
+    if step.op is RuleOp.open:
+        alert_id = store.insert_alert(
+            conn,
+            store.NewAlert(
+                rule_id=rule_id,
+                subject=subject,
+                rule_kind=rule_kind,
+                hazard=hazard,
+                title_en=title_en,
+                title_ja=title_ja,
+                device_id=place.device_id,
+                tenant_id=place.tenant_id,
                 level=t.level,
-                previous=0,
-                state="open",
                 value=t.value,
                 device_time=t.at,
-                actor=actor,
-            )
-        alert_id, stored = found
-        if stored == t.level:
-            return None
-        q.set_level(conn, alert_id, t.level, t.value, t.at)
-        state = conn.execute("SELECT state FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-        return q.insert_event(
+                location=place.location,
+                area_geojson=place.area_geojson,
+                buffer_m=place.buffer_m,
+            ),
+        )
+        previous, state = 0, "open"
+    elif step.op is RuleOp.stale or found is None:
+        stored = found[1] if found else None
+        raise StaleTransition(f"{rule_id}/{subject}: {t.change} from {t.previous}, stored level {stored}")
+    elif step.op is RuleOp.change:
+        alert_id, previous, state = found
+        store.set_level(conn, alert_id, t.level, t.value, t.at)
+    else:  # resolved by the rule's clear condition: the same stamps as a resolve by hand
+        alert_id, previous, _ = found
+        resolve = ACTIONS[Action.resolve]
+        state = resolve.to_state
+        store.set_state(
             conn,
             alert_id,
-            "escalated" if t.level > stored else "deescalated",
-            level=t.level,
-            previous=stored,
-            state=state[0] if state else "open",
+            state,
+            at_column=resolve.at_column,
+            by_column=resolve.by_column,
+            actor=actor,
             value=t.value,
             device_time=t.at,
-            actor=actor,
         )
-    if found is None:
-        return None
-    alert_id, stored = found
-    q.set_resolved(conn, alert_id, actor, t.value, t.at)
-    return q.insert_event(
+    assert step.event is not None
+    return store.insert_event(
         conn,
         alert_id,
-        "resolved",
-        level=0,
-        previous=stored,
-        state="resolved",
+        step.event,
+        level=t.level,
+        previous=previous,
+        state=state,
         value=t.value,
         device_time=t.at,
         actor=actor,
     )
 
 
-def _locked(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any]:
-    row = q.lock_alert(conn, alert_id, tenant)
-    if row is None:
-        raise NotFound(f"alert {alert_id} not found")
-    return row
+def act(
+    conn: psycopg.Connection, alert_id: int, action: Action, actor: str, note: str | None, tenant: str | None
+) -> int:
+    """A person's action on an alert (alerts/states.py ``ACTIONS``); the new event's id.
 
-
-def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str, note: str | None, tenant: str | None) -> int:
-    """An operator has seen the alert and is on it. Only an open alert can be acknowledged."""
+    NotFound when the alert is missing or another tenant's; ValidationError when its state does not allow it.
+    """
     with conn.transaction():
-        row = _locked(conn, alert_id, tenant)
-        if row["state"] != "open":
-            raise ValidationError(f"alert {alert_id} is {row['state']}; only an open alert can be acknowledged")
-        q.set_acknowledged(conn, alert_id, actor)
-        return q.insert_event(
+        row = store.lock_alert(conn, alert_id, tenant)
+        if row is None:
+            raise NotFound(f"alert {alert_id} not found")
+        step = step_for(action, alert_id, row["state"])
+        store.set_state(conn, alert_id, step.to_state, at_column=step.at_column, by_column=step.by_column, actor=actor)
+        return store.insert_event(
             conn,
             alert_id,
-            "acknowledged",
-            level=row["level"],
+            step.event,
+            level=row["level"] if step.keeps_level else 0,
             previous=row["level"],
-            state="acknowledged",
-            value=None,
-            device_time=None,
-            actor=actor,
-            note=note,
-        )
-
-
-def resolve(conn: psycopg.Connection, alert_id: int, actor: str, note: str | None, tenant: str | None) -> int:
-    """Resolved by hand (the rule resolves by itself when its clear condition holds)."""
-    with conn.transaction():
-        row = _locked(conn, alert_id, tenant)
-        if row["state"] not in q.ACTIVE:
-            raise ValidationError(f"alert {alert_id} is already {row['state']}")
-        q.set_resolved(conn, alert_id, actor, None, None)
-        return q.insert_event(
-            conn,
-            alert_id,
-            "resolved",
-            level=0,
-            previous=row["level"],
-            state="resolved",
-            value=None,
-            device_time=None,
-            actor=actor,
-            note=note,
-        )
-
-
-def close(conn: psycopg.Connection, alert_id: int, actor: str, note: str | None, tenant: str | None) -> int:
-    """Filed away after review. Only a resolved alert can be closed."""
-    with conn.transaction():
-        row = _locked(conn, alert_id, tenant)
-        if row["state"] != "resolved":
-            raise ValidationError(f"alert {alert_id} is {row['state']}; only a resolved alert can be closed")
-        q.set_closed(conn, alert_id)
-        return q.insert_event(
-            conn,
-            alert_id,
-            "closed",
-            level=0,
-            previous=row["level"],
-            state="closed",
+            state=step.to_state,
             value=None,
             device_time=None,
             actor=actor,

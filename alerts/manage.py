@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from alerts import queries as q
+from alerts import outbox, store
 from alerts.destinations import DestinationRefused, WebhookDestinations
 from alerts.engine import load_rules
 from alerts.rulefiles import parse_rule
@@ -27,7 +27,7 @@ def rule_json(rule: AnyRule) -> dict[str, Any]:
 
 def rules_in_force(settings: Settings, conn: psycopg.Connection) -> list[dict[str, Any]]:
     """The rules the engine evaluates: files, overridden or extended by rules saved through the API."""
-    saved = {row[0] for row in q.api_rules(conn)}
+    saved = {row[0] for row in store.api_rules(conn)}
     return [{**rule_json(r), "source": "api" if r.id in saved else "file"} for r in load_rules(settings, conn)]
 
 
@@ -36,14 +36,14 @@ def save_rule(conn: psycopg.Connection, rule_id: str, body: dict[str, Any], who:
     rule = parse_rule({**body, "id": rule_id})
     stored = rule_json(rule)
     with conn.transaction():
-        q.save_api_rule(conn, rule_id, stored, who.key_id)
+        store.save_api_rule(conn, rule_id, stored, who.key_id)
         audit(conn, who.key_id, "alert_rule.save", rule_id, {"kind": rule.kind})
     return stored
 
 
 def delete_rule(conn: psycopg.Connection, rule_id: str, who: Principal) -> None:
     with conn.transaction():
-        if not q.delete_api_rule(conn, rule_id):
+        if not store.delete_api_rule(conn, rule_id):
             raise NotFound(f"no rule {rule_id!r} saved through the API (file rules are edited in their files)")
         audit(conn, who.key_id, "alert_rule.delete", rule_id, {})
 
@@ -79,7 +79,7 @@ def subscribe_webhook(
         raise ValidationError("a partner's subscription covers only its own tenant")
     secret = new_secret()
     with conn.transaction():
-        webhook_id = q.create_webhook(
+        webhook_id = outbox.create_webhook(
             conn,
             tenant_id=who.tenant_id,
             all_tenants=all_tenants,

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg_pool import ConnectionPool
 
-from alerts import queries as q
+from alerts import outbox, store
 from alerts.stream import event_json
 from mimamori import metrics
 from mimamori.settings import Settings
@@ -77,12 +77,12 @@ class MqttAlertPublisher:
             return 0
         prefix = self.settings.mqtt_topic_prefix
         with self._pool.connection() as conn, conn.transaction():
-            after = q.lock_cursor(conn, CONSUMER)
-            rows = q.events_after(conn, after, None, limit=self._batch)
+            after = outbox.lock_cursor(conn, CONSUMER)
+            rows = store.events_after(conn, after, None, limit=self._batch)
             for row in rows:
                 self._publish_one(prefix, row)
             if rows:
-                q.move_cursor(conn, CONSUMER, rows[-1]["id"])
+                outbox.move_cursor(conn, CONSUMER, rows[-1]["id"])
         self.published += len(rows)
         metrics.ALERT_MQTT_PUBLISHED.inc(len(rows))
         return len(rows)

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from alerts import queries as q
+from alerts import store
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ def start_after(pool: ConnectionPool, last_event_id: str | None) -> int:
     if last_event_id is not None and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
     with pool.connection() as conn:
-        return q.newest_event_id(conn)
+        return store.newest_event_id(conn)
 
 
 async def sse_events(
@@ -78,7 +78,7 @@ async def sse_events(
 
     def fetch(after: int) -> list[dict[str, Any]]:
         with pool.connection() as conn:
-            return q.events_after(conn, after, flt.tenant, min_level=flt.min_level, bbox=flt.bbox)
+            return store.events_after(conn, after, flt.tenant, min_level=flt.min_level, bbox=flt.bbox)
 
     yield f"retry: 2000\n: resuming after event {after_id}\n\n"
     last_sent = time.monotonic()

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from alerts import queries as q
+from alerts import outbox, store
 from alerts.destinations import DestinationRefused, WebhookDestinations
 from alerts.stream import event_json
 from mimamori import metrics
@@ -97,29 +97,29 @@ class WebhookDispatcher:
     def fan_out(self) -> int:
         """Queue deliveries for the events after the cursor."""
         with self._pool.connection() as conn, conn.transaction():
-            after = q.lock_cursor(conn, CONSUMER)
-            newest = q.newest_event_id(conn)
+            after = outbox.lock_cursor(conn, CONSUMER)
+            newest = store.newest_event_id(conn)
             if newest <= after:
                 return 0
-            queued = q.fan_out_deliveries(conn, after, newest)
-            q.move_cursor(conn, CONSUMER, newest)
+            queued = outbox.fan_out_deliveries(conn, after, newest)
+            outbox.move_cursor(conn, CONSUMER, newest)
         return queued
 
     def deliver_due(self, http: httpx.Client, senders: ThreadPoolExecutor) -> int:
         with self._pool.connection() as conn, conn.transaction():
-            due = q.claim_due_deliveries(conn, self._batch)
+            due = outbox.claim_due_deliveries(conn, self._batch)
             if not due:
                 return 0
             bodies = {}
             for d in due:
-                row = q.event_with_alert(conn, d["event_id"])
+                row = outbox.event_with_alert(conn, d["event_id"])
                 bodies[d["id"]] = event_json(row).encode() if row else b"{}"
             # Sent while the rows stay locked (SKIP LOCKED keeps other senders off them); the timeout bounds it.
             results = list(senders.map(lambda d: self._send(http, d, bodies[d["id"]]), due))
             for d, (ok, status, error) in zip(due, results, strict=True):
                 attempts = d["attempts"] + 1
                 give_up = not ok and attempts >= self.settings.alerts_webhook_max_attempts
-                q.record_attempt(
+                outbox.record_attempt(
                     conn,
                     d["id"],
                     delivered=ok,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from alerts import AlertEngine
+from alerts import Action, AlertEngine, act
 from mimamori.settings import Settings
 from tests.alerts_helpers import T0, add_gauges, clean_alert_tables, levels, store, write_rules
 
@@ -79,6 +79,32 @@ def test_restart_rebuilds_state_without_repeating_or_missing(alert_settings, poo
     third.reload(force=True)  # nothing new: nothing repeated
     assert len(event_kinds(gauges)) == 2
     assert third.state_of("river-level", "g1").level == 3
+
+
+def test_an_alert_resolved_by_hand_is_opened_anew_at_the_next_change(alert_settings, pool, gauges):
+    engine = AlertEngine(alert_settings, pool)
+    engine.reload(force=True)
+    feed(engine, gauges, levels("g1", [4.6, 4.7]))
+    (alert_id,) = gauges.execute("SELECT id FROM alerts").fetchone()
+    act(gauges, alert_id, Action.resolve, "operator-key", "checked on site", None)
+    # the evaluator still stands at level 2; its next change (2 -> 3) finds no active alert: a new one is raised
+    feed(engine, gauges, levels("g1", [6.1], start=T0 + timedelta(minutes=20)))
+    assert event_kinds(gauges) == [("raised", 2, 0), ("resolved", 0, 2), ("raised", 3, 0)]
+    assert [(r[2], r[3]) for r in alert_rows(gauges)] == [("resolved", 2), ("open", 3)]
+
+
+def test_a_transition_from_a_level_the_store_does_not_hold_is_not_stored_and_rebuilds(alert_settings, pool, gauges):
+    engine = AlertEngine(alert_settings, pool)
+    engine.reload(force=True)
+    feed(engine, gauges, levels("g1", [4.6, 4.7]))
+    gauges.execute("UPDATE alerts SET level = 1")  # the store changed under the evaluator (not by the API)
+    feed(engine, gauges, levels("g1", [6.1], start=T0 + timedelta(minutes=20)))
+    # the evaluator's 'escalated 2 -> 3' does not start from the stored 1: nothing is guessed, a rebuild is due
+    assert event_kinds(gauges) == [("raised", 2, 0)]
+    assert engine.resync_pending
+    engine.reload(force=True)  # what the loop does next: from the stored level to where the readings stand
+    assert event_kinds(gauges) == [("raised", 2, 0), ("escalated", 3, 1)]
+    assert engine.state_of("river-level", "g1").level == 3
 
 
 def test_silence_rises_near_an_active_alert_and_clears_when_the_gauge_speaks(alert_settings, pool, gauges):

@@ -209,9 +209,11 @@ async def get_cap_message(
 # -- lifecycle -----------------------------------------------------------------------------------------
 
 
-def _change(pool: ConnectionPool, action: Any, alert_id: int, who: Principal, note: str | None) -> dict[str, Any]:
+def _change(
+    pool: ConnectionPool, action: alerts.Action, alert_id: int, who: Principal, note: str | None
+) -> dict[str, Any]:
     with pool.connection() as conn:
-        action(conn, alert_id, who.key_id, note, _tenant(who))
+        alerts.act(conn, alert_id, action, who.key_id, note, _tenant(who))
         found = alerts.alert_with_events(conn, alert_id, _tenant(who))
     assert found is not None
     return _names_for(who, found)
@@ -220,19 +222,19 @@ def _change(pool: ConnectionPool, action: Any, alert_id: int, who: Principal, no
 @router.post("/v1/alerts/{alert_id}/acknowledge")
 async def acknowledge(alert_id: int, who: Operator, pool: Pool, body: Note | None = None) -> dict[str, Any]:
     """An operator is on it (open -> acknowledged), with a note."""
-    return await run_in_threadpool(_change, pool, alerts.acknowledge, alert_id, who, body.note if body else None)
+    return await run_in_threadpool(_change, pool, alerts.Action.acknowledge, alert_id, who, body.note if body else None)
 
 
 @router.post("/v1/alerts/{alert_id}/resolve")
 async def resolve(alert_id: int, who: Operator, pool: Pool, body: Note | None = None) -> dict[str, Any]:
     """Resolve by hand (rules resolve their alerts when the clear condition holds)."""
-    return await run_in_threadpool(_change, pool, alerts.resolve, alert_id, who, body.note if body else None)
+    return await run_in_threadpool(_change, pool, alerts.Action.resolve, alert_id, who, body.note if body else None)
 
 
 @router.post("/v1/alerts/{alert_id}/close")
 async def close(alert_id: int, who: Operator, pool: Pool, body: Note | None = None) -> dict[str, Any]:
     """File a resolved alert away."""
-    return await run_in_threadpool(_change, pool, alerts.close, alert_id, who, body.note if body else None)
+    return await run_in_threadpool(_change, pool, alerts.Action.close, alert_id, who, body.note if body else None)
 
 
 # -- rules ---------------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
-"""SQL of the alerts package, parameterised, one function per question. Tenant confinement is in the SQL:
-every read that a person can reach takes ``tenant`` (None = the caller sees every tenant)."""
+"""The alert store: SQL of the tables ``alerts``, ``alert_events``, ``cap_messages`` and ``alert_rules``, and the
+reads the engine starts from (active devices, window readings). Parameterised, one function per question.
+
+Tenant confinement is in the SQL: every read that a person can reach takes ``tenant`` (None = the caller sees every
+tenant). Delivery (cursors, webhook subscriptions, their deliveries and retries) is alerts/outbox.py.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from alerts import cap_messages
+from alerts.cap_messages import MSG_TYPE_OF_EVENT, CapMessage, identifier_for, place_names
 from alerts.evaluate import Observation
+from alerts.model import DeviceInfo
 
-ACTIVE = ("open", "acknowledged")
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What rules need to know of a device: type, tenant, site metadata, place, expected interval."""
-
-    id: str
-    tenant_id: str
-    device_type: str
-    metadata: dict[str, Any]
-    lon: float | None
-    lat: float | None
-    expected_interval: timedelta
+# -- what the engine reads: devices ------------------------------------------------------------------
 
 
 def active_devices(conn: psycopg.Connection) -> list[DeviceInfo]:
@@ -113,7 +106,7 @@ def devices_near_active_alerts(
     return {r[0] for r in rows}
 
 
-# -- the alert store -----------------------------------------------------------------------------------
+# -- alerts and their events -----------------------------------------------------------------------------------
 
 
 _COLUMNS = (
@@ -142,14 +135,14 @@ class NewAlert:
     buffer_m: float  # otherwise a buffer around the location, when > 0
 
 
-def find_active(conn: psycopg.Connection, rule_id: str, subject: str) -> tuple[int, int] | None:
-    """(alert id, level) of the active alert of (rule, subject), locked for the change."""
+def find_active(conn: psycopg.Connection, rule_id: str, subject: str) -> tuple[int, int, str] | None:
+    """(alert id, level, state) of the active alert of (rule, subject), locked for the change."""
     row = conn.execute(
-        "SELECT id, level FROM alerts WHERE rule_id = %s AND subject = %s AND state IN ('open', 'acknowledged')"
-        " FOR UPDATE",
+        "SELECT id, level, state FROM alerts WHERE rule_id = %s AND subject = %s"
+        " AND state IN ('open', 'acknowledged') FOR UPDATE",
         (rule_id, subject),
     ).fetchone()
-    return (int(row[0]), int(row[1])) if row else None
+    return (int(row[0]), int(row[1]), str(row[2])) if row else None
 
 
 def insert_alert(conn: psycopg.Connection, a: NewAlert) -> int:
@@ -196,14 +189,34 @@ def set_level(conn: psycopg.Connection, alert_id: int, level: int, value: float 
     )
 
 
-def set_resolved(
-    conn: psycopg.Connection, alert_id: int, actor: str, value: float | None, device_time: datetime | None
+# The columns a change of state may stamp (alerts/states.py names them): identifiers cannot be parameters.
+_STAMPED = frozenset({"acknowledged_at", "resolved_at", "closed_at"})
+_SIGNED = frozenset({"acknowledged_by", "resolved_by"})
+
+
+def set_state(
+    conn: psycopg.Connection,
+    alert_id: int,
+    state: str,
+    *,
+    at_column: str,
+    by_column: str | None,
+    actor: str,
+    value: float | None = None,
+    device_time: datetime | None = None,
 ) -> None:
+    """Move the alert to ``state``, stamping ``at_column`` now and ``by_column`` with the actor; a rule's resolve
+    also records its last value and device time."""
+    if at_column not in _STAMPED or (by_column is not None and by_column not in _SIGNED):
+        raise ValueError(f"not a lifecycle column: {at_column}, {by_column}")
+    signed = sql.SQL(", {} = %(actor)s").format(sql.Identifier(by_column)) if by_column else sql.SQL("")
     conn.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = clock_timestamp(), resolved_by = %s,"
-        " value = coalesce(%s, value), device_time = coalesce(%s, device_time), updated_at = clock_timestamp()"
-        " WHERE id = %s",
-        (actor, value, device_time, alert_id),
+        sql.SQL(
+            "UPDATE alerts SET state = %(state)s, {at} = clock_timestamp(){signed},"
+            " value = coalesce(%(value)s, value), device_time = coalesce(%(dt)s, device_time),"
+            " updated_at = clock_timestamp() WHERE id = %(id)s"
+        ).format(at=sql.Identifier(at_column), signed=signed),
+        {"state": state, "actor": actor, "value": value, "dt": device_time, "id": alert_id},
     )
 
 
@@ -240,7 +253,7 @@ def insert_event(
     ).fetchone()
     assert row is not None
     # the change's CAP message (if it is one) is fixed now, in the same transaction: see alerts/cap_messages.py
-    cap_messages.record(conn, alert_id, int(row[0]), kind)
+    record_cap_message(conn, alert_id, int(row[0]), kind)
     return int(row[0])
 
 
@@ -253,20 +266,59 @@ def lock_alert(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> d
         ).fetchone()
 
 
-def set_acknowledged(conn: psycopg.Connection, alert_id: int, actor: str) -> None:
-    conn.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_at = clock_timestamp(), acknowledged_by = %s,"
-        " updated_at = clock_timestamp() WHERE id = %s",
-        (actor, alert_id),
-    )
+# -- CAP messages (what each is: alerts/cap_messages.py) -------------------------------------------------
 
 
-def set_closed(conn: psycopg.Connection, alert_id: int) -> None:
+def record_cap_message(conn: psycopg.Connection, alert_id: int, event_id: int, kind: str) -> str | None:
+    """Store the CAP message of a new event: its identifier, or None when the event is no message. Runs in the
+    event's transaction, under the lock on the alert row every change takes: sequence numbers cannot race."""
+    msg_type = MSG_TYPE_OF_EVENT.get(kind)
+    if msg_type is None:
+        return None
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT a.subject, a.device_id, d.name AS device_name, d.metadata, t.name AS tenant_name,"
+            " date_trunc('second', e.at) AS sent,"
+            " (SELECT coalesce(max(m.seq), 0) + 1 FROM cap_messages m WHERE m.alert_id = a.id) AS seq"
+            " FROM alerts a JOIN alert_events e ON e.id = %s AND e.alert_id = a.id"
+            " LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN tenants t ON t.id = a.tenant_id"
+            " WHERE a.id = %s",
+            (event_id, alert_id),
+        ).fetchone()
+    assert row is not None, f"event {event_id} of alert {alert_id} was just stored"
+    seq = int(row["seq"])
+    if seq == 1 and msg_type != "Alert":  # cannot happen: an alert's first event is 'raised'
+        raise RuntimeError(f"alert {alert_id}: first CAP message would be a {kind} event")
+    ja, en = place_names(row)
+    identifier = identifier_for(alert_id, seq, row["sent"])
     conn.execute(
-        "UPDATE alerts SET state = 'closed', closed_at = clock_timestamp(), updated_at = clock_timestamp()"
-        " WHERE id = %s",
-        (alert_id,),
+        "INSERT INTO cap_messages (alert_id, seq, event_id, identifier, sent, msg_type, area_ja, area_en)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (alert_id, seq, event_id, identifier, row["sent"], msg_type, ja, en),
     )
+    return identifier
+
+
+_CAP_SELECT = (
+    "SELECT m.alert_id, m.seq, m.identifier, m.sent, m.msg_type, m.area_ja, m.area_en,"
+    " e.kind, e.level, e.previous_level, e.state, e.value"
+    " FROM cap_messages m JOIN alert_events e ON e.id = m.event_id"
+)
+
+
+def cap_messages_of(conn: psycopg.Connection, alert_id: int) -> list[CapMessage]:
+    """Every CAP message of the alert, oldest first."""
+    return cap_messages_of_alerts(conn, [alert_id]).get(alert_id, [])
+
+
+def cap_messages_of_alerts(conn: psycopg.Connection, alert_ids: list[int]) -> dict[int, list[CapMessage]]:
+    """The CAP messages of each alert, oldest first (one query for a whole feed)."""
+    rows = conn.execute(_CAP_SELECT + " WHERE m.alert_id = ANY(%s) ORDER BY m.alert_id, m.seq", (alert_ids,)).fetchall()
+    out: dict[int, list[CapMessage]] = {}
+    for r in rows:
+        message = CapMessage(*r)
+        out.setdefault(message.alert_id, []).append(message)
+    return out
 
 
 # -- reading alerts ------------------------------------------------------------------------------------
@@ -285,7 +337,7 @@ class AlertFilter:
     offset: int = 0
 
 
-def _bbox_params(bbox: tuple[float, float, float, float] | None) -> dict[str, float | None]:
+def bbox_params(bbox: tuple[float, float, float, float] | None) -> dict[str, float | None]:
     x0, y0, x1, y1 = bbox if bbox else (None, None, None, None)
     return {"x0": x0, "y0": y0, "x1": x1, "y1": y1}
 
@@ -307,7 +359,7 @@ def list_alerts(conn: psycopg.Connection, f: AlertFilter, tenant: str | None) ->
         "until": f.until,
         "limit": f.limit,
         "offset": f.offset,
-        **_bbox_params(f.bbox),
+        **bbox_params(f.bbox),
     }
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
@@ -358,7 +410,7 @@ def events_after(
 ) -> list[dict[str, Any]]:
     """Events newer than ``after_id`` with their alert (as it is now), oldest first: the live stream's source."""
     params: dict[str, Any] = {"after": after_id, "tenant": tenant, "min_level": min_level, "limit": limit}
-    params.update(_bbox_params(bbox))
+    params.update(bbox_params(bbox))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"SELECT {_EVENT_COLUMNS}, row_to_json(al) AS alert FROM alert_events e"
@@ -376,175 +428,6 @@ def events_after(
 def newest_event_id(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()
     return int(row[0]) if row else 0
-
-
-# -- distribution: cursors, webhooks, deliveries ---------------------------------------------------------
-
-
-def lock_cursor(conn: psycopg.Connection, consumer: str) -> int:
-    """The consumer's position, locked until the transaction ends (one distributor of a kind at a time).
-
-    A new consumer starts at the beginning, so events stored before it first ran (by a rebuild at start) are not
-    skipped.
-    """
-    conn.execute(
-        "INSERT INTO alert_dispatch_cursors (consumer, last_event_id) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-        (consumer,),
-    )
-    row = conn.execute(
-        "SELECT last_event_id FROM alert_dispatch_cursors WHERE consumer = %s FOR UPDATE", (consumer,)
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def move_cursor(conn: psycopg.Connection, consumer: str, last_event_id: int) -> None:
-    conn.execute(
-        "UPDATE alert_dispatch_cursors SET last_event_id = %s, updated_at = now() WHERE consumer = %s",
-        (last_event_id, consumer),
-    )
-
-
-def create_webhook(
-    conn: psycopg.Connection,
-    *,
-    tenant_id: str,
-    all_tenants: bool,
-    url: str,
-    secret: str,
-    min_level: int,
-    hazards: list[str] | None,
-    bbox: tuple[float, float, float, float] | None,
-    actor: str,
-) -> int:
-    params = {
-        "tenant": tenant_id,
-        "all": all_tenants,
-        "url": url,
-        "secret": secret,
-        "min_level": min_level,
-        "hazards": hazards,
-        "actor": actor,
-        **_bbox_params(bbox),
-    }
-    row = conn.execute(
-        "INSERT INTO alert_webhooks (tenant_id, all_tenants, url, secret, min_level, hazards, bbox, created_by)"
-        " VALUES (%(tenant)s, %(all)s, %(url)s, %(secret)s, %(min_level)s, %(hazards)s,"
-        " CASE WHEN %(x0)s::float8 IS NULL THEN NULL"
-        " ELSE ST_MakeEnvelope(%(x0)s::float8, %(y0)s::float8, %(x1)s::float8, %(y1)s::float8, 4326) END,"
-        " %(actor)s) RETURNING id",
-        params,
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-_WEBHOOK_COLUMNS = (
-    "w.id, w.tenant_id, w.all_tenants, w.url, w.min_level, w.hazards, ST_AsGeoJSON(w.bbox)::json AS bbox,"
-    " w.active, w.created_at, w.created_by"
-)
-
-
-def list_webhooks(conn: psycopg.Connection, tenant: str | None) -> list[dict[str, Any]]:
-    """Subscriptions (never their secrets)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM alert_webhooks w WHERE %s::text IS NULL OR w.tenant_id = %s ORDER BY w.id",
-            (tenant, tenant),
-        ).fetchall()
-
-
-def delete_webhook(conn: psycopg.Connection, webhook_id: int, tenant: str | None) -> bool:
-    return (
-        conn.execute(
-            "DELETE FROM alert_webhooks WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)",
-            (webhook_id, tenant, tenant),
-        ).rowcount
-        == 1
-    )
-
-
-def fan_out_deliveries(conn: psycopg.Connection, after_id: int, up_to_id: int) -> int:
-    """Queue a delivery of each event in (after_id, up_to_id] to every active subscription it matches."""
-    return conn.execute(
-        "INSERT INTO alert_webhook_deliveries (webhook_id, event_id)"
-        " SELECT w.id, e.id FROM alert_events e JOIN alerts a ON a.id = e.alert_id"
-        " JOIN alert_webhooks w ON w.active"
-        "  AND (w.all_tenants OR w.tenant_id = a.tenant_id)"
-        "  AND greatest(e.level, coalesce(e.previous_level, 0)) >= w.min_level"
-        "  AND (w.hazards IS NULL OR a.hazard = ANY(w.hazards))"
-        "  AND (w.bbox IS NULL OR ST_Intersects(coalesce(a.area, a.location), w.bbox))"
-        "  AND e.at >= w.created_at"  # a new subscription gets changes from now on, not the history
-        " WHERE e.id > %s AND e.id <= %s"
-        " ON CONFLICT (webhook_id, event_id) DO NOTHING",
-        (after_id, up_to_id),
-    ).rowcount
-
-
-def claim_due_deliveries(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
-    """Pending deliveries that are due, locked (SKIP LOCKED: several senders never send one twice at once)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT d.id, d.webhook_id, d.event_id, d.attempts, w.url, w.secret FROM alert_webhook_deliveries d"
-            " JOIN alert_webhooks w ON w.id = d.webhook_id"
-            " WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND w.active"
-            " ORDER BY d.next_attempt_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",
-            (limit,),
-        ).fetchall()
-
-
-def record_attempt(
-    conn: psycopg.Connection,
-    delivery_id: int,
-    *,
-    delivered: bool,
-    give_up: bool,
-    retry_in: timedelta,
-    response_status: int | None,
-    error: str | None,
-) -> None:
-    conn.execute(
-        "UPDATE alert_webhook_deliveries SET attempts = attempts + 1, last_attempt_at = clock_timestamp(),"
-        " response_status = %(status)s, error = %(error)s,"
-        " status = CASE WHEN %(ok)s THEN 'delivered' WHEN %(give_up)s THEN 'failed' ELSE 'pending' END,"
-        " delivered_at = CASE WHEN %(ok)s THEN clock_timestamp() END,"
-        " next_attempt_at = clock_timestamp() + %(retry)s"
-        " WHERE id = %(id)s",
-        {
-            "status": response_status,
-            "error": error,
-            "ok": delivered,
-            "give_up": give_up,
-            "retry": retry_in,
-            "id": delivery_id,
-        },
-    )
-
-
-def deliveries_of(
-    conn: psycopg.Connection, webhook_id: int, tenant: str | None, limit: int
-) -> list[dict[str, Any]] | None:
-    """The subscription's delivery log, newest first; None when there is no such subscription for ``tenant``
-    (another tenant's answers exactly as a missing one, not as an empty log)."""
-    visible = conn.execute(
-        "SELECT 1 FROM alert_webhooks WHERE id = %s AND (%s::text IS NULL OR tenant_id = %s)",
-        (webhook_id, tenant, tenant),
-    ).fetchone()
-    if visible is None:
-        return None
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT d.id, d.event_id, d.status, d.attempts, d.next_attempt_at, d.last_attempt_at,"
-            " d.response_status, d.error, d.delivered_at FROM alert_webhook_deliveries d"
-            " JOIN alert_webhooks w ON w.id = d.webhook_id"
-            " WHERE d.webhook_id = %s AND (%s::text IS NULL OR w.tenant_id = %s) ORDER BY d.id DESC LIMIT %s",
-            (webhook_id, tenant, tenant, limit),
-        ).fetchall()
-
-
-def event_with_alert(conn: psycopg.Connection, event_id: int) -> dict[str, Any] | None:
-    rows = events_after(conn, event_id - 1, None, limit=1)
-    return rows[0] if rows and rows[0]["id"] == event_id else None
 
 
 def alert_with_events(conn: psycopg.Connection, alert_id: int, tenant: str | None) -> dict[str, Any] | None:
