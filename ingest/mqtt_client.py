@@ -1,6 +1,9 @@
 """The ingestor's MQTT client: paho-mqtt's, made cheaper per message where ingest spends its time.
 
-Three changes, each behind paho's own behaviour (pinned to paho-mqtt 2.x in pyproject.toml):
+Three changes, each behind paho's own behaviour. They reach into paho's private names (``PAHO_PRIVATE_NAMES``), so
+pyproject.toml pins paho-mqtt to the minor they were checked against (2.2), and ``make_client`` checks them on a
+paho client first: with any of them missing (or no longer callable as used), it warns once and builds a
+``PublicPathClient`` instead, which uses paho's public API only (``on_message``, ``ack``). The changes:
 
 * ``ack_batch`` queues the PUBACKs of a committed batch as one buffer: one wake-up of the network thread and one
   ``send``, where ``ack`` wakes it and sends once per message.
@@ -16,16 +19,21 @@ Three changes, each behind paho's own behaviour (pinned to paho-mqtt 2.x in pypr
   before, so paho still parses, rejects and logs it.
 
 tests/test_ingest_plain_publish.py checks the fast path against paho's own decoder on arbitrary bytes;
-tests/test_ingest_mqtt_client.py checks both paths through a real broker over TCP and TLS; the ingest and fault
+tests/test_ingest_mqtt_client.py checks both paths through a real broker over TCP and TLS, that
+``PAHO_PRIVATE_NAMES`` is what this module uses, and ingest through ``PublicPathClient``; the ingest and fault
 tests cover reconnects and redelivery.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import struct
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
@@ -40,20 +48,101 @@ _WRITE_EVERY = 64  # packets handled between chances to send what is due (acknow
 _HOLD_WAIT_S = 0.05  # how long a held read waits for room before paho's loop goes round (writes, pings)
 _PLAIN_QOS1_PUBLISH = 0x32  # first byte, DUP and RETAIN masked off (0xF6): packet type 3, QoS 1
 
+log = logging.getLogger(__name__)
 
-class BatchAckClient(mqtt.Client):
+PAHO_PRIVATE_NAMES: tuple[str, ...] = (
+    # Methods of paho's Client the fast path calls, or overrides and calls through super().
+    "_easy_log",
+    "_packet_queue",
+    "_packet_read",
+    "_sock_close",
+    "_sock_recv",
+    # Attributes paho's Client sets up in __init__.
+    "_in_callback_mutex",
+    "_in_packet",
+    "_last_bytes_received",
+    "_manual_ack",
+    "_msgtime_mutex",
+    "_ping_t",
+    "_protocol",
+    # Module-level, in paho.mqtt.client: undocumented, the clock paho measures _last_bytes_received on.
+    "time_func",
+)
+"""Every name of paho's the fast path relies on beyond its documented API (tests/test_ingest_mqtt_client.py
+compares it with what this module uses)."""
+
+_PAHO_MODULE_NAMES = frozenset({"time_func"})
+# The callables among them, with the positional arguments the fast path passes: a changed signature counts as missing.
+_PAHO_CALLS = {"_easy_log": 3, "_packet_queue": 4, "_packet_read": 0, "_sock_close": 0, "_sock_recv": 1, "time_func": 0}
+_ABSENT = object()
+
+
+def missing_paho_names(paho_client: type[mqtt.Client] = mqtt.Client, paho_module: ModuleType = mqtt) -> list[str]:
+    """The names of ``PAHO_PRIVATE_NAMES`` that a client of ``paho_client`` (or ``paho_module``, for module-level
+    ones) lacks, or cannot use as the fast path does. Asked of paho's own class, not ours: ours defines some."""
+    probe = paho_client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)  # opens no socket
+    missing = []
+    for name in PAHO_PRIVATE_NAMES:
+        value = getattr(paho_module if name in _PAHO_MODULE_NAMES else probe, name, _ABSENT)
+        if value is _ABSENT or not _fits(name, value):
+            missing.append(name)
+    return missing
+
+
+def _fits(name: str, value: object) -> bool:
+    """Whether paho's ``name`` is still what the fast path uses it as."""
+    if name == "_in_packet":
+        return isinstance(value, dict) and "command" in value  # paho's dict of the packet being received
+    if name not in _PAHO_CALLS:
+        return True
+    if not callable(value):
+        return False
+    try:
+        inspect.signature(value).bind(*[None] * _PAHO_CALLS[name])
+    except TypeError:
+        return False
+    except ValueError:  # a builtin without a signature to read: being callable is all that can be checked
+        return True
+    return True
+
+
+class IngestClient(mqtt.Client):
+    """What the ingestor needs of its MQTT client, by the fast path (``BatchAckClient``) or paho's public one."""
+
+    fast_path = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Taken only with manual acknowledgement (paho would acknowledge after on_message) and MQTT 5, whose
+        # packet layout the fast path reads. Never called on paho's public path: on_message has every message.
+        self.on_plain_publish: PublishHandler | None = None
+        # Asked before each read of the socket, with how long it may wait: True while the owner holds as much as
+        # it may, and the socket must wait. TCP then pushes back on the broker. The public path has no hook
+        # before a read: its owner holds in on_message instead (ingest/mqtt_consumer.py).
+        self.hold_reading: Callable[[float], bool] | None = None
+
+    def ack_batch(self, mids: list[int]) -> None:
+        """Acknowledge these QoS-1 messages (of the connection they came on)."""
+        raise NotImplementedError
+
+
+class PublicPathClient(IngestClient):
+    """paho's client by its public API alone, for a paho whose private names are not what the fast path needs."""
+
+    def ack_batch(self, mids: list[int]) -> None:
+        for mid in mids:
+            self.ack(mid, 1)
+
+
+class BatchAckClient(IngestClient):
     """paho's client, plus batched acknowledgements, chunked reads and a fast path for plain publishes."""
+
+    fast_path = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._chunk = b""
         self._chunk_pos = 0
-        # Taken only with manual acknowledgement (paho would acknowledge after on_message) and MQTT 5, whose
-        # packet layout the fast path reads.
-        self.on_plain_publish: PublishHandler | None = None
-        # Asked before each read of the socket, with how long it may wait: True while the owner holds as much as
-        # it may, and the socket must wait. TCP then pushes back on the broker.
-        self.hold_reading: Callable[[float], bool] | None = None
 
     def ack_batch(self, mids: list[int]) -> None:
         if mids:
@@ -158,10 +247,18 @@ class BatchAckClient(mqtt.Client):
         return handled
 
 
-def make_client(settings: Settings, client_id: str, *, manual_ack: bool) -> BatchAckClient:
-    client = BatchAckClient(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack
-    )
+def make_client(settings: Settings, client_id: str, *, manual_ack: bool) -> IngestClient:
+    """The fast path's client if this paho has every name it uses, else paho's public path, with one warning."""
+    missing = missing_paho_names()
+    if missing:
+        log.warning(
+            "paho-mqtt %s lacks what the ingest fast path uses (%s): taking paho's public path, which is slower "
+            "(install the paho-mqtt version pyproject.toml pins; docs/scaling.md)",
+            paho.mqtt.__version__,
+            ", ".join(missing),
+        )
+    kind = PublicPathClient if missing else BatchAckClient
+    client = kind(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     if settings.mqtt_username:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         client.username_pw_set(settings.mqtt_username, password)

@@ -4,7 +4,8 @@ Memory is bounded twice. The MQTT 5 Receive Maximum we announce bounds the messa
 that many unacknowledged QoS-1 messages, and we acknowledge only after their batch has committed. The bytes are
 bounded too (``ingest_max_queued_bytes``): a window full of maximum-size payloads, each decoded into thousands of
 readings, would otherwise be Receive Maximum × 256 KiB × the decoding's expansion. Past the bound the network
-thread leaves the socket unread (it still sends acknowledgements and pings) until a batch commits. When the
+thread leaves the socket unread (by the client's fast path it still sends acknowledgements and pings; on paho's
+public path, taken when paho lacks what the fast path uses, it sends nothing meanwhile) until a batch commits. When the
 database is down, batches wait and the broker holds everything else in our session.
 """
 
@@ -82,6 +83,7 @@ def batch_writer(settings: Settings, pool: ConnectionPool, committed: CommittedR
 
 
 _POLL_S = 0.002  # how often a batch being gathered looks for more messages
+_HOLD_WAIT_S = 0.05  # on paho's public path, how long a wait for room lasts before looking at the bound again
 
 
 class MqttIngestor:
@@ -151,9 +153,15 @@ class MqttIngestor:
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        """Messages with MQTT 5 properties, or at QoS 0, by paho's general path."""
+        """Messages with MQTT 5 properties, or at QoS 0, by paho's general path; all of them on paho's public path."""
         content_type = getattr(msg.properties, "ContentType", None) if msg.properties else None
         self._take(msg.topic, msg.payload, msg.mid, msg.qos, content_type)
+        if not self._client.fast_path:
+            # The public path has no hook before paho reads: waiting here, in its network thread, leaves the socket
+            # unread. Nothing is sent meanwhile either (acknowledgements, pings): a hold as long as the broker's
+            # keep-alive ends in a reconnect and a redelivery, which the database takes as duplicates.
+            while self._hold_reading(_HOLD_WAIT_S):
+                pass
 
     def _take(self, topic: str, payload: bytes, mid: int, qos: int = 1, content_type: str | None = None) -> None:
         """Decode, judge and queue one message. Called directly by the client's fast path for plain QoS-1
