@@ -503,8 +503,15 @@ CROSS JOIN LATERAL (
     FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log h
     WHERE h.hypertable_id = ca.raw_hypertable_id
 ) x
+CROSS JOIN LATERAL (  -- before the oldest chunk there are no raw rows to miss (TimescaleDB clamps its refreshes
+                    -- to the data, and logs dropped chunks as invalidations): the aggregate is all there is
+    SELECT coalesce(_timescaledb_functions.to_unix_microseconds(min(c.range_start)), 0) AS oldest
+    FROM timescaledb_information.chunks c
+    WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = 'readings'
+) d
 WHERE ca.user_view_schema = current_schema() AND ca.user_view_name = %(view)s
   AND x.lowest < w.upto AND x.greatest >= _timescaledb_functions.to_unix_microseconds(%(start)s)
+  AND x.greatest >= d.oldest
 """
 
 
