@@ -28,8 +28,8 @@ USED_INDIRECTLY = {
 }
 # Declared, unused, and why they stay — each a decision with a reason, not an oversight.
 KEPT_UNUSED = {
-    "aiomqtt": "named by the design card; measured against the simulator's own asyncio paho driver in "
-    "bench/mqtt_clients.py (docs/scaling.md)",
+    "aiomqtt": "named by the design card; whether the simulator fleet should move to it from its own asyncio "
+    "paho driver waits on a measurement of both at thousands of connections (issue 16, item 8)",
 }
 
 
