@@ -27,10 +27,7 @@ USED_INDIRECTLY = {
     "axe-playwright-python": "imported as axe_playwright_python",
 }
 # Declared, unused, and why they stay — each a decision with a reason, not an oversight.
-KEPT_UNUSED = {
-    "aiomqtt": "named by the design card; whether the simulator fleet should move to it from its own asyncio "
-    "paho driver waits on a measurement of both at thousands of connections (issue 16, item 8)",
-}
+KEPT_UNUSED: dict[str, str] = {}
 
 
 def _declared() -> list[str]:
