@@ -45,12 +45,10 @@ if [ -z "${MIMAMORI_MQTT_URL:-}" ]; then
     umask 077
     {
       echo "# written by make up (deploy/laptop-hub.sh); the environment and ./.env win over it"
-      echo "MIMAMORI_MQTT_URL=${MIMAMORI_MQTT_URL}"
-      grep -E '^MIMAMORI_[A-Z_]+=' var/mosquitto/hub-credentials.env
       echo "MIMAMORI_ADMIN_KEY_FILE=${MIMAMORI_ADMIN_KEY_FILE:-${PWD}/var/admin-key}"
-      # What this hub was started with (its database, its ports) holds for the commands beside it too.
-      env | grep -E '^MIMAMORI_[A-Z0-9_]+=' | grep -vE "^MIMAMORI_(MQTT_URL|ADMIN_KEY_FILE|LAPTOP_[A-Z_]+)=|'" \
-        | grep -vE "^($(grep -oE '^MIMAMORI_[A-Z_]+' var/mosquitto/hub-credentials.env | paste -sd '|'))=" \
+      # The broker's address and the hub's accounts (exported above), and what this hub was started with (its
+      # database, its ports): they hold for the commands beside it too.
+      env | grep -E '^MIMAMORI_[A-Z0-9_]+=' | grep -vE "^MIMAMORI_(ADMIN_KEY_FILE|LAPTOP_[A-Z_]+)=|'" \
         | sed -E "s/^([^=]+)=(.*)$/\1='\2'/" || true
     } > var/laptop.env.tmp
     mv var/laptop.env.tmp var/laptop.env
