@@ -1,6 +1,7 @@
 """Device simulators: sensor models over Toyota City, scenarios (calm, typhoon, faults), CSV replay, and an
-MQTT publisher that plays them to the hub as real devices would. A device, not a part of the hub: it uses
-only the public contract (topics, payload codecs) and credentials handed to it.
+MQTT publisher that plays them to the hub as real devices would; and the synthetic stand register
+(`simulators.stand_register`, imported by its path: it needs geopandas, which a device run does not). A device,
+not a part of the hub: it uses only the public contract (topics, payload codecs) and credentials handed to it.
 """
 
 from simulators.clock import SimClock

@@ -19,7 +19,7 @@ from shapely.geometry import Point
 
 from devices.seed import seed_city
 from geo.queries import sensors_in_stand
-from geo.sample_stands import SOURCE_CRS, SampleOptions, generate, write
+from simulators.stand_register import SOURCE_CRS, SampleOptions, generate, write
 from geo.stand_import import import_register, prepare, read_register
 from geo.stand_model import ColumnMap, Stand
 from hub import cli

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geo.sample_stands import SPECIES
+from simulators.stand_register import SPECIES
 from geo.species import SpeciesNames, fold, load_species_names
 from mimamori.errors import ConfigError
 

@@ -28,7 +28,7 @@ from geo import (
     stand_features,
     stand_id_of,
 )
-from geo.sample_stands import SampleOptions, generate
+from simulators.stand_register import SampleOptions, generate
 from geo.stand_model import Rejection, Stand
 from tests.services import TEST_TIMESCALEDB
 

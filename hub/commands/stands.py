@@ -92,7 +92,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same register).")] = 232114,
 ) -> None:
     """Write a SYNTHETIC stand register for Toyota City's mountain districts, in EPSG:6675 like a real one."""
-    from geo.sample_stands import SampleOptions, generate, write
+    from simulators.stand_register import SampleOptions, generate, write
 
     with _progress() as progress:
         task = progress.add_task("generating stands", total=count)
