@@ -13,8 +13,9 @@ from typing import Any
 from shapely.geometry import Point, Polygon, mapping
 
 from alerts.evaluate import site_levels
-from alerts.model import DeviceInfo, SubjectPlace
+from alerts.model import SubjectPlace
 from alerts.ruleset import AnyRule, Area, CompositeRule, LevelStep, Target
+from devices.records import DeviceRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ def _shape(area: Area) -> Polygon:
     return _circle(area.center, area.radius_m)
 
 
-def matches(target: Target, device: DeviceInfo) -> bool:
+def matches(target: Target, device: DeviceRecord) -> bool:
     if target.device and device.id not in target.device:
         return False
     if target.device_type and device.device_type not in target.device_type:
@@ -81,7 +82,7 @@ def matches(target: Target, device: DeviceInfo) -> bool:
     return True
 
 
-def bind(rules: Iterable[AnyRule], devices: Iterable[DeviceInfo]) -> list[Binding]:
+def bind(rules: Iterable[AnyRule], devices: Iterable[DeviceRecord]) -> list[Binding]:
     """Every (rule, subject) to evaluate. Devices a threshold rule has no levels for are left out."""
     devices = list(devices)
     out: list[Binding] = []
@@ -91,7 +92,7 @@ def bind(rules: Iterable[AnyRule], devices: Iterable[DeviceInfo]) -> list[Bindin
         chosen = [d for d in devices if matches(rule.target, d)]
         area = rule.area or rule.target.area
         if isinstance(rule, CompositeRule):
-            groups: dict[str, list[DeviceInfo]] = {}
+            groups: dict[str, list[DeviceRecord]] = {}
             for d in chosen:
                 if rule.group_by:
                     value = d.metadata.get(rule.group_by)

@@ -26,9 +26,10 @@ from alerts import store
 from alerts.binding import Binding, bind
 from alerts.evaluate import Observation, SubjectState, Transition, evaluate, evaluate_silence, rebuild
 from alerts.lifecycle import StaleTransition, apply_transition
-from alerts.model import DeviceInfo
 from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_directory, rules_fingerprint
 from alerts.ruleset import AnyRule, SilenceRule, lookback
+from devices.queries import active_devices
+from devices.records import DeviceRecord
 from mimamori import metrics
 from mimamori.committed import CommittedReading
 from mimamori.settings import Settings
@@ -87,7 +88,7 @@ class AlertEngine:
         self._index = _Index()
         self._states: dict[tuple[str, str], SubjectState] = {}
         self._version: object = None
-        self._devices: dict[str, DeviceInfo] = {}
+        self._devices: dict[str, DeviceRecord] = {}
         self.ready = threading.Event()  # state rebuilt, evaluating
 
     # -- input ------------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class AlertEngine:
                 fingerprint = rules_fingerprint(directory)
             except OSError:
                 fingerprint = ()
-            devices = store.active_devices(conn)
+            devices = active_devices(conn)
             version = (fingerprint, store.api_rules_version(conn), sorted((d.id, repr(d)) for d in devices))
             if not force and version == self._version:
                 return
@@ -276,13 +277,15 @@ class AlertEngine:
         device_ids = sorted({b.devices[0] for b in silence})
         with self._pool.connection() as conn:
             last = store.last_reading_times(conn, device_ids)
-            devices = {d.id: d for d in store.active_devices(conn)}
+            devices = {d.id: d for d in active_devices(conn)}
+            located = (devices[i] for i in device_ids if i in devices)
+            places = {d.id: (d.lon, d.lat) for d in located if d.lon is not None and d.lat is not None}
             near: dict[tuple[float, str], set[str]] = {}
             for b in silence:
                 assert isinstance(b.rule, SilenceRule)
                 k = (b.rule.nearby_m, b.rule.id)
                 if k not in near:
-                    near[k] = store.devices_near_active_alerts(conn, device_ids, b.rule.nearby_m, b.rule.id)
+                    near[k] = store.devices_near_active_alerts(conn, places, b.rule.nearby_m, b.rule.id)
         transitions: list[tuple[Binding, Transition]] = []
         for b in silence:
             assert isinstance(b.rule, SilenceRule)

@@ -1,27 +1,14 @@
-"""Value types shared by the pure core and the store: what rules know of a device, and where a subject is.
+"""Value types shared by the pure core and the store: where a subject is. (What rules know of a device is the
+device read model itself, devices.records.DeviceRecord.)
 
-Pure: no database. They live here, not in alerts/store.py, so binding.py can match rules to devices without
-importing the SQL that reads them.
+Pure: no database. They live here, not in alerts/store.py, so binding.py can place subjects without importing the
+SQL that reads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What rules need to know of a device: type, tenant, site metadata, place, expected interval."""
-
-    id: str
-    tenant_id: str
-    device_type: str
-    metadata: dict[str, Any]
-    lon: float | None
-    lat: float | None
-    expected_interval: timedelta
 
 
 @dataclass(frozen=True, slots=True)

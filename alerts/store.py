@@ -8,6 +8,7 @@ tenant). Delivery (cursors, webhook subscriptions, their deliveries and retries)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,21 +20,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.cap_messages import MSG_TYPE_OF_EVENT, CapMessage, identifier_for, place_names
 from alerts.evaluate import Observation
-from alerts.model import DeviceInfo
-
-# -- what the engine reads: devices ------------------------------------------------------------------
-
-
-def active_devices(conn: psycopg.Connection) -> list[DeviceInfo]:
-    rows = conn.execute(
-        "SELECT id, tenant_id, device_type, metadata, ST_X(location), ST_Y(location), expected_interval"
-        " FROM devices WHERE status = 'active'"
-    ).fetchall()
-    return [
-        DeviceInfo(r[0], r[1], r[2], r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}"), r[4], r[5], r[6])
-        for r in rows
-    ]
-
+from devices.queries import get_device_record, tenant_name
 
 # -- API-managed rules ------------------------------------------------------------------------------
 
@@ -93,15 +80,17 @@ def last_reading_times(conn: psycopg.Connection, device_ids: list[str]) -> dict[
 
 
 def devices_near_active_alerts(
-    conn: psycopg.Connection, device_ids: list[str], meters: float, other_than_rule: str
+    conn: psycopg.Connection, places: Mapping[str, tuple[float, float]], meters: float, other_than_rule: str
 ) -> set[str]:
-    """Devices within ``meters`` of an active alert of another rule (its area, or its point)."""
+    """Of the devices at ``places`` (id: lon, lat), those within ``meters`` of an active alert of another rule
+    (its area, or its point)."""
+    ids = list(places)
     rows = conn.execute(
-        "SELECT d.id FROM devices d WHERE d.id = ANY(%s) AND d.location IS NOT NULL AND EXISTS ("
+        "SELECT p.id FROM unnest(%s::text[], %s::float8[], %s::float8[]) AS p(id, lon, lat) WHERE EXISTS ("
         " SELECT 1 FROM alerts a WHERE a.state IN ('open', 'acknowledged') AND a.rule_id <> %s"
-        " AND a.subject <> d.id"
-        " AND ST_DWithin(coalesce(a.area, a.location)::geography, d.location::geography, %s))",
-        (device_ids, other_than_rule, meters),
+        " AND a.subject <> p.id AND ST_DWithin(coalesce(a.area, a.location)::geography,"
+        " ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326)::geography, %s))",
+        (ids, [places[i][0] for i in ids], [places[i][1] for i in ids], other_than_rule, meters),
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -277,15 +266,17 @@ def record_cap_message(conn: psycopg.Connection, alert_id: int, event_id: int, k
         return None
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT a.subject, a.device_id, d.name AS device_name, d.metadata, t.name AS tenant_name,"
-            " date_trunc('second', e.at) AS sent,"
+            "SELECT a.subject, a.device_id, a.tenant_id, date_trunc('second', e.at) AS sent,"
             " (SELECT coalesce(max(m.seq), 0) + 1 FROM cap_messages m WHERE m.alert_id = a.id) AS seq"
-            " FROM alerts a JOIN alert_events e ON e.id = %s AND e.alert_id = a.id"
-            " LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN tenants t ON t.id = a.tenant_id"
-            " WHERE a.id = %s",
+            " FROM alerts a JOIN alert_events e ON e.id = %s AND e.alert_id = a.id WHERE a.id = %s",
             (event_id, alert_id),
         ).fetchone()
     assert row is not None, f"event {event_id} of alert {alert_id} was just stored"
+    # The device's and the tenant's names, from their owner (devices/).
+    device = get_device_record(conn, row["device_id"]) if row["device_id"] is not None else None
+    row["device_name"] = device.name if device else None
+    row["metadata"] = dict(device.metadata) if device else None
+    row["tenant_name"] = tenant_name(conn, row["tenant_id"])
     seq = int(row["seq"])
     if seq == 1 and msg_type != "Alert":  # cannot happen: an alert's first event is 'raised'
         raise RuntimeError(f"alert {alert_id}: first CAP message would be a {kind} event")

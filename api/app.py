@@ -16,6 +16,7 @@ from alerts import WebhookDestinations
 from alerts.feed import start_forwarding
 from api.auth import document_security
 from api.bodies import BodyLimit
+from api.collections import feature_providers
 from api.key_cache import KeyCache
 from api.observability import RequestObservability
 from api.problems import ERROR_RESPONSES, bad_value_handler, too_large_handler, validation_problem_handler
@@ -31,6 +32,7 @@ from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
 from api.routes import timeseries as timeseries_routes
 from api.routes import web as web_routes
+from devices.silence import SilencePolicy
 from ingest import CommittedReadings, RegistryCache, batch_writer, pipeline_config
 from mimamori.db import make_pool
 from mimamori.errors import Forbidden, MimamoriError, NotFound, ValidationError
@@ -84,6 +86,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.silence = SilencePolicy.from_settings(settings)
+    app.state.feature_providers = feature_providers(app.state.silence)
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.pipeline_config = pipeline_config(settings)
     app.state.webhook_destinations = WebhookDestinations.from_settings(settings)

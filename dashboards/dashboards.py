@@ -7,12 +7,13 @@ sensors, the alert map (Geomap) and ingest health. Thresholds and view defaults 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dashboards import queries as q
 from dashboards.model import Dashboard, Json, Panel, Query, Variable
+from devices.silence import SilencePolicy
 from mimamori.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class DashboardOptions:
     rain_event_caution_mm: float = 100.0
     rain_event_gap_h: float = 24.0
     rain_event_lookback_days: int = 30
-    silent_after_intervals: float = 3.0
+    silence: SilencePolicy = field(default_factory=SilencePolicy)
     map_lat: float = 35.15
     map_lon: float = 137.30
     map_zoom: float = 10.0
@@ -69,7 +70,7 @@ class DashboardOptions:
             rain_hourly_caution_mm=settings.grafana_rain_hourly_caution_mm,
             rain_event_caution_mm=settings.grafana_rain_event_caution_mm,
             rain_event_gap_h=settings.grafana_rain_event_gap_h,
-            silent_after_intervals=settings.grafana_silent_after_intervals,
+            silence=SilencePolicy.from_settings(settings),
             map_lat=settings.grafana_map_lat,
             map_lon=settings.grafana_map_lon,
             map_zoom=settings.grafana_map_zoom,
@@ -364,7 +365,7 @@ def alert_map(o: DashboardOptions) -> Dashboard:
             Panel(
                 "geomap",
                 "Alerts and devices",
-                [Query(q.ACTIVE_ALERTS, "table"), Query(q.device_states(o.silent_after_intervals), "table")],
+                [Query(q.ACTIVE_ALERTS, "table"), Query(q.device_states(o.silence), "table")],
                 width=16,
                 height=16,
                 thresholds=_LEVEL_STEPS,
@@ -407,12 +408,13 @@ def ingest_health(o: DashboardOptions) -> Dashboard:
             Panel(
                 "table",
                 "Silent devices",
-                [Query(q.silent_devices(o.silent_after_intervals), "table")],
+                [Query(q.silent_devices(o.silence), "table")],
                 overrides=[
                     _by_name("silent for", ("unit", "s")),
                     _by_name("expected every", ("unit", "s")),
                 ],
-                description=f"Active devices with nothing for {o.silent_after_intervals:g} expected intervals.",
+                description=f"Active devices with nothing for {o.silence.after_intervals:g} reporting intervals"
+                " (a crisis gauge below its observation-start level: a day), by the hub's one rule.",
             ),
             Panel("table", "Recent dead letters", [Query(q.RECENT_DEAD_LETTERS, "table")], width=24, height=10),
         ],

@@ -2,8 +2,9 @@
 
 These are Grafana query templates, not statements this process runs with bind parameters: Grafana fills in its
 time macros (``$__timeFilter`` …) and the dashboard's variables (``$gauge`` …, quoted by Grafana). The few values
-from the hub's settings that go in (bucket origin, rain-event gap, silence factor) are numbers or a timestamp,
-checked when the options are made, never free text.
+from the hub's settings that go in (bucket origin, rain-event gap, silence policy) are numbers or a timestamp,
+checked when the options are made, never free text. Whether a device is silent is not written here: the
+expression comes from the hub's one rule (devices.silence.silent_sql), the map's and the API's too.
 
 Every statement runs in both storage modes: buckets come from ``$__timeGroup`` (which Grafana turns into
 ``time_bucket`` when the data source says TimescaleDB) or from ``date_bin`` (PostgreSQL 14+), never from
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from devices.silence import SilencePolicy, silent_sql
+
+_RANGE_END = "$__timeTo()::timestamptz"  # "now" for a panel: the end of the dashboard's time range
 RIVER_TYPES = "('river_gauge', 'river_gauge_crisis')"
 RAIN_TYPES = "('rain_gauge', 'weather_station')"
 LEVEL_COLUMNS = ("standby", "caution", "evacuation", "danger")
@@ -305,14 +309,13 @@ ORDER BY a.level DESC, a.opened_at DESC
 """
 
 
-def device_states(silent_after_intervals: float) -> str:
-    """Every device on the map, silent when nothing came for that many expected intervals."""
+def device_states(silence: SilencePolicy) -> str:
+    """Every device on the map, silent by the hub's one rule (devices/silence.py) at the end of the time range."""
+    silent, _since = silent_sql(silence, now=_RANGE_END)
     return f"""
 SELECT d.id AS "device", coalesce(nullif(d.name, ''), d.id) AS "name", d.device_type AS "type",
        d.tenant_id AS "tenant", d.status AS "status", l.last_seen AS "last seen",
-       CASE WHEN l.last_seen IS NULL
-              OR l.last_seen < $__timeTo()::timestamptz - {silent_after_intervals:g} * d.expected_interval
-            THEN 'silent' ELSE 'reporting' END AS "liveness",
+       CASE WHEN {silent} THEN 'silent' ELSE 'reporting' END AS "liveness",
        ST_Y(d.location) AS latitude, ST_X(d.location) AS longitude
 FROM devices d
 LEFT JOIN device_liveness l ON l.device_id = d.id
@@ -370,16 +373,17 @@ LIMIT 200
 """
 
 
-def silent_devices(silent_after_intervals: float) -> str:
+def silent_devices(silence: SilencePolicy) -> str:
+    """The devices silent by the hub's one rule (devices/silence.py) at the end of the time range."""
+    silent, since = silent_sql(silence, now=_RANGE_END)
     return f"""
 SELECT d.id AS "device", d.device_type AS "type", d.tenant_id AS "tenant", l.last_seen AS "last seen",
        extract(epoch FROM d.expected_interval) AS "expected every",
-       extract(epoch FROM $__timeTo()::timestamptz - l.last_seen) AS "silent for"
+       {since} AS "silent since",
+       extract(epoch FROM {_RANGE_END} - coalesce(l.last_seen, l.last_reading)) AS "silent for"
 FROM devices d
 LEFT JOIN device_liveness l ON l.device_id = d.id
-WHERE d.status = 'active'
-  AND (l.last_seen IS NULL
-       OR l.last_seen < $__timeTo()::timestamptz - {silent_after_intervals:g} * d.expected_interval)
+WHERE {silent}
 ORDER BY l.last_seen NULLS FIRST, d.id
 """
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from devices.catalogue import DeviceType, MetricSpec
-from devices.records import DeviceRecord
+from devices.records import DeviceRecord, DeviceState, Liveness
+from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
 
 
@@ -54,14 +58,19 @@ def metric_specs(conn: psycopg.Connection) -> dict[str, dict[str, MetricSpec]]:
     return specs
 
 
+def active_devices(conn: psycopg.Connection) -> list[DeviceRecord]:
+    """Every active device with its place, interval and site metadata (what alert rules bind to)."""
+    rows = conn.execute(_RECORD_SELECT + " WHERE d.status = 'active'").fetchall()
+    return [_record(r) for r in rows]
+
+
 def all_devices(conn: psycopg.Connection) -> list[DeviceRecord]:
-    rows = conn.execute("SELECT id, tenant_id, device_type, status FROM devices").fetchall()
-    return [DeviceRecord(*row) for row in rows]
+    return [_record(r) for r in conn.execute(_RECORD_SELECT).fetchall()]
 
 
 def get_device_record(conn: psycopg.Connection, device_id: str) -> DeviceRecord | None:
-    row = conn.execute("SELECT id, tenant_id, device_type, status FROM devices WHERE id = %s", (device_id,)).fetchone()
-    return DeviceRecord(*row) if row else None
+    row = conn.execute(_RECORD_SELECT + " WHERE d.id = %s", (device_id,)).fetchone()
+    return _record(row) if row else None
 
 
 def upsert_tenant(conn: psycopg.Connection, tenant_id: str, name: str, kind: str = "partner") -> None:
@@ -129,6 +138,162 @@ def latest_readings(
         "SELECT metric, time, value FROM latest_readings WHERE device_id = %s ORDER BY metric", (device_id,)
     ).fetchall()
     return {metric: (t, v) for metric, t, v in rows}
+
+
+# -- the one read model: records, and states (record, liveness, latest readings, silence) ---------------------
+
+_RECORD_COLUMNS = (
+    "d.id, d.tenant_id, d.device_type, d.status, d.name, ST_X(d.location), ST_Y(d.location), d.expected_interval,"
+    " d.metadata, d.installed_on"
+)
+_RECORD_SELECT = f"SELECT {_RECORD_COLUMNS} FROM devices d"
+
+
+def _record(r: tuple[Any, ...]) -> DeviceRecord:
+    meta = r[8] if isinstance(r[8], dict) else json.loads(r[8] or "{}")
+    return DeviceRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], meta, r[9])
+
+
+# Latest readings as three typed arrays (times stay timestamptz, values float8), metric order.
+_STATE_SELECT = (
+    f"SELECT {_RECORD_COLUMNS}, l.last_seen, l.last_reading, l.online, x.metrics, x.times, x.vals"
+    " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id"
+    " LEFT JOIN LATERAL (SELECT array_agg(lr.metric ORDER BY lr.metric) AS metrics,"
+    "   array_agg(lr.time ORDER BY lr.metric) AS times, array_agg(lr.value ORDER BY lr.metric) AS vals"
+    "   FROM latest_readings lr WHERE lr.device_id = d.id) x ON true"
+)
+
+
+@dataclass(frozen=True)
+class StateFilter:
+    """Which device states a page holds; every given filter must hold."""
+
+    tenant_id: str | None = None  # whose devices the caller may see; None: every tenant
+    bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    reading_from: datetime | None = None  # latest reading at or after
+    reading_to: datetime | None = None  # latest reading at or before
+    equals: Mapping[str, str] = field(default_factory=dict)  # of STATE_FILTER_COLUMNS
+    limit: int = 100
+    offset: int = 0
+
+
+STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
+
+
+def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
+    out = []
+    for r in rows:
+        device = _record(r)
+        liveness = Liveness(r[10], r[11], r[12])
+        latest = dict(zip(r[13], zip(r[14], r[15], strict=True), strict=True)) if r[13] else {}
+        level = latest.get(LEVEL_METRIC)
+        silence = judge(
+            status=device.status,
+            online=liveness.online,
+            heard=liveness.heard,
+            expected=device.expected_interval,
+            metadata=device.metadata,
+            level=level[1] if level else None,
+            now=now,
+            policy=policy,
+        )
+        out.append(DeviceState(device, liveness, latest, silence))
+    return out
+
+
+def device_states(
+    conn: psycopg.Connection, f: StateFilter, policy: SilencePolicy, now: datetime
+) -> tuple[list[DeviceState], bool]:
+    """A page of device states by id, and whether another page follows."""
+    where: list[sql.Composable] = []
+    params: dict[str, Any] = {"limit": f.limit + 1, "offset": f.offset}
+    if f.bbox is not None:
+        # && alone is an index-only box test; ST_Intersects keeps what only the box touches out.
+        where.append(sql.SQL("d.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"))
+        where.append(sql.SQL("ST_Intersects(d.location, ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"))
+        params.update(zip(("x0", "y0", "x1", "y1"), f.bbox, strict=True))
+    if f.tenant_id is not None:
+        where.append(sql.SQL("d.tenant_id = %(tenant)s"))
+        params["tenant"] = f.tenant_id
+    if f.reading_from is not None:
+        where.append(sql.SQL("l.last_reading >= %(t_start)s"))
+        params["t_start"] = f.reading_from
+    if f.reading_to is not None:
+        where.append(sql.SQL("l.last_reading <= %(t_end)s"))
+        params["t_end"] = f.reading_to
+    for name, value in f.equals.items():
+        if name not in STATE_FILTER_COLUMNS:
+            raise ValueError(f"devices cannot be filtered by {name!r}")
+        where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
+        params[f"f_{name}"] = value
+    query = sql.SQL("{} {} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s").format(
+        sql.SQL(_STATE_SELECT), sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    )
+    # One row more than asked: its presence says whether a next page exists, without counting every match.
+    rows = conn.execute(query, params).fetchall()
+    return _states(rows[: f.limit], policy, now), len(rows) > f.limit
+
+
+def device_state(
+    conn: psycopg.Connection, device_id: str, tenant_id: str | None, policy: SilencePolicy, now: datetime
+) -> DeviceState | None:
+    """One device's state; None when it does not exist or is not ``tenant_id``'s."""
+    rows = conn.execute(
+        _STATE_SELECT + " WHERE d.id = %(id)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)",
+        {"id": device_id, "tenant": tenant_id},
+    ).fetchall()
+    found = _states(rows, policy, now)
+    return found[0] if found else None
+
+
+def device_states_within(
+    conn: psycopg.Connection, within: bytes, tenant_id: str | None, policy: SilencePolicy, now: datetime
+) -> list[DeviceState]:
+    """The states of the devices located inside a geometry (EWKB in EPSG:4326: a stand's polygon), by id."""
+    rows = conn.execute(
+        _STATE_SELECT + " WHERE ST_Intersects(d.location, ST_GeomFromEWKB(%(within)s))"
+        " AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s) ORDER BY d.id",
+        {"within": within, "tenant": tenant_id},
+    ).fetchall()
+    return _states(rows, policy, now)
+
+
+def readings_summary_within(
+    conn: psycopg.Connection, within: bytes, tenant_id: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per metric, over the devices inside a geometry (EWKB, EPSG:4326) and [start, end): devices, count, mean,
+    min, max, the last value and its time."""
+    rows = conn.execute(
+        "WITH inside AS ("
+        "  SELECT d.id FROM devices d WHERE ST_Intersects(d.location, ST_GeomFromEWKB(%(within)s))"
+        "  AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s))"
+        " SELECT r.metric, count(DISTINCT r.device_id), count(*), avg(r.value), min(r.value), max(r.value),"
+        "  (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)"
+        " FROM readings r JOIN inside ON r.device_id = inside.id"
+        " WHERE r.time >= %(start)s AND r.time < %(end)s"
+        " GROUP BY r.metric ORDER BY r.metric",
+        {"within": within, "tenant": tenant_id, "start": start, "end": end},
+    ).fetchall()
+    keys = ("metric", "sensors", "count", "avg", "min", "max", "last", "last_time")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+# A vector-tile layer's rows (geo's tile query supplies `t`: the tile's envelope in EPSG:3857 and 4326).
+TILE_ROWS = (
+    "SELECT ST_AsMVTGeom(ST_Transform(d.location, 3857), t.env, 4096, 64, true) AS geom, d.id, d.name,"
+    " d.device_type, d.status, l.online"
+    " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id, t"
+    " WHERE d.location && t.env4326 AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
+)
+
+
+def tenant_exists(conn: psycopg.Connection, tenant_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,)).fetchone() is not None
+
+
+def tenant_name(conn: psycopg.Connection, tenant_id: str) -> str | None:
+    row = conn.execute("SELECT name FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    return row[0] if row else None
 
 
 # -- the registry as people and partner systems see it ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Geometry, CRS handling, forest stands (森林簿) import and queries, feature pages, time series and tiles."""
+"""Geometry, CRS handling, forest stands (森林簿) import and queries, feature pages and their registry, time series
+and tiles."""
 
 from geo import queries
 from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery
@@ -8,13 +9,10 @@ from geo.queries import (
     area_feature,
     area_features,
     count_stands,
-    device_feature,
-    device_features,
-    sensors_in_stand,
     stand_at,
     stand_feature,
     stand_features,
-    stand_summary,
+    stand_geometry,
     stands_in_area,
     stands_intersecting,
     upsert_area,
@@ -41,20 +39,17 @@ __all__ = [
     "as_multipolygon",
     "check_point",
     "count_stands",
-    "device_feature",
-    "device_features",
     "import_register",
     "parse_bbox",
     "parse_row",
     "prepare",
     "queries",
     "read_register",
-    "sensors_in_stand",
     "stand_at",
     "stand_feature",
     "stand_features",
+    "stand_geometry",
     "stand_id_of",
-    "stand_summary",
     "stands_in_area",
     "stands_intersecting",
     "upsert_area",

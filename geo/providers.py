@@ -1,8 +1,14 @@
-"""Each feature collection's storage: one page, one feature, its extent. The OGC router calls only these."""
+"""Each feature collection's storage behind one registry: a page, one feature, its extent.
+
+Every collection is answered by the package that owns its table: geo/ the stands and areas (``GEO_PROVIDERS``),
+devices/ and alerts/ their own. The API puts the registry together (api/collections.py); the OGC router calls only
+the registry.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import psycopg
 
@@ -10,52 +16,68 @@ from geo import queries
 from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery
 from mimamori.errors import Forbidden, NotFound
 
-_PAGES: dict[str, Callable[[psycopg.Connection, FeatureQuery], FeaturePage]] = {
-    "devices": queries.device_features,
-    "stands": lambda conn, q: queries.stand_features(conn, q),
-    "areas": queries.area_features,
-    "alerts": queries.alert_features,
-}
-_ONE: dict[str, Callable[[psycopg.Connection, str, str | None], Feature | None]] = {
-    "devices": queries.device_feature,
-    "stands": lambda conn, fid, _tenant: queries.stand_feature(conn, fid),
-    "areas": queries.area_feature,
-    "alerts": queries.alert_feature,
-}
-_EXTENT_COLUMN = {"devices": "location", "stands": "geom", "areas": "geom", "alerts": "location"}
+
+def _always(_conn: psycopg.Connection) -> bool:
+    return True
 
 
-def visible_collections(conn: psycopg.Connection, *, partner: bool) -> list[Collection]:
-    """The collections a caller may read: partners not the city's stands; alerts once their table exists."""
-    found = []
-    for c in COLLECTIONS.values():
+@dataclass(frozen=True)
+class Provider:
+    """One collection's storage: its pages, one feature by id (tenant-confined), the column its extent is of, and
+    whether the collection exists yet in this database."""
+
+    page: Callable[[psycopg.Connection, FeatureQuery], FeaturePage]
+    one: Callable[[psycopg.Connection, str, str | None], Feature | None]
+    table: str
+    geometry: str
+    available: Callable[[psycopg.Connection], bool] = _always
+
+
+GEO_PROVIDERS: dict[str, Provider] = {
+    "stands": Provider(
+        lambda conn, q: queries.stand_features(conn, q),
+        lambda conn, fid, _tenant: queries.stand_feature(conn, fid),
+        "stands",
+        "geom",
+    ),
+    "areas": Provider(queries.area_features, queries.area_feature, "areas", "geom"),
+}
+
+
+class Providers:
+    """The registry: collection id → its provider, in the order of geo.features.COLLECTIONS."""
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        missing = set(COLLECTIONS) - set(providers)
+        if missing:
+            raise ValueError(f"no provider for {', '.join(sorted(missing))}")
+        self._providers = dict(providers)
+
+    def visible_collections(self, conn: psycopg.Connection, *, partner: bool) -> list[Collection]:
+        """The collections a caller may read: partners not the city's stands; each once its table exists."""
+        return [
+            c
+            for c in COLLECTIONS.values()
+            if not (partner and not c.partners) and self._providers[c.id].available(conn)
+        ]
+
+    def collection_for(self, conn: psycopg.Connection, collection_id: str, *, partner: bool) -> Collection:
+        c = COLLECTIONS.get(collection_id)
+        if c is None or not self._providers[c.id].available(conn):
+            raise NotFound(f"no collection {collection_id!r}")
         if partner and not c.partners:
-            continue
-        if c.id == "alerts" and not queries.alerts_table_exists(conn):
-            continue
-        found.append(c)
-    return found
+            raise Forbidden(f"partner keys may not read {collection_id}")
+        return c
 
+    def extent(self, conn: psycopg.Connection, c: Collection) -> tuple[float, float, float, float] | None:
+        p = self._providers[c.id]
+        return queries.layer_extent(conn, p.table, p.geometry)
 
-def collection_for(conn: psycopg.Connection, collection_id: str, *, partner: bool) -> Collection:
-    c = COLLECTIONS.get(collection_id)
-    if c is None or (c.id == "alerts" and not queries.alerts_table_exists(conn)):
-        raise NotFound(f"no collection {collection_id!r}")
-    if partner and not c.partners:
-        raise Forbidden(f"partner keys may not read {collection_id}")
-    return c
+    def page(self, conn: psycopg.Connection, c: Collection, q: FeatureQuery) -> FeaturePage:
+        return self._providers[c.id].page(conn, q)
 
-
-def extent(conn: psycopg.Connection, c: Collection) -> tuple[float, float, float, float] | None:
-    return queries.layer_extent(conn, c.id, _EXTENT_COLUMN[c.id])
-
-
-def page(conn: psycopg.Connection, c: Collection, q: FeatureQuery) -> FeaturePage:
-    return _PAGES[c.id](conn, q)
-
-
-def feature(conn: psycopg.Connection, c: Collection, feature_id: str, tenant_id: str | None) -> Feature:
-    found = _ONE[c.id](conn, feature_id, tenant_id)
-    if found is None:
-        raise NotFound(f"no feature {feature_id!r} in {c.id}")
-    return found
+    def feature(self, conn: psycopg.Connection, c: Collection, feature_id: str, tenant_id: str | None) -> Feature:
+        found = self._providers[c.id].one(conn, feature_id, tenant_id)
+        if found is None:
+            raise NotFound(f"no feature {feature_id!r} in {c.id}")
+        return found

@@ -1,9 +1,13 @@
-"""SQL of the geo package: stands, spatial look-ups, feature pages. Parameterised; tenant rules in the WHERE."""
+"""SQL of the geo package: stands, areas, spatial look-ups, tiles. Parameterised; tenant rules in the WHERE.
+
+Devices and alerts are their owners' tables: their features, sensors in a stand and tile rows are asked of
+devices/ and alerts/ (a stand's outline goes to them as EWKB), never read here.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +19,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
+from geo.feature_sql import bbox_clause, feature_where, one_feature, page, plain_features
 from geo.features import Feature, FeaturePage, FeatureQuery
-from geo.geometry import BBox
 from geo.stand_model import Stand
 
 _STAND_COLUMNS = (
@@ -118,7 +122,7 @@ def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
 def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter | None = None) -> FeaturePage:
     """A page of stands by bbox, equality filters on queryables and attribute filters."""
     attrs = attrs or StandFilter()
-    where, params = _bbox_clause(sql.SQL("s.geom"), q.bbox)
+    where, params = bbox_clause(sql.SQL("s.geom"), q.bbox)
     for name, value in q.filters.items():
         column = sql.Identifier("s", name)
         if name in ("rinpan", "age_class"):
@@ -149,7 +153,7 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
     if attrs.forest_type is not None:
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
-    return _page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
+    return page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
 
 
 def stand_species(conn: psycopg.Connection) -> list[str]:
@@ -192,107 +196,24 @@ def stands_in_area(conn: psycopg.Connection, area_id: str, tenant_id: str | None
     return _stand_features(rows)
 
 
-def stands_intersecting(conn: psycopg.Connection, geometry: dict[str, object], limit: int) -> list[Feature]:
-    """Stands intersecting a GeoJSON geometry in EPSG:4326 (an alert's area, a drawn polygon)."""
+def stands_intersecting(conn: psycopg.Connection, geometry: dict[str, object] | bytes, limit: int) -> list[Feature]:
+    """Stands intersecting a geometry in EPSG:4326: GeoJSON (a drawn polygon) or EWKB (an alert's area, as its
+    owner hands it over)."""
+    shape = "ST_GeomFromEWKB(%s)" if isinstance(geometry, bytes) else "ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)"
+    value = geometry if isinstance(geometry, bytes) else json.dumps(geometry)
     rows = conn.execute(
-        _STAND_FEATURE + " WHERE ST_Intersects(s.geom, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326))"
-        " ORDER BY s.stand_id LIMIT %s",
-        (json.dumps(geometry), limit),
+        _STAND_FEATURE + f" WHERE ST_Intersects(s.geom, {shape}) ORDER BY s.stand_id LIMIT %s", (value, limit)
     ).fetchall()
     return _stand_features(rows)
 
 
-# --- sensors in a stand ---------------------------------------------------------------------------------------
-
-_LATEST = (
-    "(SELECT jsonb_object_agg(lr.metric, jsonb_build_object('value', lr.value, 'time', lr.time))"
-    " FROM latest_readings lr WHERE lr.device_id = d.id)"
-)
+# --- a stand's outline, areas as features ---------------------------------------------------------------------
 
 
-def sensors_in_stand(conn: psycopg.Connection, stand_id: str, tenant_id: str | None) -> list[dict[str, Any]] | None:
-    """Devices located inside a stand with their latest readings; None when there is no such stand."""
-    if conn.execute("SELECT 1 FROM stands WHERE stand_id = %s", (stand_id,)).fetchone() is None:
-        return None
-    rows = conn.execute(
-        "SELECT d.id, d.name, d.device_type, d.status, ST_X(d.location), ST_Y(d.location),"
-        f" coalesce({_LATEST}, '{{}}'::jsonb)"
-        " FROM stands s JOIN devices d ON ST_Intersects(d.location, s.geom)"
-        " WHERE s.stand_id = %(stand)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
-        " ORDER BY d.id",
-        {"stand": stand_id, "tenant": tenant_id},
-    ).fetchall()
-    return [
-        {"id": r[0], "name": r[1], "device_type": r[2], "status": r[3], "lon": r[4], "lat": r[5], "latest": r[6]}
-        for r in rows
-    ]
-
-
-def stand_summary(
-    conn: psycopg.Connection, stand_id: str, tenant_id: str | None, start: datetime, end: datetime
-) -> list[dict[str, Any]] | None:
-    """Per metric, over the sensors inside a stand and [start, end): sensors, count, mean, min, max, last."""
-    if conn.execute("SELECT 1 FROM stands WHERE stand_id = %s", (stand_id,)).fetchone() is None:
-        return None
-    rows = conn.execute(
-        "WITH inside AS ("
-        "  SELECT d.id FROM stands s JOIN devices d ON ST_Intersects(d.location, s.geom)"
-        "  WHERE s.stand_id = %(stand)s AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s))"
-        " SELECT r.metric, count(DISTINCT r.device_id), count(*), avg(r.value), min(r.value), max(r.value),"
-        "  (array_agg(r.value ORDER BY r.time DESC))[1], max(r.time)"
-        " FROM readings r JOIN inside ON r.device_id = inside.id"
-        " WHERE r.time >= %(start)s AND r.time < %(end)s"
-        " GROUP BY r.metric ORDER BY r.metric",
-        {"stand": stand_id, "tenant": tenant_id, "start": start, "end": end},
-    ).fetchall()
-    return [
-        {
-            "metric": r[0],
-            "sensors": r[1],
-            "count": r[2],
-            "avg": r[3],
-            "min": r[4],
-            "max": r[5],
-            "last": r[6],
-            "last_time": r[7],
-        }
-        for r in rows
-    ]
-
-
-# --- devices and areas as features ----------------------------------------------------------------------------
-
-_DEVICE_FEATURE = (
-    "SELECT d.id, ST_AsGeoJSON(d.location, 7)::text,"
-    " jsonb_build_object('name', d.name, 'tenant_id', d.tenant_id, 'device_type', d.device_type,"
-    "   'status', d.status, 'last_seen', l.last_seen, 'last_reading', l.last_reading, 'online', l.online)"
-    f" || coalesce({_LATEST}, '{{}}'::jsonb)"
-    " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id"
-)
-
-
-def _device_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
-    out = []
-    for device_id, geometry, props in rows:
-        flat: dict[str, object] = {}
-        for key, value in props.items():
-            # Latest readings become one property per metric (and its time): flat columns for QGIS and GDAL.
-            if isinstance(value, dict) and "value" in value:
-                flat[key] = value["value"]
-                flat[f"{key}_time"] = value["time"]
-            else:
-                flat[key] = value
-        out.append(Feature(device_id, orjson.loads(geometry) if geometry else None, flat))
-    return out
-
-
-def device_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
-    where, params = _feature_where("d", "location", sql.SQL("l.last_reading"), q)
-    return _page(conn, sql.SQL(_DEVICE_FEATURE), where, sql.SQL("d.id"), params, q, _device_features)
-
-
-def device_feature(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> Feature | None:
-    return _one_feature(conn, _DEVICE_FEATURE, "d", device_id, tenant_id, _device_features)
+def stand_geometry(conn: psycopg.Connection, stand_id: str) -> bytes | None:
+    """A stand's polygon as EWKB (EPSG:4326), for asking devices/ what lies inside it; None: no such stand."""
+    row = conn.execute("SELECT ST_AsEWKB(geom) FROM stands WHERE stand_id = %s", (stand_id,), binary=True).fetchone()
+    return bytes(row[0]) if row else None
 
 
 _AREA_FEATURE = (
@@ -302,31 +223,13 @@ _AREA_FEATURE = (
 )
 
 
-def _plain_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
-    return [Feature(r[0], orjson.loads(r[1]) if r[1] else None, r[2]) for r in rows]
-
-
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
-    where, params = _feature_where("a", "geom", sql.SQL("a.updated_at"), q)
-    return _page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, _plain_features)
+    where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
+    return page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, plain_features)
 
 
 def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None) -> Feature | None:
-    return _one_feature(conn, _AREA_FEATURE, "a", area_id, tenant_id, _plain_features)
-
-
-def _one_feature(
-    conn: psycopg.Connection,
-    select: str,
-    alias: str,
-    feature_id: str,
-    tenant_id: str | None,
-    convert: Callable[[Iterable[tuple[Any, ...]]], list[Feature]],
-) -> Feature | None:
-    """One feature of a tenant-owned collection by id; None when missing or another tenant's."""
-    where = f" WHERE {alias}.id = %(id)s AND (%(tenant)s::text IS NULL OR {alias}.tenant_id = %(tenant)s)"
-    found = convert(conn.execute(select + where, {"id": feature_id, "tenant": tenant_id}).fetchall())
-    return found[0] if found else None
+    return one_feature(conn, _AREA_FEATURE, "a", area_id, tenant_id, plain_features)
 
 
 def upsert_area(
@@ -353,69 +256,6 @@ def upsert_area(
             shapely.to_wkb(shapely.set_srid(geometry, 4326), include_srid=True),
         ),
     )
-
-
-# --- shared pieces --------------------------------------------------------------------------------------------
-
-
-def _feature_where(
-    alias: str, geometry: str, time_column: sql.Composable, q: FeatureQuery
-) -> tuple[list[sql.Composable], dict[str, Any]]:
-    """Bbox, tenant, datetime and equality filters of a tenant-owned collection aliased ``alias``."""
-    where, params = _bbox_clause(sql.Identifier(alias, geometry), q.bbox)
-    _tenant_clause(where, params, sql.Identifier(alias, "tenant_id"), q.tenant_id)
-    _time_clause(where, params, time_column, q)
-    for name, value in q.filters.items():
-        where.append(sql.SQL("{} = {}").format(sql.Identifier(alias, name), sql.Placeholder(f"f_{name}")))
-        params[f"f_{name}"] = value
-    return where, params
-
-
-def _bbox_clause(column: sql.Composable, bbox: BBox | None) -> tuple[list[sql.Composable], dict[str, Any]]:
-    if bbox is None:
-        return [], {}
-    clause = sql.SQL("{} && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)").format(column)
-    # && alone is an index-only box test; ST_Intersects keeps polygons whose box but not shape touches out.
-    exact = sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326))").format(column)
-    params = {"west": bbox.west, "south": bbox.south, "east": bbox.east, "north": bbox.north}
-    return [clause, exact], params
-
-
-def _tenant_clause(
-    where: list[sql.Composable], params: dict[str, Any], column: sql.Composable, tenant_id: str | None
-) -> None:
-    if tenant_id is not None:
-        where.append(sql.SQL("{} = %(tenant)s").format(column))
-        params["tenant"] = tenant_id
-
-
-def _time_clause(where: list[sql.Composable], params: dict[str, Any], column: sql.Composable, q: FeatureQuery) -> None:
-    if q.start is not None:
-        where.append(sql.SQL("{} >= %(t_start)s").format(column))
-        params["t_start"] = q.start
-    if q.end is not None:
-        where.append(sql.SQL("{} <= %(t_end)s").format(column))
-        params["t_end"] = q.end
-
-
-def _page(
-    conn: psycopg.Connection,
-    select: sql.Composable,
-    where: list[sql.Composable],
-    order: sql.Composable,
-    params: dict[str, Any],
-    q: FeatureQuery,
-    build: Callable[[Iterable[tuple[Any, ...]]], list[Feature]],
-) -> FeaturePage:
-    query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(
-        select,
-        sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
-        order,
-    )
-    # One row more than asked: its presence says whether a next page exists, without counting every match.
-    rows = conn.execute(query, {**params, "limit": q.limit + 1, "offset": q.offset}).fetchall()
-    features = build(rows[: q.limit])
-    return FeaturePage(features, more=len(rows) > q.limit)
 
 
 # --- time series ----------------------------------------------------------------------------------------------
@@ -580,74 +420,6 @@ def bucketed_series(
     return _visible_series(conn, query, params)
 
 
-# --- alerts as features (the alerts engineer's table, migration 0020; read only here) --------------------------
-
-_ALERT_FEATURE = (
-    "SELECT a.id::text, ST_AsGeoJSON(coalesce(a.area, a.location), 7)::text,"
-    " jsonb_build_object('rule_id', a.rule_id, 'subject', a.subject, 'hazard', a.hazard, 'title_en', a.title_en,"
-    "   'title_ja', a.title_ja, 'device_id', a.device_id, 'tenant_id', a.tenant_id, 'state', a.state,"
-    "   'level', a.level, 'peak_level', a.peak_level, 'value', a.value, 'opened_at', a.opened_at,"
-    "   'updated_at', a.updated_at, 'resolved_at', a.resolved_at, 'closed_at', a.closed_at)"
-    " FROM alerts a"
-)
-
-
-def alerts_table_exists(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT to_regclass('alerts') IS NOT NULL").fetchone()
-    return bool(row and row[0])
-
-
-def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
-    """Active alerts; with a time interval, every alert whose lifetime overlaps it (the history)."""
-    where, params = _bbox_clause(sql.SQL("coalesce(a.area, a.location)"), q.bbox)
-    _tenant_clause(where, params, sql.SQL("a.tenant_id"), q.tenant_id)
-    if q.start is None and q.end is None:
-        where.append(sql.SQL("a.state IN ('open', 'acknowledged')"))
-    else:
-        if q.end is not None:
-            where.append(sql.SQL("a.opened_at <= %(t_end)s"))
-            params["t_end"] = q.end
-        if q.start is not None:
-            where.append(sql.SQL("coalesce(a.resolved_at, a.closed_at, 'infinity') >= %(t_start)s"))
-            params["t_start"] = q.start
-    for name, value in q.filters.items():
-        cast = sql.SQL("::smallint") if name == "level" else sql.SQL("")
-        where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
-        params[f"f_{name}"] = value
-    return _page(
-        conn, sql.SQL(_ALERT_FEATURE), where, sql.SQL("a.opened_at DESC, a.id DESC"), params, q, _plain_features
-    )
-
-
-def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None) -> Feature | None:
-    if not alert_id.isdigit():
-        return None
-    rows = conn.execute(
-        _ALERT_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
-        {"id": int(alert_id), "tenant": tenant_id},
-    ).fetchall()
-    found = _plain_features(rows)
-    return found[0] if found else None
-
-
-def stands_for_alert(
-    conn: psycopg.Connection, alert_id: int, tenant_id: str | None, limit: int
-) -> list[Feature] | None:
-    """Stands intersecting an alert's area (or containing its location); None when the alert is not visible."""
-    seen = conn.execute(
-        "SELECT 1 FROM alerts WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)",
-        {"id": alert_id, "tenant": tenant_id},
-    ).fetchone()
-    if seen is None:
-        return None
-    rows = conn.execute(
-        _STAND_FEATURE + " JOIN alerts a ON ST_Intersects(s.geom, coalesce(a.area, a.location))"
-        " WHERE a.id = %s ORDER BY s.stand_id LIMIT %s",
-        (alert_id, limit),
-    ).fetchall()
-    return _stand_features(rows)
-
-
 def layer_extent(conn: psycopg.Connection, table: str, column: str) -> tuple[float, float, float, float] | None:
     """The planner's estimate of a layer's extent (cheap; refreshed by ANALYZE), or None when unknown."""
     if (table, column) not in {("stands", "geom"), ("devices", "location"), ("areas", "geom"), ("alerts", "location")}:
@@ -668,6 +440,8 @@ def layer_extent(conn: psycopg.Connection, table: str, column: str) -> tuple[flo
 # --- vector tiles ---------------------------------------------------------------------------------------------
 
 # Each layer: its rows in the tile (geometry in EPSG:3857 clipped to the tile) with the attributes TileJSON lists.
+# Devices' and alerts' rows are their owners' SQL (devices.queries.TILE_ROWS, alerts.features.TILE_ROWS), run here
+# inside the same tile query: ``t`` is the tile's envelope, ``%(tenant)s`` the caller's tenant (None: every one).
 _TILE_ROWS = {
     "stands": (
         "SELECT ST_AsMVTGeom(ST_Transform(s.geom, 3857), t.env, 4096, 64, true) AS geom, s.stand_id,"
@@ -682,18 +456,6 @@ _TILE_ROWS = {
         " c.stands, c.area_ha, c.species_1, c.protected"
         " FROM stand_compartments c, t WHERE c.geom && t.env"
     ),
-    "devices": (
-        "SELECT ST_AsMVTGeom(ST_Transform(d.location, 3857), t.env, 4096, 64, true) AS geom, d.id, d.name,"
-        " d.device_type, d.status, l.online"
-        " FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id, t"
-        " WHERE d.location && t.env4326 AND (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
-    ),
-    "alerts": (
-        "SELECT ST_AsMVTGeom(ST_Transform(coalesce(a.area, a.location), 3857), t.env, 4096, 64, true) AS geom,"
-        " a.id, a.hazard, a.level, a.state, a.title_en"
-        " FROM alerts a, t WHERE coalesce(a.area, a.location) && t.env4326"
-        " AND a.state IN ('open', 'acknowledged') AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"
-    ),
 }
 
 
@@ -707,11 +469,18 @@ _TILE_QUERY = (
 
 
 def tile(
-    conn: psycopg.Connection, layer: str, z: int, x: int, y: int, tenant_id: str | None, max_features: int
+    conn: psycopg.Connection,
+    layer: str,
+    rows: str,
+    z: int,
+    x: int,
+    y: int,
+    tenant_id: str | None,
+    max_features: int,
 ) -> bytes:
-    """One Mapbox Vector Tile of a layer; empty bytes when nothing is in it."""
+    """One Mapbox Vector Tile of a layer whose ``rows`` (its owner's SQL) it holds; empty bytes when none."""
     row = conn.execute(
-        _TILE_QUERY.format(rows=_TILE_ROWS[layer]) + " SELECT body FROM tile",
+        _TILE_QUERY.format(rows=rows) + " SELECT body FROM tile",
         {"z": z, "x": x, "y": y, "tenant": tenant_id, "max": max_features, "layer": layer},
         binary=True,
     ).fetchone()

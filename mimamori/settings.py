@@ -162,6 +162,16 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
 
+    # Devices (devices/silence.py): when a device counts as silent, for the map, the API and Grafana alike.
+    devices_silent_after_intervals: float = Field(
+        3.0, gt=1, description="A device is silent after this many reporting intervals without a message."
+    )
+    devices_quiet_interval_s: int = Field(
+        86_400,
+        ge=60,
+        description="A crisis gauge's reporting interval below its observation-start level (at least daily).",
+    )
+
     # Geo-API and forestry (geo/, OGC API Features, time series, tiles).
     stands_default_crs: str = Field(
         "EPSG:6675", description="CRS of stand registers that do not say (JGD2011 plane-rectangular VII, Aichi)."
@@ -228,9 +238,6 @@ class Settings(BaseSettings):
         "the shipped SYNTHETIC layers when unset.",
     )
     web_basemap_attribution: str = Field("Base layers: see the city's data sources", description="Its credit line.")
-    web_silent_factor: float = Field(
-        3.0, gt=1, description="The map marks a device silent after this many expected intervals without a reading."
-    )
     web_refresh_s: float = Field(30.0, ge=5, description="The map reloads device states this often (alerts are live).")
     web_banner_level: int = Field(3, ge=1, le=5, description="New alerts at this level or above: banner and beep.")
     web_history_hours: int = Field(24, ge=1, description="Hours of readings in a device's chart and of ended alerts.")
@@ -253,9 +260,6 @@ class Settings(BaseSettings):
     grafana_rain_hourly_caution_mm: float = Field(20.0, gt=0, description="Hourly rainfall drawn as a caution line.")
     grafana_rain_event_caution_mm: float = Field(100.0, gt=0, description="Rain since the event began: caution.")
     grafana_rain_event_gap_h: float = Field(24.0, gt=0, description="Hours without rain that end a rain event.")
-    grafana_silent_after_intervals: float = Field(
-        3.0, gt=1, description="Dashboards show a device silent after this many expected intervals without a reading."
-    )
     grafana_map_lat: float = Field(35.15, ge=-90, le=90, description="Centre of the Geomap panel.")
     grafana_map_lon: float = Field(137.30, ge=-180, le=180)
     grafana_map_zoom: float = Field(10.0, ge=0, le=22)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,14 +18,16 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import Point
 
+from devices.queries import device_states_within
 from devices.seed import seed_city
-from geo.queries import sensors_in_stand
-from simulators.stand_register import SOURCE_CRS, SampleOptions, generate, write
+from devices.silence import SilencePolicy
+from geo.queries import stand_geometry
 from geo.stand_import import import_register, prepare, read_register
 from geo.stand_model import ColumnMap, Stand
 from hub import cli
 from hub.commands import stands as stands_command
 from simulators.fleet import SimDevice, city_devices
+from simulators.stand_register import SOURCE_CRS, SampleOptions, generate, write
 
 # Enough stands for the first few compartments (Inabu's centre compartment is the second one generated).
 SAMPLE_COUNT = 100
@@ -120,9 +123,10 @@ def test_the_api_and_grafana_find_the_city_forest_sensors_in_the_same_stand(
     for d in FOREST_SENSORS:
         named.setdefault(str(d.metadata["stand_id"]), set()).add(d.id)
     for stand_id, devices in named.items():
-        found = sensors_in_stand(stands_db, stand_id, TENANT)  # by location, as /v1/stands/{id}/sensors
-        assert found is not None, f"no stand {stand_id}"
-        assert {s["id"] for s in found} == devices
+        outline = stand_geometry(stands_db, stand_id)
+        assert outline is not None, f"no stand {stand_id}"
+        found = device_states_within(stands_db, outline, TENANT, SilencePolicy(), datetime.now(UTC))
+        assert {s.device.id for s in found} == devices  # by location, as /v1/stands/{id}/sensors
     # The forestry dashboard's join (dashboards/queries.py STAND_SENSORS) finds a register row for each.
     joined = stands_db.execute(
         "SELECT d.id FROM devices d JOIN stands s ON s.stand_id = d.metadata->>'stand_id'"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.stand_register import SPECIES
 from geo.species import SpeciesNames, fold, load_species_names
 from mimamori.errors import ConfigError
+from simulators.stand_register import SPECIES
 
 
 def test_names_are_compared_folded():

@@ -28,8 +28,8 @@ from geo import (
     stand_features,
     stand_id_of,
 )
-from simulators.stand_register import SampleOptions, generate
 from geo.stand_model import Rejection, Stand
+from simulators.stand_register import SampleOptions, generate
 from tests.services import TEST_TIMESCALEDB
 
 # EPSG:6675's false origin is 36°N, 137°10'E: a square around plane (0, 0) must land there, whatever pyproj says.

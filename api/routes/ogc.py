@@ -18,12 +18,17 @@ from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
-from geo import providers
+from geo.providers import Providers
 from mimamori.db import reading
 from mimamori.errors import ValidationError
 from mimamori.settings import Settings
 
 router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=StrictJSONRoute)
+
+
+def _providers(request: Request) -> Providers:
+    providers: Providers = request.app.state.feature_providers
+    return providers
 
 
 def _base(request: Request) -> str:
@@ -49,6 +54,8 @@ async def conformance() -> JSONResponse:
 async def collections(
     request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
 ) -> JSONResponse:
+    providers = _providers(request)
+
     def query() -> list[dict[str, object]]:
         with reading(pool) as conn:
             found = providers.visible_collections(conn, partner=who.role is Role.partner)
@@ -61,6 +68,8 @@ async def collections(
 async def collection(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
 ) -> JSONResponse:
+    providers = _providers(request)
+
     def query() -> dict[str, object]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
@@ -83,6 +92,7 @@ async def items(
     settings: Settings = request.app.state.settings
     params = dict(request.query_params)
     tenant = None if who.sees_all_tenants else who.tenant_id
+    providers = _providers(request)
 
     def query() -> dict[str, Any]:
         with reading(pool) as conn:
@@ -117,6 +127,7 @@ async def item(
     pool: Annotated[ConnectionPool, Depends(get_pool)],
 ) -> JSONResponse:
     tenant = None if who.sees_all_tenants else who.tenant_id
+    providers = _providers(request)
 
     def query() -> dict[str, object]:
         with reading(pool) as conn:

@@ -18,7 +18,7 @@ from api.deps import get_pool
 from devices import keys, manage
 from devices.keys import Principal, Role
 from devices.manage import Caller
-from devices.queries import catalogue_from_db, list_audit
+from devices.queries import catalogue_from_db, list_audit, tenant_exists
 from mimamori.errors import NotFound, ValidationError
 
 router = APIRouter(tags=["registry"], route_class=StrictJSONRoute)
@@ -136,7 +136,7 @@ async def list_keys(_who: Admin, pool: Pool, tenant: str | None = None) -> list[
 @router.post("/v1/keys", status_code=201, response_model=NewKeyOut)
 async def create_key(body: KeyIn, who: Admin, pool: Pool) -> NewKeyOut:
     def work(conn: psycopg.Connection) -> NewKeyOut:
-        if not conn.execute("SELECT 1 FROM tenants WHERE id = %s", (body.tenant_id,)).fetchone():
+        if not tenant_exists(conn, body.tenant_id):
             raise ValidationError(f"unknown tenant {body.tenant_id!r}")
         name = keys.key_name(body.role, body.name)
         key_id, secret = keys.create_key(conn, body.tenant_id, body.role, name)

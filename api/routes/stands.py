@@ -10,12 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 
+from alerts.features import alert_geometry, alerts_table_exists
 from api.auth import require
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.params import Instant
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
+from devices.queries import device_states_within, readings_summary_within
+from devices.records import DeviceState
+from devices.silence import SilencePolicy
 from geo import FeatureQuery, StandFilter, check_point, parse_bbox, queries
 from geo.species import load_species_names
 from mimamori.db import reading
@@ -71,12 +75,10 @@ async def find_stands(
                     raise NotFound(f"area {area!r} not found")
                 return _collection(found)
             if alert is not None:
-                if not queries.alerts_table_exists(conn):
+                if not alerts_table_exists(conn):
                     raise NotFound("no alerts in this database yet")
-                found = queries.stands_for_alert(conn, alert, None, limit)
-                if found is None:
-                    raise NotFound(f"alert {alert} not found")
-                return _collection(found)
+                place = alert_geometry(conn, alert, None)
+                return _collection([] if place is None else queries.stands_intersecting(conn, place, limit))
             page = queries.stand_features(conn, FeatureQuery(bbox=box, limit=limit, offset=offset), attrs)
             return _collection(page.features, page.more)
 
@@ -127,14 +129,36 @@ async def get_stand(stand_id: str, who: StandReader, pool: Pool) -> JSONResponse
     return JSONResponse(await run_in_threadpool(query), media_type=GEOJSON)
 
 
+def _sensor(state: DeviceState) -> dict[str, Any]:
+    d = state.device
+    latest = {m: {"value": v, "time": t} for m, (t, v) in state.latest.items()}
+    return {
+        "id": d.id,
+        "name": d.name,
+        "device_type": d.device_type,
+        "status": d.status,
+        "lon": d.lon,
+        "lat": d.lat,
+        "latest": latest,
+        "silent": state.silence.silent,
+    }
+
+
+def _outline(conn: psycopg.Connection, stand_id: str) -> bytes:
+    found = queries.stand_geometry(conn, stand_id)
+    if found is None:
+        raise NotFound(f"stand {stand_id!r} not found")
+    return found
+
+
 @router.get("/{stand_id}/sensors", summary="Sensors inside a stand with their latest readings")
-async def stand_sensors(stand_id: str, who: StandReader, pool: Pool) -> list[dict[str, Any]]:
+async def stand_sensors(stand_id: str, request: Request, who: StandReader, pool: Pool) -> list[dict[str, Any]]:
+    policy: SilencePolicy = request.app.state.silence
+
     def query() -> list[dict[str, Any]]:
         with reading(pool) as conn:
-            found = queries.sensors_in_stand(conn, stand_id, None)
-        if found is None:
-            raise NotFound(f"stand {stand_id!r} not found")
-        return found
+            inside = device_states_within(conn, _outline(conn, stand_id), None, policy, datetime.now(UTC))
+        return [_sensor(s) for s in inside]
 
     return await run_in_threadpool(query)
 
@@ -156,10 +180,7 @@ async def stand_summary(
 
     def query() -> list[dict[str, Any]]:
         with reading(pool) as conn:
-            found = queries.stand_summary(conn, stand_id, None, start, end)
-        if found is None:
-            raise NotFound(f"stand {stand_id!r} not found")
-        return found
+            return readings_summary_within(conn, _outline(conn, stand_id), None, start, end)
 
     metrics = await run_in_threadpool(query)
     return {"stand_id": stand_id, "start": start.isoformat(), "end": end.isoformat(), "metrics": metrics}

@@ -13,6 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
+import alerts.features
+import devices.queries
+from alerts.features import alerts_table_exists
 from api.auth import Authenticated
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
@@ -27,6 +30,8 @@ from mimamori.settings import Settings
 router = APIRouter(prefix="/v1/tiles", tags=["vector tiles"], route_class=StrictJSONRoute)
 
 MVT = "application/vnd.mapbox-vector-tile"
+# The live layers' rows, from the packages owning their tables (stands are geo's own, with their tile cache).
+_OWNERS_ROWS = {"devices": devices.queries.TILE_ROWS, "alerts": alerts.features.TILE_ROWS}
 
 
 def _layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
@@ -37,7 +42,7 @@ def _layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
         raise Forbidden(f"partner keys may not read {name}")
     if name == "alerts":
         with reading(conn_pool) as conn:
-            if not queries.alerts_table_exists(conn):
+            if not alerts_table_exists(conn):
                 raise NotFound("no alerts in this database yet")
     return layer
 
@@ -74,7 +79,8 @@ async def get_tile(
                     conn, z, x, y, source=source, max_features=settings.tiles_max_features, cache=cache
                 )
             tenant = None if who.sees_all_tenants else who.tenant_id
-            return chosen, queries.tile(conn, layer, z, x, y, tenant, settings.tiles_max_features)
+            rows = _OWNERS_ROWS[layer]
+            return chosen, queries.tile(conn, layer, rows, z, x, y, tenant, settings.tiles_max_features)
 
     chosen, body = await run_in_threadpool(query)
     headers = _cache_headers(settings, chosen)

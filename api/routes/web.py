@@ -77,7 +77,6 @@ async def web_config(request: Request) -> JSONResponse:
     s: Settings = request.app.state.settings
     return JSONResponse(
         {
-            "silent_factor": s.web_silent_factor,
             "refresh_s": s.web_refresh_s,
             "banner_level": s.web_banner_level,
             "history_hours": s.web_history_hours,

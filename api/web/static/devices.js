@@ -10,21 +10,11 @@ export function deviceLevel(id) {
 }
 
 /**
- * A device is silent when it has said nothing for `silent_factor` expected intervals (crisis gauges below their
- * observation-start level only report daily, as the national guideline lets them).
- * Judged here because the API has no silent/state field to take instead: /v1/devices is the registry and
- * /ogc/collections/devices/items gives only online, last_seen and last_reading (issue 16, item 4).
+ * Whether the device is silent, as the hub judged it (devices/silence.py: one rule for the map, the API and
+ * Grafana, the crisis gauge's daily reporting below its observation-start level included). Read, not re-derived.
  */
-export function isSilent(d, now = Date.now()) {
-  if (d.status !== "active") return false;
-  if (d.online === false) return true;
-  // when the hub last heard from it, not the device's own clock (replays and bad clocks lag or run ahead)
-  const heard = d.last_seen || d.last_reading;
-  if (!heard) return true;
-  let interval = d.expected_interval_s || 600;
-  const start = d.metadata?.observation_start_m;
-  if (start !== undefined && d.latest?.water_level !== undefined && d.latest.water_level < start) interval = 86400;
-  return now - new Date(heard).getTime() > state.config.silent_factor * interval * 1000;
+export function isSilent(d) {
+  return d.silent === true;
 }
 
 /** Liveness and latest values from the devices collection; the registry rows too when `registry`. */
@@ -45,7 +35,14 @@ export async function loadDevices({ registry }) {
     const p = f.properties;
     const latest = {};
     for (const [k, v] of Object.entries(p)) if (typeof v === "number" && !k.endsWith("_time")) latest[k] = v;
-    Object.assign(d, { online: p.online, last_seen: p.last_seen, last_reading: p.last_reading, latest });
+    Object.assign(d, {
+      online: p.online,
+      last_seen: p.last_seen,
+      last_reading: p.last_reading,
+      silent: p.silent,
+      silent_since: p.silent_since,
+      latest,
+    });
   }
   publish("devices");
 }

@@ -1,0 +1,47 @@
+"""The feature collections' registry: which package answers each (geo/ stands and areas, devices/ the devices,
+alerts/ the alerts), and a device state as a GeoJSON feature."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+
+from alerts.features import alert_feature, alert_features, alerts_table_exists
+from devices.queries import StateFilter, device_state, device_states
+from devices.records import DeviceState
+from devices.silence import SilencePolicy
+from geo.features import Feature, FeaturePage, FeatureQuery
+from geo.providers import GEO_PROVIDERS, Provider, Providers
+
+
+def device_feature(state: DeviceState) -> Feature:
+    d = state.device
+    point = None
+    if d.lon is not None and d.lat is not None:
+        point = {"type": "Point", "coordinates": [round(d.lon, 7), round(d.lat, 7)]}  # as ST_AsGeoJSON(…, 7)
+    return Feature(d.id, point, state.properties())
+
+
+def _device_provider(policy: SilencePolicy) -> Provider:
+    def page(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
+        box = (q.bbox.west, q.bbox.south, q.bbox.east, q.bbox.north) if q.bbox else None
+        f = StateFilter(q.tenant_id, box, q.start, q.end, q.filters, q.limit, q.offset)
+        states, more = device_states(conn, f, policy, datetime.now(UTC))
+        return FeaturePage([device_feature(s) for s in states], more)
+
+    def one(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> Feature | None:
+        found = device_state(conn, device_id, tenant_id, policy, datetime.now(UTC))
+        return device_feature(found) if found else None
+
+    return Provider(page, one, "devices", "location")
+
+
+def feature_providers(policy: SilencePolicy) -> Providers:
+    return Providers(
+        {
+            **GEO_PROVIDERS,
+            "devices": _device_provider(policy),
+            "alerts": Provider(alert_features, alert_feature, "alerts", "location", alerts_table_exists),
+        }
+    )
