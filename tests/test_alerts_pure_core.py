@@ -32,6 +32,7 @@ IO_MODULES = {
     "alerts.destinations",  # resolves host names
     "alerts.engine",
     "alerts.feed",
+    "alerts.features",  # the alerts table as features, tiles and places
     "alerts.lifecycle",
     "alerts.manage",
     "alerts.mqtt_publish",

@@ -17,7 +17,9 @@ from dashboards import (
     query_count,
     render_sql,
 )
+from devices.queries import StateFilter, device_states
 from devices.seed import seed_city
+from devices.silence import SilencePolicy
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 RANGE = TimeRange(NOW - timedelta(hours=24), NOW)
@@ -189,6 +191,27 @@ def test_silent_devices_are_listed(seeded):
     states = next(r for r in runs if r.panel == "Alerts and devices" and r.ref_id == "B")
     liveness = {row[0]: row[6] for row in seeded.execute(states.sql).fetchall()}
     assert liveness[SILENT] == "silent" and liveness["yahagi-takahashi"] == "reporting"
+
+
+def test_the_panels_judge_silence_as_the_hub_does_crisis_gauges_included(seeded):
+    """Grafana's panels run devices/silence.py's rule as SQL: the same devices silent as the API says."""
+    quiet = NOW - timedelta(hours=5)
+    # tomoe-asuke low in its river (below observation_start_m 1.0) may report daily; kago-fujioka, high, may not.
+    seeded.execute("UPDATE latest_readings SET value = 0.4 WHERE device_id = 'tomoe-asuke' AND metric = 'water_level'")
+    seeded.execute(
+        "UPDATE device_liveness SET last_seen = %s, last_reading = %s"
+        " WHERE device_id IN ('tomoe-asuke', 'kago-fujioka')",
+        (quiet, quiet),
+    )
+    states, _more = device_states(seeded, StateFilter(limit=10_000), SilencePolicy(), NOW)
+    hub = {s.device.id for s in states if s.silence.silent}
+    assert "kago-fujioka" in hub and "tomoe-asuke" not in hub and {SILENT, NEVER_SEEN} <= hub
+    _, runs = _runs(seeded)
+    listed = next(r for r in runs if r.panel == "Silent devices")
+    assert {row[0] for row in seeded.execute(listed.sql).fetchall()} == hub
+    mapped = next(r for r in runs if r.panel == "Alerts and devices" and r.ref_id == "B")
+    liveness = {row[0]: row[6] for row in seeded.execute(mapped.sql).fetchall()}
+    assert {d for d, said in liveness.items() if said == "silent"} == hub & set(liveness)
 
 
 def test_the_alert_map_has_the_open_alert_at_its_place(seeded):

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from shapely.geometry import box
 
 from api.app import create_app
+from devices import upsert_device
 from geo import Stand, upsert_area, upsert_stands
 from tests.geo_support import api_client, geo_settings, role_keys
 from tests.services import free_port, wait_for_port
@@ -125,6 +126,53 @@ def test_devices_carry_status_and_latest_readings_as_properties(client, keys):
         "river_gauge",
     )
     assert datetime.fromisoformat(props["water_level_time"]) == T
+
+
+def test_devices_say_whether_they_are_silent_by_the_hub_s_one_rule(client, keys, db):
+    """The map reads `silent` and `silent_since` from here (devices/silence.py); it judges nothing itself."""
+    now = datetime.now(UTC)
+    crisis = {"observation_start_m": 1.0, "danger_m": 3.0}
+    heard = {"quiet-gauge": now - timedelta(hours=1), "fresh-gauge": now - timedelta(minutes=1)}
+    heard |= {"crisis-low": now - timedelta(hours=5), "crisis-high": now - timedelta(hours=5)}
+    for device in ("quiet-gauge", "fresh-gauge"):
+        upsert_device(db, device_id=device, tenant_id="toyota-city", device_type="river_gauge", lon=137.2, lat=35.1)
+    for device, level in (("crisis-low", 0.4), ("crisis-high", 1.5)):
+        upsert_device(
+            db,
+            device_id=device,
+            tenant_id="toyota-city",
+            device_type="river_gauge_crisis",
+            lon=137.3,
+            lat=35.1,
+            metadata=crisis,
+        )
+        db.execute(
+            "INSERT INTO latest_readings (device_id, metric, time, value) VALUES (%s, 'water_level', %s, %s)",
+            (device, heard[device], level),
+        )
+    for device, at in heard.items():
+        db.execute(
+            "INSERT INTO device_liveness (device_id, last_seen, last_reading, online) VALUES (%s, %s, %s, true)",
+            (device, at, at),
+        )
+
+    def state(device: str) -> dict[str, object]:
+        r = client.get(f"/ogc/collections/devices/items/{device}", headers=keys["viewer"])
+        assert r.status_code == 200
+        return r.json()["properties"]
+
+    quiet = state("quiet-gauge")  # three 10-minute intervals gone: silent since the third ran out
+    assert quiet["silent"] is True
+    assert datetime.fromisoformat(quiet["silent_since"]) == heard["quiet-gauge"] + timedelta(minutes=30)
+    assert (state("fresh-gauge")["silent"], state("fresh-gauge")["silent_since"]) == (False, None)
+    # A crisis gauge below its observation-start level need only report daily; above it, at its interval.
+    assert state("crisis-low")["silent"] is False
+    assert state("crisis-high")["silent"] is True
+    page = client.get("/ogc/collections/devices/items", headers=keys["viewer"]).json()
+    by_id = {f["id"]: f["properties"]["silent"] for f in page["features"]}
+    assert by_id["crisis-low"] is False and by_id["crisis-high"] is True and by_id["quiet-gauge"] is True
+    # no message ever, or an offline status: silent too (acme's probe, the rain gauge of the fixture)
+    assert by_id["acme-soil-1"] is True and by_id["rain-1"] is True
 
 
 def test_paging_follows_next_links_through_every_feature_once(client, keys):
