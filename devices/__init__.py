@@ -1,4 +1,5 @@
-"""Tenants, device types and their metrics, devices (the registry)."""
+"""Tenants, device types and their metrics, devices (the registry), the one read model of a device and the one
+rule of its silence."""
 
 from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.catalogue import DeviceType, MetricSpec, load_catalogue
@@ -6,10 +7,13 @@ from devices.importer import ImportReport
 from devices.manage import Caller
 from devices.queries import (
     DeviceFilter,
-    DeviceInfo,
-    DeviceRecord,
+    StateFilter,
+    active_devices,
     all_devices,
     catalogue_from_db,
+    device_state,
+    device_states,
+    device_states_within,
     get_device_record,
     latest_readings,
     metric_specs,
@@ -17,6 +21,8 @@ from devices.queries import (
     upsert_device,
     upsert_tenant,
 )
+from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
+from devices.silence import Silence, SilencePolicy
 from devices.validation import DeviceSpec, DeviceStatus
 
 __all__ = [
@@ -27,12 +33,21 @@ __all__ = [
     "DeviceInfo",
     "DeviceRecord",
     "DeviceSpec",
+    "DeviceState",
     "DeviceStatus",
     "DeviceType",
     "ImportReport",
+    "Liveness",
     "MetricSpec",
+    "Silence",
+    "SilencePolicy",
+    "StateFilter",
+    "active_devices",
     "all_devices",
     "catalogue_from_db",
+    "device_state",
+    "device_states",
+    "device_states_within",
     "get_device_record",
     "latest_readings",
     "load_catalogue",

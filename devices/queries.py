@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from devices.catalogue import DeviceType, MetricSpec
-from devices.records import DeviceRecord, DeviceState, Liveness
+from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
 from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
 
@@ -149,9 +149,13 @@ _RECORD_COLUMNS = (
 _RECORD_SELECT = f"SELECT {_RECORD_COLUMNS} FROM devices d"
 
 
-def _record(r: tuple[Any, ...]) -> DeviceRecord:
+def _record_fields(r: tuple[Any, ...]) -> tuple[Any, ...]:
     meta = r[8] if isinstance(r[8], dict) else json.loads(r[8] or "{}")
-    return DeviceRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], meta, r[9])
+    return (*r[:8], meta, r[9])
+
+
+def _record(r: tuple[Any, ...]) -> DeviceRecord:
+    return DeviceRecord(*_record_fields(r))
 
 
 # Latest readings as three typed arrays (times stay timestamptz, values float8), metric order.
@@ -302,23 +306,6 @@ def tenant_name(conn: psycopg.Connection, tenant_id: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class DeviceInfo:
-    id: str
-    tenant_id: str
-    device_type: str
-    name: str
-    lon: float | None
-    lat: float | None
-    status: str
-    expected_interval_s: int
-    installed_on: date | None
-    metadata: dict[str, object]
-    created_at: datetime
-    updated_at: datetime
-    has_credentials: bool
-
-
-@dataclass(frozen=True)
 class DeviceFilter:
     tenant_id: str | None = None
     device_type: str | None = None
@@ -339,11 +326,13 @@ class TenantInfo:
 
 
 _DEVICE_SELECT = (
-    "SELECT d.id, d.tenant_id, d.device_type, d.name, ST_X(d.location), ST_Y(d.location), d.status,"
-    " extract(epoch FROM d.expected_interval)::int, d.installed_on, d.metadata, d.created_at, d.updated_at,"
-    " c.device_id IS NOT NULL"
+    f"SELECT {_RECORD_COLUMNS}, d.created_at, d.updated_at, c.device_id IS NOT NULL"
     " FROM devices d LEFT JOIN device_credentials c ON c.device_id = d.id"
 )
+
+
+def _info(r: tuple[Any, ...]) -> DeviceInfo:
+    return DeviceInfo(*_record_fields(r), created_at=r[10], updated_at=r[11], has_credentials=r[12])
 
 
 def catalogue_from_db(conn: psycopg.Connection) -> dict[str, DeviceType]:
@@ -368,7 +357,7 @@ def get_device(conn: psycopg.Connection, device_id: str, tenant: str | None) -> 
         _DEVICE_SELECT + " WHERE d.id = %(id)s AND (%(t)s::text IS NULL OR d.tenant_id = %(t)s)",
         {"id": device_id, "t": tenant},
     ).fetchone()
-    return DeviceInfo(*row) if row else None
+    return _info(row) if row else None
 
 
 def list_devices(conn: psycopg.Connection, tenant: str | None, f: DeviceFilter) -> list[DeviceInfo]:
@@ -396,7 +385,7 @@ def list_devices(conn: psycopg.Connection, tenant: str | None, f: DeviceFilter) 
             "offset": f.offset,
         },
     ).fetchall()
-    return [DeviceInfo(*r) for r in rows]
+    return [_info(r) for r in rows]
 
 
 def device_owners(conn: psycopg.Connection, device_ids: list[str]) -> dict[str, tuple[str, str]]:

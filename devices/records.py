@@ -1,6 +1,7 @@
 """The one read model of a device: what other packages know of it, as pure value types.
 
-``DeviceRecord`` is the registry row (ingest needs its first four fields, the alert rules the rest);
+``DeviceRecord`` is the registry row (ingest needs its first four fields, the alert rules the rest); ``DeviceInfo``
+is that record with the registry's own facts (created, updated, credentials) for the registry API and the CLI;
 ``DeviceState`` adds what the hub knows of it now — when it was last heard, its latest readings, whether it is
 silent — for the map, the feature collections and the sensors of a stand. The API's answers and the feature
 properties are derived from these (``DeviceState.properties``), not read in shapes of their own.
@@ -30,6 +31,37 @@ class DeviceRecord:
     expected_interval: timedelta = timedelta(minutes=10)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     installed_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceInfo(DeviceRecord):
+    """A device as the registry shows it: the record, and when it was made and changed, and whether it has broker
+    credentials. The registry API's and the CLI's rows are :meth:`registry_row`."""
+
+    created_at: datetime
+    updated_at: datetime
+    has_credentials: bool
+
+    @property
+    def expected_interval_s(self) -> int:
+        return int(self.expected_interval.total_seconds())
+
+    def registry_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "device_type": self.device_type,
+            "name": self.name,
+            "lon": self.lon,
+            "lat": self.lat,
+            "status": self.status,
+            "expected_interval_s": self.expected_interval_s,
+            "installed_on": self.installed_on,
+            "metadata": dict(self.metadata),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "has_credentials": self.has_credentials,
+        }
 
 
 @dataclass(frozen=True, slots=True)

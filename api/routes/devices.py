@@ -21,7 +21,8 @@ from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.importer import read_rows
 from devices.keys import Principal, Role
 from devices.manage import BrokerFactory, Caller
-from devices.queries import DeviceFilter, DeviceInfo
+from devices.queries import DeviceFilter
+from devices.records import DeviceInfo
 from devices.validation import DeviceSpec, DeviceStatus
 from mimamori.db import reading
 from mimamori.errors import NotFound, ValidationError
@@ -142,7 +143,7 @@ class ImportOut(BaseModel):
 
 
 def _out(d: DeviceInfo) -> DeviceOut:
-    return DeviceOut(**d.__dict__)
+    return DeviceOut(**d.registry_row())
 
 
 def _broker(request: Request) -> BrokerFactory:

@@ -91,7 +91,7 @@ def list_(
             print(
                 json.dumps(
                     {
-                        **d.__dict__,
+                        **d.registry_row(),
                         "installed_on": str(d.installed_on) if d.installed_on else None,
                         "created_at": d.created_at.isoformat(),
                         "updated_at": d.updated_at.isoformat(),
