@@ -30,10 +30,11 @@ from rich.table import Table
 from bench.ingest import bench_settings, percentile
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
+from devkit.api_server import ApiServer
+from devkit.broker import Mosquitto
+from devkit.databases import create_scratch_database, drop_database
 from hub.compose import in_process_hub
 from mimamori.migrate import migrate
-from tests.alerts_helpers import ApiServer
-from tests.services import Mosquitto, create_scratch_database, drop_database
 
 PREFIX = "mimamori/v1"
 TENANT = "bench"

@@ -36,9 +36,10 @@ from rich.table import Table
 
 from devices import load_catalogue, sync_catalogue, upsert_tenant
 from devices.keys import Role, create_key
+from devkit.databases import create_scratch_database, drop_database
+from devkit.ports import free_port, wait_for_port
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
-from tests.services import create_scratch_database, drop_database, free_port, wait_for_port
 
 out = Console(stderr=True)
 CENTRE = (137.36, 35.20)  # the mountain districts the sample register covers

@@ -43,12 +43,13 @@ from rich.console import Console
 from rich.table import Table
 
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
+from devkit.broker import Mosquitto
+from devkit.databases import create_scratch_database, drop_database
 from ingest import CommittedReadings, MqttIngestor
 from ingest.gc_tuning import tune_for_streaming
 from ingest.mqtt_client import make_client
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
-from tests.services import Mosquitto, create_scratch_database, drop_database
 
 PREFIX = "mimamori/v1"
 TENANT = "bench"

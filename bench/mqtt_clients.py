@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tests.services import free_port, wait_for_port
+from devkit.ports import free_port, wait_for_port
 
 DRIVERS = ("paho-loop", "aiomqtt")
 MESSAGES = 5  # per connection, each waiting for its PUBACK

@@ -20,6 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devkit.ports import free_port, wait_for_port
 from simulators import (
     DEVICES,
     BrokerTarget,
@@ -30,7 +31,6 @@ from simulators import (
     load_scenario,
     sized_fleet,
 )
-from tests.services import free_port, wait_for_port
 
 
 def main() -> None:

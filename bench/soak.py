@@ -45,7 +45,10 @@ from bench.ingest import (
     wait_publishers,
     write_payload_files,
 )
-from tests.services import HubProcess, Mosquitto, create_scratch_database, drop_database, free_port
+from devkit.broker import Mosquitto
+from devkit.databases import create_scratch_database, drop_database
+from devkit.ports import free_port
+from devkit.processes import HubProcess
 
 console = Console(stderr=True)
 DEFAULT_CHART = Path(__file__).resolve().parent.parent / "docs" / "img" / "soak.png"

@@ -9,6 +9,20 @@ import psycopg
 
 from alerts.evaluate import Observation
 from devices import upsert_device
+from devkit.api_server import ApiServer
+
+__all__ = [
+    "RIVER_RULES",
+    "SITE",
+    "T0",
+    "ApiServer",
+    "SseReader",
+    "add_gauges",
+    "clean_alert_tables",
+    "levels",
+    "store",
+    "write_rules",
+]
 
 T0 = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 
@@ -77,33 +91,6 @@ def levels(device: str, values: list[float], start: datetime = T0, step: timedel
 
 def clean_alert_tables(db: psycopg.Connection) -> None:
     db.execute("TRUNCATE alert_rules, alert_dispatch_cursors, alerts, alert_events, alert_webhooks CASCADE")
-
-
-class ApiServer:
-    """The real app on a free port, served by uvicorn in a thread (streams need a real connection)."""
-
-    def __init__(self, app: object, port: int | None = None) -> None:
-        import threading
-
-        import uvicorn
-
-        from tests.services import free_port
-
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> ApiServer:
-        from tests.services import wait_until
-
-        self._thread.start()
-        wait_until(lambda: self._server.started, what="the API server to start")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
 
 
 class SseReader:

@@ -10,7 +10,19 @@ from importlib.metadata import packages_distributions
 
 from tests.services import ROOT
 
-OUR_FOLDERS = ("mimamori", "devices", "ingest", "alerts", "geo", "simulators", "dashboards", "api", "hub", "bench")
+OUR_FOLDERS = (
+    "mimamori",
+    "devices",
+    "ingest",
+    "alerts",
+    "geo",
+    "simulators",
+    "dashboards",
+    "api",
+    "hub",
+    "devkit",
+    "bench",
+)
 
 # Not imported by our code, but used: by what, and a check that it is so.
 USED_INDIRECTLY = {
