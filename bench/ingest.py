@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
@@ -47,7 +48,7 @@ from devkit.broker import Mosquitto
 from devkit.databases import create_scratch_database, drop_database
 from ingest import CommittedReadings, MqttIngestor
 from ingest.gc_tuning import tune_for_streaming
-from ingest.mqtt_client import make_client
+from ingest.mqtt_client import make_client, missing_paho_names
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 
@@ -435,6 +436,18 @@ class PacedPublisher:
         wait_publishers(self._publishers)
 
 
+def refuse_without_fast_path() -> None:
+    """Stop before anything starts when this paho would send ingest down its public path (make_client's
+    self-check): the figures would be paho's public client's, not the hub's (docs/scaling.md)."""
+    missing = missing_paho_names()
+    if missing:
+        raise SystemExit(
+            f"bench.ingest: paho-mqtt {paho.mqtt.__version__} lacks what the ingest fast path uses "
+            f"({', '.join(missing)}), so ingest would take paho's public path and these figures would not be the "
+            "hub's. Install the paho-mqtt version pyproject.toml pins (docs/scaling.md)."
+        )
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile, within the observed range ("inclusive": a small sample's p99 never exceeds its max)."""
     if len(values) < 2:
@@ -454,6 +467,7 @@ def main() -> None:
         "--processes", type=int, default=2, help="also measure this many ingest processes on one subscription (1: not)"
     )
     args = parser.parse_args()
+    refuse_without_fast_path()
 
     devices = device_ids(args.devices)
     broker = Mosquitto()
