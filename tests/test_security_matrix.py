@@ -172,6 +172,16 @@ def test_a_partner_provisions_its_own_device_and_the_answer_is_the_only_copy(api
         admin.revoke_device("acme-soil-1")
 
 
+def test_an_admin_revoking_the_key_it_is_using_is_answered_and_then_refused(api, world):
+    """What the schemathesis stateful run once found: a sequence that lists keys and revokes its own."""
+    own = next(k for k in call(api, world["admin"], "GET", "/v1/keys").json() if k["name"] == "matrix admin")
+    assert call(api, world["admin"], "DELETE", f"/v1/keys/{own['id']}").status_code == 204
+    after = call(api, world["admin"], "GET", "/v1/keys")
+    assert after.status_code == 401, after.text
+    assert call(api, world["admin"], "DELETE", f"/v1/keys/{own['id']}").status_code == 401
+    assert call(api, world["operator"], "GET", "/v1/devices").status_code == 200  # the others' keys still work
+
+
 def test_missing_or_bad_keys_get_401_on_every_endpoint(api, world):
     """Every /v1 operation the app documents, whoever wrote it, refuses a missing or bad key the same way."""
     paths = api.get("/openapi.json").json()["paths"]
