@@ -347,7 +347,7 @@ CROSS JOIN LATERAL (  -- before the oldest chunk there are no raw rows to miss (
                     -- to the data, and logs dropped chunks as invalidations): the aggregate is all there is
     SELECT coalesce(_timescaledb_functions.to_unix_microseconds(min(c.range_start)), 0) AS oldest
     FROM timescaledb_information.chunks c
-    WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = 'readings'
+    WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = 'series_readings'
 ) d
 WHERE ca.user_view_schema = current_schema() AND ca.user_view_name = %(view)s
   AND x.lowest < w.upto AND x.greatest >= _timescaledb_functions.to_unix_microseconds(%(start)s)
@@ -357,11 +357,12 @@ WHERE ca.user_view_schema = current_schema() AND ca.user_view_name = %(view)s
 
 def aggregate_stale_from(conn: psycopg.Connection, view: str, start: datetime, end: datetime) -> datetime | None:
     """The earliest time in [start, end) from which ``view`` may not yet hold every reading; None when it does."""
+    aggregate = "series_" + view  # the continuous aggregate behind the view (migration 0060)
     try:
         with conn.transaction():
-            row = conn.execute(_AGGREGATE_STALE_FROM, {"view": view, "start": start, "end": end}).fetchone()
+            row = conn.execute(_AGGREGATE_STALE_FROM, {"view": aggregate, "start": start, "end": end}).fetchone()
             known = conn.execute(
-                "SELECT 1 FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = %s", (view,)
+                "SELECT 1 FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = %s", (aggregate,)
             ).fetchone()
     except psycopg.Error:
         return start

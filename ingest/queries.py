@@ -10,22 +10,24 @@ from psycopg.types.json import Jsonb
 
 from ingest.contract import Reading
 from ingest.pipeline import DeadLetter, Liveness
+from ingest.series_numbers import series_numbers
 
 # Readings go through a per-connection staging table filled by binary COPY: about twice as fast as
-# INSERT … unnest() for big batches, and the ON CONFLICT still makes redelivery harmless.
+# INSERT … unnest() for big batches, and the ON CONFLICT still makes redelivery harmless. Rows carry their series
+# number (ingest/series_numbers.py), not the device and metric texts.
 _CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS staging_readings (
-    time timestamptz NOT NULL, device_id text NOT NULL, metric text NOT NULL, value float8 NOT NULL
+CREATE TEMP TABLE IF NOT EXISTS staging_series_readings (
+    time timestamptz NOT NULL, value float8 NOT NULL, series_id integer NOT NULL
 ) ON COMMIT DELETE ROWS
 """
-_COPY_STAGING = "COPY staging_readings (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
-_STAGING_TYPES = ("timestamptz", "text", "text", "float8")
+_COPY_STAGING = "COPY staging_series_readings (time, value, series_id) FROM STDIN (FORMAT BINARY)"
+_STAGING_TYPES = ("timestamptz", "float8", "int4")
 
 _INSERT_ALL_NEW = """
-INSERT INTO readings (time, device_id, metric, value)
-SELECT time, device_id, metric, value FROM staging_readings
+INSERT INTO series_readings (time, value, series_id, delay_cs)
+SELECT time, value, series_id, reading_delay_cs(time) FROM staging_series_readings
 """
-_INSERT_FROM_STAGING = _INSERT_ALL_NEW + "ON CONFLICT (device_id, metric, time) DO NOTHING\n"
+_INSERT_FROM_STAGING = _INSERT_ALL_NEW + "ON CONFLICT (series_id, time) DO NOTHING\n"
 
 # The newest reading of each device and metric in a batch, picked in Python (a few rows sent instead of a sort of
 # the whole batch in the database), in key order so that concurrent ingestors lock rows in the same order.
@@ -80,12 +82,13 @@ def insert_readings(
     """
     if not readings:
         return 0, []
+    numbers = series_numbers(conn, {(r.device_id, r.metric) for r in readings})
     conn.execute(_CREATE_STAGING)
     with conn.cursor() as cur:
         with cur.copy(_COPY_STAGING) as copy:
             copy.set_types(_STAGING_TYPES)
             for r in readings:
-                copy.write_row((r.time, r.device_id, r.metric, r.value))
+                copy.write_row((r.time, r.value, numbers[r.device_id, r.metric]))
         new: list[Reading] = []
         all_new = _insert_all_new(conn, cur)
         if all_new is not None:  # the common case: nothing of the batch was stored before
@@ -94,13 +97,14 @@ def insert_readings(
         elif return_new:
             # Only here when something was stored already or repeated: the rows inserted now are sent back. (Not
             # found by xmin afterwards: TimescaleDB cannot read xmin through a compressed chunk.)
-            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, device_id, metric, value")
-            new = [Reading(*row) for row in cur.fetchall()]
+            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, series_id, value")
+            pairs = {n: pair for pair, n in numbers.items()}
+            new = [Reading(t, *pairs[n], v) for t, n, v in cur.fetchall()]
             inserted = len(new)
         else:
             cur.execute(_INSERT_FROM_STAGING)
             inserted = cur.rowcount
-        cur.execute("TRUNCATE staging_readings")  # a later statement in this transaction must not see them
+        cur.execute("TRUNCATE staging_series_readings")  # a later statement in this transaction must not see them
     conn.execute(_UPSERT_LATEST, _columns(newest_readings(readings), "device_id", "metric", "time", "value"))
     return inserted, new
 

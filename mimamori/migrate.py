@@ -93,7 +93,11 @@ def _choose_mode(conn: psycopg.Connection, wanted: TimescaleMode) -> str:
     return mode
 
 
-def migrate(settings: Settings) -> MigrationReport:
+def migrate(settings: Settings, *, until: str | None = None) -> MigrationReport:
+    """Apply every migration not applied yet, then (TimescaleDB) the policies from settings.
+
+    ``until`` stops after that version, policies left out: for tests of a migration that moves existing data.
+    """
     created = ensure_database(settings.dsn)
     with connect(settings.dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -108,6 +112,8 @@ def migrate(settings: Settings) -> MigrationReport:
             done = {row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM schema_migrations")}
             applied: list[str] = []
             for m in plan(load_migrations(), mode):
+                if until is not None and m.version > until:
+                    break
                 if m.version in done:
                     if done[m.version] != m.checksum:
                         raise MimamoriError(
@@ -122,18 +128,18 @@ def migrate(settings: Settings) -> MigrationReport:
                         (m.version, m.name, m.mode, m.checksum),
                     )
                 applied.append(f"{m.version}_{m.name}")
-            if mode == TIMESCALEDB:
+            if mode == TIMESCALEDB and until is None:
                 apply_timescale_policies(conn, settings)
             return MigrationReport(mode, applied, len(done), created)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
-# Continuous aggregates (migration 0002): the newest bucket left to real-time aggregation, and how often to refresh.
+# Continuous aggregates (migration 0060): the newest bucket left to real-time aggregation, and how often to refresh.
 _REFRESHED = (
-    ("readings_10m", "10 minutes", "5 minutes"),
-    ("readings_1h", "1 hour", "30 minutes"),
-    ("readings_1d", "1 day", "6 hours"),
+    ("series_readings_10m", "10 minutes", "5 minutes"),
+    ("series_readings_1h", "1 hour", "30 minutes"),
+    ("series_readings_1d", "1 day", "6 hours"),
 )
 
 
@@ -152,11 +158,16 @@ def apply_timescale_policies(conn: psycopg.Connection, settings: Settings) -> No
                 " end_offset => %s::interval, schedule_interval => %s::interval)",
                 (view, settings.ingest_max_past_days + 2, end_offset, every),
             )
-        conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-        conn.execute("SELECT add_retention_policy('readings', make_interval(days => %s))", (settings.retention_days,))
-        conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
         conn.execute(
-            "SELECT add_compression_policy('readings', make_interval(days => %s))",
+            "SELECT set_chunk_time_interval('series_readings', make_interval(days => %s))", (settings.chunk_days,)
+        )
+        conn.execute("SELECT remove_retention_policy('series_readings', if_exists => true)")
+        conn.execute(
+            "SELECT add_retention_policy('series_readings', make_interval(days => %s))", (settings.retention_days,)
+        )
+        conn.execute("SELECT remove_compression_policy('series_readings', if_exists => true)")
+        conn.execute(
+            "SELECT add_compression_policy('series_readings', make_interval(days => %s))",
             (settings.compress_after_days,),
         )
 

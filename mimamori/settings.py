@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     timescaledb: TimescaleMode = Field(TimescaleMode.auto, description="auto, on or off.")
     retention_days: int = Field(3650, ge=1, description="Raw readings kept this long (TimescaleDB only).")
     compress_after_days: int = Field(7, ge=1, description="Chunks older than this are compressed.")
+    chunk_days: int = Field(
+        7,
+        ge=1,
+        le=366,
+        description="Days of readings per TimescaleDB chunk, for chunks made from now on. Longer chunks compress"
+        " better (a compressed batch holds up to 1,000 readings of one series, and every chunk costs a few pages of"
+        " its own); the newest chunk's indexes should fit in memory.",
+    )
 
     admin_key_file: str = Field(
         "",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import psycopg
@@ -184,15 +185,15 @@ def test_plain_postgresql_mode_end_to_end(fresh_dsn):
             )
         )
         assert "Index" in plan
-        # Readings carry the primary key and a BRIN index on time, and no btree on time alone (0040).
-        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'readings'"))
-        assert sorted(indexes) == ["readings_pkey", "readings_time_brin"]
-        assert 'USING brin ("time")' in indexes["readings_time_brin"]
+        # Readings carry the primary key and a BRIN index on time, and no btree on time alone (0040, 0060).
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'series_readings'"))
+        assert sorted(indexes) == ["series_readings_pkey", "series_readings_time_brin"]
+        assert 'USING brin ("time")' in indexes["series_readings_time_brin"]
         conn.execute("SET enable_seqscan = off")  # sixty rows: the planner would rightly scan them all
         ranged = "\n".join(
             r[0] for r in conn.execute("EXPLAIN SELECT count(*) FROM readings WHERE time > now() - interval '1 day'")
         )
-        assert "readings_time_brin" in ranged  # a range of time alone can still use an index
+        assert "series_readings_time_brin" in ranged  # a range of time alone can still use an index
     result = run_cli("db", "info", env={"MIMAMORI_DATABASE_URL": fresh_dsn})
     assert result.returncode == 0, result.stderr
     assert "plain" in result.stdout and "readings" in result.stdout and "60" in result.stdout
@@ -216,11 +217,16 @@ def test_timescaledb_mode_creates_hypertable_compression_and_aggregates(fresh_ds
     assert migrate(settings).applied == []  # policies are re-applied without error
     with psycopg.connect(fresh_dsn) as conn:
         hyper = conn.execute(
-            "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
+            "SELECT compression_enabled FROM timescaledb_information.hypertables"
+            " WHERE hypertable_name = 'series_readings'"
         ).fetchone()
         assert hyper == (True,)
+        chunk = conn.execute(
+            "SELECT time_interval FROM timescaledb_information.dimensions WHERE hypertable_name = 'series_readings'"
+        ).fetchone()
+        assert chunk == (timedelta(days=7),)  # MIMAMORI_CHUNK_DAYS
         caggs = {r[0] for r in conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates")}
-        assert {"readings_10m", "readings_1h", "readings_1d"} <= caggs
+        assert {"series_readings_10m", "series_readings_1h", "series_readings_1d"} <= caggs
         jobs = {r[0] for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs")}
         assert {"policy_retention", "policy_compression", "policy_refresh_continuous_aggregate"} <= jobs
 

@@ -276,7 +276,7 @@ def test_continuous_aggregates_give_the_same_answers_as_date_bin():
             conn.execute("INSERT INTO device_types (id, name) VALUES ('g', 'g')")
             conn.execute("INSERT INTO devices (id, tenant_id, device_type) VALUES ('d', 't', 'g')")
             _insert(conn, "d", "water_level", _values())
-            for view in ("readings_10m", "readings_1h", "readings_1d"):
+            for view in ("series_readings_10m", "series_readings_1h", "series_readings_1d"):
                 conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
             for bucket in ("10m", "30m", "1h", "3h", "1d"):
                 for agg in ("avg", "min", "max", "sum", "count", "last"):

@@ -10,7 +10,7 @@ ALTER ROLE :"role" LOGIN PASSWORD :'password';
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"role";
 GRANT USAGE ON SCHEMA public TO :"role";
 -- API keys, credentials and webhook secrets are left out on purpose.
-GRANT SELECT ON readings, latest_readings, devices, device_liveness, dead_letters,
+GRANT SELECT ON readings, series, latest_readings, devices, device_liveness, dead_letters,
                 alerts, alert_events, stands, areas, tenants TO :"role";
 -- The continuous aggregates exist in TimescaleDB mode only.
 SELECT to_regclass('readings_1d') IS NOT NULL AS timescaledb \gset
