@@ -38,6 +38,7 @@ from devices import load_catalogue, sync_catalogue, upsert_tenant
 from devices.keys import Role, create_key
 from devkit.databases import create_scratch_database, drop_database
 from devkit.ports import free_port, wait_for_port
+from ingest.series_numbers import series_numbers
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 
@@ -62,15 +63,16 @@ def seed(dsn: str, devices: int, with_readings: int, days: int) -> None:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(days=days)
         steps = int((end - start) / timedelta(minutes=10))
-        with conn.cursor().copy("COPY readings (time, device_id, metric, value) FROM STDIN") as copy:
-            for i in range(with_readings):
-                for s in range(steps):
+        numbers = series_numbers(conn, [(f"dev-{i:05d}", "soil_moisture") for i in range(with_readings)])
+        with conn.cursor().copy("COPY series_readings (time, value, series_id, delay_cs) FROM STDIN") as copy:
+            for s in range(steps):  # in time order, as ingest writes them
+                for i in range(with_readings):
                     copy.write_row(
                         (
                             start + s * timedelta(minutes=10),
-                            f"dev-{i:05d}",
-                            "soil_moisture",
                             0.3 + 0.1 * math.sin(s / 144),
+                            numbers[f"dev-{i:05d}", "soil_moisture"],
+                            0,
                         )
                     )
         conn.execute("ANALYZE")

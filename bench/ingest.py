@@ -49,6 +49,7 @@ from devkit.databases import create_scratch_database, drop_database
 from ingest import CommittedReadings, MqttIngestor
 from ingest.gc_tuning import tune_for_streaming
 from ingest.mqtt_client import make_client, missing_paho_names
+from ingest.series_numbers import series_numbers
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 
@@ -77,6 +78,7 @@ def prepare_database(settings: Settings, devices: list[str]) -> None:
         upsert_tenant(conn, TENANT, "Benchmark")
         for d in devices:
             upsert_device(conn, device_id=d, tenant_id=TENANT, device_type="river_gauge")
+        series_numbers(conn, [(d, "water_level") for d in devices])  # the naive baseline looks them up
 
 
 def device_ids(n: int) -> list[str]:
@@ -216,9 +218,10 @@ def naive_baseline(broker: Mosquitto, dsn: str, folder: Path, devices: list[str]
             device = msg.topic.split("/")[3]
             for metric, value in doc["values"].items():
                 conn.execute(
-                    "INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    (doc["ts"], device, metric, value),
+                    "INSERT INTO series_readings (time, value, series_id, delay_cs)"
+                    " SELECT %(t)s, %(v)s, series_id, reading_delay_cs(%(t)s) FROM series"
+                    " WHERE device_id = %(d)s AND metric = %(m)s ON CONFLICT DO NOTHING",
+                    {"t": doc["ts"], "v": value, "d": device, "m": metric},
                 )
             conn.commit()
 
@@ -226,18 +229,16 @@ def naive_baseline(broker: Mosquitto, dsn: str, folder: Path, devices: list[str]
 
 
 def copy_limit(dsn: str, rows: int, t0: datetime) -> float:
-    """Rows per second PostgreSQL takes by binary COPY into a table keyed like readings."""
+    """Rows per second PostgreSQL takes by binary COPY into a table keyed like series_readings."""
     with psycopg.connect(dsn) as conn:
-        conn.execute("CREATE TEMP TABLE copy_target (LIKE readings INCLUDING ALL)")
-        data = [
-            (t0 + timedelta(milliseconds=i), f"bench-{i % 10:03d}", "water_level", float(i % 500)) for i in range(rows)
-        ]
+        conn.execute("CREATE TEMP TABLE copy_target (LIKE series_readings INCLUDING ALL)")
+        data = [(t0 + timedelta(milliseconds=i), float(i % 500), i % 10, 0) for i in range(rows)]
         start = time.perf_counter()
         with (
             conn.cursor() as cur,
-            cur.copy("COPY copy_target (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)") as copy,
+            cur.copy("COPY copy_target (time, value, series_id, delay_cs) FROM STDIN (FORMAT BINARY)") as copy,
         ):
-            copy.set_types(["timestamptz", "text", "text", "float8"])
+            copy.set_types(["timestamptz", "float8", "int4", "int4"])
             for row in data:
                 copy.write_row(row)
         conn.commit()
@@ -485,7 +486,7 @@ def main() -> None:
 
         def reset() -> None:
             with psycopg.connect(dsn) as conn:
-                conn.execute("TRUNCATE readings, latest_readings, dead_letters")
+                conn.execute("TRUNCATE series_readings, latest_readings, dead_letters")
 
         # Rounds, each measuring the baselines right next to what they are baselines for: on a shared machine
         # the throughput of every phase drifts by tens of percent from minute to minute, a ratio of neighbours

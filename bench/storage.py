@@ -35,6 +35,7 @@ from rich.table import Table
 
 from devices import load_catalogue, sync_catalogue, upsert_tenant
 from geo.queries import bucketed_series, raw_series
+from ingest.series_numbers import series_numbers
 from mimamori.migrate import migrate, timescaledb_available
 from mimamori.settings import Settings
 
@@ -76,44 +77,63 @@ def _drop(admin_dsn: str, dsn: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def _rows(fleet: Fleet, end: datetime) -> Iterator[tuple[datetime, str, str, float, datetime]]:
+def _rows(fleet: Fleet, end: datetime, numbers: list[int]) -> Iterator[tuple[datetime, float, int, int]]:
+    """The fleet's readings in the order ingest writes them: every device's reading of a time step, step by step."""
     rng = random.Random(7)
     steps = int(fleet.span / fleet.step)
-    for d in range(fleet.devices):
-        level = rng.uniform(0.5, 3.0)
-        device = f"{fleet.name}-{d:04d}"
-        for i in range(steps):
-            level = max(0.0, level + rng.gauss(0, 0.01))  # a river: slow, noisy, real-valued
-            t = end - fleet.step * (steps - i)
-            # received_at as ingest writes it: the device's time plus the link's delay (tens of ms to seconds).
-            yield t, device, fleet.metric, round(level, 3), t + timedelta(milliseconds=rng.expovariate(1 / 400))
+    levels = [rng.uniform(0.5, 3.0) for _ in range(fleet.devices)]
+    for i in range(steps):
+        t = end - fleet.step * (steps - i)
+        for d in range(fleet.devices):
+            levels[d] = max(0.0, levels[d] + rng.gauss(0, 0.01))  # a river: slow, noisy, real-valued
+            # The delay as ingest stores it, in hundredths of a second: the link's, tens of milliseconds to seconds.
+            yield t, round(levels[d], 3), numbers[d], round(rng.expovariate(1 / 400) / 10)
 
 
 def load(dsn: str, fleet: Fleet, end: datetime, progress: Progress) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         sync_catalogue(conn, load_catalogue())
         upsert_tenant(conn, "toyota-city", "Toyota City", "operator")
+        devices = [f"{fleet.name}-{d:04d}" for d in range(fleet.devices)]
         with conn.cursor().copy("COPY devices (id, tenant_id, device_type) FROM STDIN") as copy:
-            for d in range(fleet.devices):
-                copy.write_row((f"{fleet.name}-{d:04d}", "toyota-city", fleet.device_type))
+            for device in devices:
+                copy.write_row((device, "toyota-city", fleet.device_type))
+        found = series_numbers(conn, [(d, fleet.metric) for d in devices])
+        numbers = [found[d, fleet.metric] for d in devices]
         task = progress.add_task(f"loading {fleet.name}", total=fleet.readings)
-        with conn.cursor().copy("COPY readings (time, device_id, metric, value, received_at) FROM STDIN") as copy:
-            for n, row in enumerate(_rows(fleet, end), 1):
-                copy.write_row(row)
-                if n % 50_000 == 0:
-                    progress.update(task, completed=n)
+        # One transaction per time step's batch, like ingest's (a single COPY would pack the index tighter).
+        batch = fleet.devices
+        rows = _rows(fleet, end, numbers)
+        for n in range(0, fleet.readings, batch):
+            with conn.transaction(), conn.cursor().copy(_COPY) as copy:
+                for _ in range(batch):
+                    copy.write_row(next(rows))
+            if n % 50_000 < batch:
+                progress.update(task, completed=n)
         progress.update(task, completed=fleet.readings)
-        conn.execute("VACUUM ANALYZE readings")
+        conn.execute("VACUUM ANALYZE series_readings")
+
+
+_COPY = "COPY series_readings (time, value, series_id, delay_cs) FROM STDIN"
 
 
 def readings_bytes(conn: psycopg.Connection, timescaledb: bool) -> int:
-    if timescaledb:
-        return int(conn.execute("SELECT hypertable_size('readings')").fetchone()[0])  # type: ignore[index]
-    return int(conn.execute("SELECT pg_total_relation_size('readings')").fetchone()[0])  # type: ignore[index]
+    """Bytes of the readings (table, indexes, TOAST; every chunk on TimescaleDB) and of the series they name."""
+    size = "hypertable_size('series_readings')" if timescaledb else "pg_total_relation_size('series_readings')"
+    return int(conn.execute(f"SELECT {size} + pg_total_relation_size('series')").fetchone()[0])  # type: ignore[index]
+
+
+def pause_jobs(dsn: str) -> None:
+    """The policies would compress a month's chunks while it is loaded in a minute, and the rest of the load
+    would land beside them uncompressed; in production they run a week after the chunk's last reading."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE job_id >= 1000"
+        )
 
 
 def compress_all(conn: psycopg.Connection) -> int:
-    rows = conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c")
+    rows = conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('series_readings') c")
     return len(rows.fetchall())
 
 
@@ -145,16 +165,18 @@ def run_once(admin_dsn: str, mode: str, fleet: Fleet, queries: int, progress: Pr
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     try:
         migrate(Settings(database_url=dsn, timescaledb="on" if mode == "timescaledb" else "off"))  # type: ignore[arg-type]
+        if mode == "timescaledb":
+            pause_jobs(dsn)
         load(dsn, fleet, end, progress)
         with psycopg.connect(dsn, autocommit=True) as conn:
             figures: dict[str, float] = {"readings": float(fleet.readings)}
             figures["bytes_per_reading"] = readings_bytes(conn, mode == "timescaledb") / fleet.readings
             if mode == "timescaledb":
-                conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+                conn.execute("CALL refresh_continuous_aggregate('series_readings_1h', NULL, NULL)")
             figures |= query_latency(conn, fleet, end, mode, queries)
             if mode == "timescaledb":
                 compress_all(conn)
-                conn.execute("VACUUM ANALYZE readings")
+                conn.execute("VACUUM ANALYZE series_readings")
                 figures["compressed_bytes_per_reading"] = readings_bytes(conn, True) / fleet.readings
                 compressed = query_latency(conn, fleet, end, mode, queries)
                 figures |= {f"compressed_{k}": v for k, v in compressed.items()}
