@@ -7,7 +7,7 @@ observation-start level (metadata ``observation_start_m``): the national guideli
 there, so a quiet crisis gauge in dry weather is not silent (shared/domain.md, section 1).
 
 Pure: values in, values out, ``now`` passed in. The same rule is written as SQL by :func:`silent_sql` for the
-queries Grafana runs itself; tests/test_devices_silence.py holds the two to the same answers.
+queries Grafana runs itself; tests/devices/test_silence.py holds the two to the same answers.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ paho client first: with any of them missing (or no longer callable as used), it 
   properties such as a content type, a packet not yet wholly received, or anything malformed) goes to paho as
   before, so paho still parses, rejects and logs it.
 
-tests/test_ingest_plain_publish.py checks the fast path against paho's own decoder on arbitrary bytes;
-tests/test_ingest_mqtt_client.py checks both paths through a real broker over TCP and TLS, that
+tests/ingest/test_plain_publish.py checks the fast path against paho's own decoder on arbitrary bytes;
+tests/ingest/test_mqtt_client.py checks both paths through a real broker over TCP and TLS, that
 ``PAHO_PRIVATE_NAMES`` is what this module uses, and ingest through ``PublicPathClient``; the ingest and fault
 tests cover reconnects and redelivery.
 """
@@ -68,7 +68,7 @@ PAHO_PRIVATE_NAMES: tuple[str, ...] = (
     # Module-level, in paho.mqtt.client: undocumented, the clock paho measures _last_bytes_received on.
     "time_func",
 )
-"""Every name of paho's the fast path relies on beyond its documented API (tests/test_ingest_mqtt_client.py
+"""Every name of paho's the fast path relies on beyond its documented API (tests/ingest/test_mqtt_client.py
 compares it with what this module uses)."""
 
 _PAHO_MODULE_NAMES = frozenset({"time_func"})

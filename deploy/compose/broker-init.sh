@@ -5,7 +5,7 @@
 # credentials to the hub containers. Safe to run on every `docker compose up`.
 set -eu
 
-# Paths are the containers'; the variables exist so tests/test_deploy_files.py can run this script as-is.
+# Paths are the containers'; the variables exist so tests/deploy/test_deploy_files.py can run this script as-is.
 data=${BROKER_DATA:-/mosquitto/data}
 source=${BROKER_TEMPLATE:-/app/deploy/mosquitto/mosquitto.conf}
 handoff=${HUB_CREDENTIALS_DIR:-/run/mimamori}

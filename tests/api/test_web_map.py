@@ -7,14 +7,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
 from devices.keys import Role, create_key
 from tests.alerts_helpers import add_gauges, clean_alert_tables, write_rules
-from tests.services import wait_until
+from tests.services import ROOT, wait_until
 from tests.web_support import ARTIFACTS, SECONDS, chromium, open_map, publish_levels, running_hub
 
 
@@ -302,7 +301,7 @@ def test_the_typhoon_scenario_on_the_map(browser, settings, pool, db, broker, tm
                 shot = ARTIFACTS / "map-typhoon.png"
                 page.screenshot(path=str(shot))
                 if os.environ.get("MIMAMORI_DOCS_SCREENSHOTS") == "1":
-                    docs = Path(__file__).resolve().parent.parent / "docs" / "img"
+                    docs = ROOT / "docs" / "img"
                     docs.mkdir(parents=True, exist_ok=True)
                     shutil.copy(shot, docs / "map-typhoon.png")
                 assert traffic.failed == []

@@ -6,8 +6,8 @@ import pytest
 from shapely.geometry import box
 
 from geo import Stand, upsert_stands
+from tests.geo.test_tiles_mvt import decode, tile_of
 from tests.geo_support import api_client, role_keys
-from tests.test_tiles_mvt import decode, tile_of
 
 # Compartment 7: two stands, the larger one スギ; compartment 8.1: one stand in protection forest.
 STANDS = [

@@ -1,7 +1,7 @@
 """The ingestor's MQTT client reads the socket in chunks and takes plain publishes by a fast path: every packet
 arrives whole and in order, over plain TCP and over TLS, whatever its size against the chunk, by paho's path and by
-the fast one alike (tests/test_ingest_plain_publish.py checks the fast path's parsing on bytes alone;
-tests/test_ingest_mqtt.py and the fault tests cover reconnects).
+the fast one alike (tests/ingest/test_plain_publish.py checks the fast path's parsing on bytes alone;
+tests/ingest/test_mqtt.py and the fault tests cover reconnects).
 
 The fast path's fence: ``PAHO_PRIVATE_NAMES`` is every private paho name the module uses, the installed paho is
 the pinned one, a paho lacking one of them gets paho's public path with one warning, and that path ingests exactly
@@ -188,7 +188,7 @@ def test_messages_with_properties_or_at_qos_0_take_paho_path_in_order(
 # -- the fence around the fast path ---------------------------------------------------------------------------
 
 MODULE = Path(ingest.mqtt_client.__file__)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _private_uses(tree: ast.AST) -> set[str]:

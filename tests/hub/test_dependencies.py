@@ -35,7 +35,7 @@ USED_INDIRECTLY = {
     "ruff": "make test's linter",
     "httpx2": "Starlette's TestClient (the tests' in-process HTTP client)",
     "import-linter": "make test's import contracts (lint-imports)",
-    "schemathesis": "tests/test_schemathesis_api.py",
+    "schemathesis": "tests/api/test_schemathesis.py",
     "axe-playwright-python": "imported as axe_playwright_python",
 }
 # Declared, unused, and why they stay — each a decision with a reason, not an oversight.

@@ -28,7 +28,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 KEY = re.compile(r"admin key \(also kept in (?P<file>\S+), mode 0600\): (?P<key>mk_[0-9a-f]+\.\S+)")
 
 # The hub's own long-running processes: `make up` already runs them (a second one beside it would take the
-# broker sessions of the first, or its port); tests/test_alerts_split_layout.py and tests/test_faults_ingest.py run
+# broker sessions of the first, or its port); tests/alerts/test_split_layout.py and tests/ingest/test_faults.py run
 # them as separate processes. Server set-up belongs to docs/deployment.md's machines, not to a laptop.
 NOT_BESIDE_A_RUNNING_HUB = {
     "mimamori up": "it is what `make up` runs",
@@ -37,7 +37,7 @@ NOT_BESIDE_A_RUNNING_HUB = {
     "mimamori api": "the hub's API; `make up` holds its port",
     "mimamori alerts run": "the evaluator of a split layout; `make up` evaluates in-process",
     "mimamori broker init --dir /var/lib/mosquitto --port 1883": "a server's broker (docs/deployment.md)",
-    "mimamori grafana sync": "needs a Grafana server (docs/grafana.md); tests/test_grafana_sync.py runs it",
+    "mimamori grafana sync": "needs a Grafana server (docs/grafana.md); tests/dashboards/test_grafana_sync.py runs it",
     "mimamori simulate -n 10000 --mode load --connections 4": "load mode logs in with one account for many devices, "
     "which a broker binding accounts to client ids refuses (docs/simulators.md)",
 }
@@ -62,7 +62,7 @@ CONCRETE = {
     "mimamori stands sample stands.gpkg --count 25000": ["mimamori stands sample stands.gpkg --count 50"],
     "mimamori stands import stands.gpkg": ["mimamori stands import stands.gpkg"],
     "mimamori stands import register.csv --crs EPSG:6675 --encoding cp932 --column-map my_columns.yaml "
-    "--rejects bad.csv": [],  # a city's own register file; tests/test_geo_stands.py imports such files
+    "--rejects bad.csv": [],  # a city's own register file; tests/geo/test_stands.py imports such files
     "mimamori grafana export | check | sync": ["mimamori grafana export --out grafana-out", "mimamori grafana check"],
 }
 # Commands that run until stopped: started, watched for a line that shows them working, then stopped with Ctrl-C.

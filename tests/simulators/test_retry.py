@@ -39,7 +39,7 @@ from simulators import (
     start_run,
 )
 from tests.services import Mosquitto, wait_until
-from tests.test_simulators_broker import readings_of
+from tests.simulators.test_broker import readings_of
 
 FLEET = ("yahagi-takahashi", "rain-asahi")
 

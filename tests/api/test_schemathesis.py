@@ -32,7 +32,7 @@ from geo import Stand, upsert_area, upsert_stands
 from mimamori.settings import Settings
 
 # The live alert stream (Server-Sent Events) never ends by design: a generated request would hang the run.
-# Its behaviour is covered over real HTTP in tests/test_alerts_api.py.
+# Its behaviour is covered over real HTTP in tests/alerts/test_api.py.
 _STREAMING = r"^/v1/alerts/stream$"
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES = settings(
@@ -96,7 +96,7 @@ def _send(client: TestClient, case: Any, headers: dict[str, str], tally: tuple[s
     kwargs.pop("auth", None)
     # Generated credentials (a random bearer token or Basic password from the security schemes) beside the
     # real key are conflicting credentials, a 401 that never reaches the operation: the real key alone is sent
-    # (tests/test_security_matrix.py covers missing, bad and conflicting credentials).
+    # (tests/api/test_security_matrix.py covers missing, bad and conflicting credentials).
     kwargs["headers"] = {
         k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() not in ("authorization", "x-api-key")
     } | headers
@@ -185,7 +185,7 @@ def test_stateful_sequences_meet_no_server_error(
     assert sum(sent.values()) - before >= 50, sent
     assert len(sent) >= 10, sorted(sent)  # the sequences wander over the API, not one operation
     # Whether a sequence reaches DELETE /v1/keys/{id} with the id of the key it is using (what the run
-    # found) depends on what earlier tests left in the database: tests/test_security_matrix.py does it on purpose.
+    # found) depends on what earlier tests left in the database: tests/api/test_security_matrix.py does it on purpose.
     refused = STATUSES[(str(role), "stateful", 401)]
     assert refused < sum(sent.values()) / 2, f"{refused} of {sum(sent.values())} stateful calls had no valid key"
 

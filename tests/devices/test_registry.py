@@ -119,7 +119,7 @@ def test_a_partner_changes_only_its_own_tenant(db, city):
 
 
 def test_retiring_a_provisioned_device_revokes_its_broker_account(db, city, settings, broker):
-    from tests.test_broker_acl import connect, refused
+    from tests.devices.test_broker_acl import connect, refused
 
     def admin():
         return BrokerAdmin(settings)

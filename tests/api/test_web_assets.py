@@ -20,7 +20,7 @@ from api.web import STATIC_DIR, synthetic_basemap
 from api.web.basemap import chaikin
 from devices.keys import Role, create_key
 
-CITY_DEVICES = Path(__file__).resolve().parent.parent / "devices" / "city_devices.yaml"
+CITY_DEVICES = Path(__file__).resolve().parents[2] / "devices" / "city_devices.yaml"
 
 
 def layer(name: str) -> list[dict]:

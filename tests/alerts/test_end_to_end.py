@@ -8,7 +8,6 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +19,9 @@ from devices.keys import Role, create_key
 from hub.compose import in_process_hub
 from ingest import telemetry_topic
 from tests.alerts_helpers import ApiServer, SseReader, add_gauges, clean_alert_tables, write_rules
-from tests.services import free_port, wait_until
+from tests.services import ROOT, free_port, wait_until
 
-CAP_XSD = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "CAP-v1.2.xsd")))
+CAP_XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "data" / "CAP-v1.2.xsd")))
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -13,7 +13,7 @@ from alerts.evaluate import Change, Transition
 from alerts.states import ACTIONS, ACTIVE, STATES, Action, RuleOp, RuleStep, rule_step, step_for
 from mimamori.errors import ValidationError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIRST_PARTY = ("alerts", "mimamori", "devices", "ingest", "api", "geo", "simulators")
 
 PURE = [

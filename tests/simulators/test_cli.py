@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.services import outside_environment
-from tests.test_simulators_broker import ingesting  # noqa: F401  (fixture)
+from tests.simulators.test_broker import ingesting  # noqa: F401  (fixture)
 
 MIMAMORI = [sys.executable, "-m", "hub.cli"]
 

@@ -4,8 +4,6 @@ official schema."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from lxml import etree
@@ -23,9 +21,9 @@ from tests.alerts_helpers import (
     store,
     write_rules,
 )
-from tests.services import wait_until
+from tests.services import ROOT, wait_until
 
-CAP_XSD = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "CAP-v1.2.xsd")))
+CAP_XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "data" / "CAP-v1.2.xsd")))
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -334,7 +334,7 @@ def _has_pyqgis() -> bool:
 
 def _qgis_read(url: str, key: str, *names: str, page_size: int = 2) -> dict:
     done = subprocess.run(
-        [_SYSTEM_PYTHON, str(Path(__file__).with_name("qgis_probe.py")), f"{url}/ogc", key, str(page_size), *names],
+        [_SYSTEM_PYTHON, str(Path(__file__).parents[1] / "qgis_probe.py"), f"{url}/ogc", key, str(page_size), *names],
         capture_output=True,
         text=True,
         timeout=120,
