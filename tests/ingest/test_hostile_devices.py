@@ -211,7 +211,7 @@ def test_a_message_the_database_refuses_is_isolated_and_the_rest_committed(setti
             IF NEW.value = 17.171717 THEN RAISE EXCEPTION 'poison reading' USING ERRCODE = '{sqlstate}'; END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER refuse_poison BEFORE INSERT ON readings FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+        CREATE TRIGGER refuse_poison BEFORE INSERT ON series_readings FOR EACH ROW EXECUTE FUNCTION refuse_poison();
         """
     )
     split_before = metrics.BATCHES_SPLIT._value.get()
@@ -245,7 +245,7 @@ def test_a_message_the_database_refuses_is_isolated_and_the_rest_committed(setti
             stop.set()
             thread.join(30)
     finally:
-        db.execute("DROP TRIGGER refuse_poison ON readings; DROP FUNCTION refuse_poison()")
+        db.execute("DROP TRIGGER refuse_poison ON series_readings; DROP FUNCTION refuse_poison()")
     rows = db.execute("SELECT reason, detail, payload, device_id FROM dead_letters").fetchall()
     assert len(rows) == 1
     reason, detail, payload, device = rows[0]
