@@ -23,6 +23,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
+# Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
+MAX_OFFSET = 2**62
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
@@ -77,6 +79,8 @@ def parse_items_query(
         raise ValidationError("limit must be at least 1")
     if offset < 0:
         raise ValidationError("offset must not be negative")
+    if offset > MAX_OFFSET:
+        raise ValidationError(f"offset must be at most {MAX_OFFSET}")
     start = end = None
     if "datetime" in params:
         start, end = parse_datetime(params["datetime"])
