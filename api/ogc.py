@@ -96,6 +96,7 @@ def parse_items_query(
         limit=min(limit, max_limit),  # Part 1 lets a server cap the page size
         offset=offset,
         tenant_id=tenant_id,
+        count=True,  # numberMatched
     )
 
 
@@ -159,13 +160,16 @@ def items_document(
         links.append(
             {"rel": "prev", "type": GEOJSON, "title": "Previous page", "href": url(max(0, q.offset - q.limit))}
         )
-    return {
+    doc: dict[str, object] = {
         "type": "FeatureCollection",
         "timeStamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "numberReturned": len(page.features),
-        "features": [f.as_geojson() for f in page.features],
-        "links": links,
     }
+    if page.matched is not None:
+        doc["numberMatched"] = page.matched
+    doc["numberReturned"] = len(page.features)
+    doc["features"] = [f.as_geojson() for f in page.features]
+    doc["links"] = links
+    return doc
 
 
 def item_document(base: str, c: Collection, feature: dict[str, object], feature_id: str) -> dict[str, object]:

@@ -19,6 +19,9 @@ class FeatureQuery:
     limit: int = 100
     offset: int = 0
     tenant_id: str | None = None  # None: the caller sees every tenant
+    # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
+    # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
+    count: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Feature:
 class FeaturePage:
     features: list[Feature]
     more: bool  # another page follows
+    matched: int | None = None  # every feature the query matches, over all pages (None: not counted)
 
 
 @dataclass(frozen=True)
