@@ -127,8 +127,17 @@ def within_count_budget(conn: psycopg.Connection, count: Callable[[], int]) -> i
         return None
 
 
-def plain_features(rows: Rows) -> list[Feature]:
-    return [Feature(r[0], orjson.loads(r[1]) if r[1] else None, r[2]) for r in rows]
+def as_doubles(properties: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """Whole doubles back to floats, in place: jsonb writes a double precision 548 as ``548``, which GeoJSON
+    readers (GDAL, from a first page) then type as an integer; orjson writes the float as ``548.0``."""
+    for name in names:
+        if type(properties.get(name)) is int:  # not a bool
+            properties[name] = float(properties[name])
+    return properties
+
+
+def plain_features(rows: Rows, doubles: tuple[str, ...] = ()) -> list[Feature]:
+    return [Feature(r[0], orjson.loads(r[1]) if r[1] else None, as_doubles(r[2], doubles)) for r in rows]
 
 
 def one_feature(
