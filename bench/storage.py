@@ -34,7 +34,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from devices import load_catalogue, sync_catalogue, upsert_tenant
-from geo.queries import bucketed_series, raw_series
+from devices.series_queries import bucketed_series, raw_series
 from ingest.series_numbers import series_numbers
 from mimamori.migrate import migrate, timescaledb_available
 from mimamori.settings import Settings

@@ -1,5 +1,5 @@
-"""Tenants, device types and their metrics, devices (the registry), the one read model of a device and the one
-rule of its silence."""
+"""Tenants, device types and their metrics, devices (the registry), the one read model of a device, the one
+rule of its silence and a device's time series (devices/series.py)."""
 
 from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.catalogue import DeviceType, MetricSpec, load_catalogue

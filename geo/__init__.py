@@ -1,5 +1,5 @@
-"""Geometry, CRS handling, forest stands (森林簿) import and queries, feature pages and their registry, time series
-and tiles."""
+"""Geometry, CRS handling, forest stands (森林簿) import and queries, areas, feature pages and their registry, and
+tiles."""
 
 from geo import queries
 from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery

@@ -22,8 +22,8 @@ from dashboards import queries as grafana_queries
 from dashboards.macros import TimeRange, VariableValue, render_sql
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devices.keys import Role, create_key
-from geo.queries import bucketed_series
-from geo.timeseries import TIMESCALE_ORIGIN, aggregate_source, floor_to_bucket
+from devices.series_plan import TIMESCALE_ORIGIN, aggregate_source, floor_to_bucket
+from devices.series_queries import bucketed_series
 from ingest import CommittedReadings, MqttIngestor
 from mimamori.migrate import migrate, timescaledb_available
 from mimamori.settings import Settings
@@ -337,8 +337,8 @@ def test_retention_drops_old_chunks_while_the_api_serves_and_the_aggregates_keep
 
 
 def test_between_a_late_write_and_the_next_refresh_the_api_reads_raw_rows(tsdb):
-    from geo.series import read_series
-    from geo.timeseries import plan
+    from devices.series import read_series
+    from devices.series_plan import plan
 
     def answer(conn: psycopg.Connection, mode: str, at: datetime):
         request = plan(

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geo.series import read_series
-from geo.timeseries import aggregate_source, ceil_to_bucket, floor_to_bucket, parse_bucket, plan
+from devices.series import read_series
+from devices.series_plan import aggregate_source, ceil_to_bucket, floor_to_bucket, parse_bucket, plan
 from mimamori.errors import ValidationError
 from mimamori.migrate import migrate, timescaledb_available
 from mimamori.settings import Settings

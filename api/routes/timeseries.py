@@ -15,8 +15,8 @@ from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.params import Instant
 from api.responses import JSONResponse
-from geo.series import Series, read_series
-from geo.timeseries import plan
+from devices.series import Series, read_series
+from devices.series_plan import plan
 from mimamori.db import reading
 from mimamori.migrate import storage_mode
 from mimamori.settings import Settings

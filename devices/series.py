@@ -9,8 +9,8 @@ from datetime import datetime
 
 import psycopg
 
-from geo.queries import aggregate_stale_from, bucketed_series, raw_series
-from geo.timeseries import SeriesRequest, aggregate_source, floor_to_bucket
+from devices.series_plan import SeriesRequest, aggregate_source, floor_to_bucket
+from devices.series_queries import aggregate_stale_from, bucketed_series, raw_series
 from mimamori.errors import NotFound, ValidationError
 
 
