@@ -9,8 +9,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from geo.feature_sql import bbox_clause, page, plain_features, tenant_clause
-from geo.features import Feature, FeaturePage, FeatureQuery
+from geo.feature_sql import Rows, bbox_clause, page, plain_features, tenant_clause
+from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from mimamori.errors import NotFound
 
 _ALERT_FEATURE = (
@@ -21,6 +21,12 @@ _ALERT_FEATURE = (
     "   'updated_at', a.updated_at, 'resolved_at', a.resolved_at, 'closed_at', a.closed_at)"
     " FROM alerts a"
 )
+_DOUBLES = COLLECTIONS["alerts"].doubles()  # value: written 2.0, never 2
+
+
+def _alert_features(rows: Rows) -> list[Feature]:
+    return plain_features(rows, _DOUBLES)
+
 
 # The alerts' vector-tile rows, run inside geo's tile query (``t``: the tile's envelope; ``%(tenant)s``).
 TILE_ROWS = (
@@ -53,7 +59,8 @@ def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         cast = sql.SQL("::smallint") if name == "level" else sql.SQL("")
         where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
         params[f"f_{name}"] = value
-    return page(conn, sql.SQL(_ALERT_FEATURE), where, sql.SQL("a.opened_at DESC, a.id DESC"), params, q, plain_features)
+    order = sql.SQL("a.opened_at DESC, a.id DESC")
+    return page(conn, sql.SQL(_ALERT_FEATURE), where, order, params, q, _alert_features)
 
 
 def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None) -> Feature | None:
@@ -63,7 +70,7 @@ def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None
         _ALERT_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
         {"id": int(alert_id), "tenant": tenant_id},
     ).fetchall()
-    found = plain_features(rows)
+    found = _alert_features(rows)
     return found[0] if found else None
 
 

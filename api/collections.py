@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import psycopg
 
 from alerts.features import alert_feature, alert_features, alerts_table_exists
-from devices.queries import StateFilter, device_state, device_states
+from devices.queries import StateFilter, count_device_states, device_state, device_states
 from devices.records import DeviceState
 from devices.silence import SilencePolicy
+from geo.feature_sql import matched_by_page, within_count_budget
 from geo.features import Feature, FeaturePage, FeatureQuery
 from geo.providers import GEO_PROVIDERS, Provider, Providers
 
@@ -28,7 +29,12 @@ def _device_provider(policy: SilencePolicy) -> Provider:
         box = (q.bbox.west, q.bbox.south, q.bbox.east, q.bbox.north) if q.bbox else None
         f = StateFilter(q.tenant_id, box, q.start, q.end, q.filters, q.limit, q.offset)
         states, more = device_states(conn, f, policy, datetime.now(UTC))
-        return FeaturePage([device_feature(s) for s in states], more)
+        matched = None
+        if q.count:  # as geo.feature_sql.page counts
+            matched = matched_by_page(q, len(states) + (1 if more else 0))
+            if matched is None and q.offset == 0:
+                matched = within_count_budget(conn, lambda: count_device_states(conn, f))
+        return FeaturePage([device_feature(s) for s in states], more, matched)
 
     def one(conn: psycopg.Connection, device_id: str, tenant_id: str | None) -> Feature | None:
         found = device_state(conn, device_id, tenant_id, policy, datetime.now(UTC))

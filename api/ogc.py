@@ -1,4 +1,5 @@
-"""OGC API – Features, Part 1 (Core, GeoJSON, OpenAPI 3.0): parameters, links and documents. No I/O here.
+"""OGC API – Features, Part 1 (Core, GeoJSON, OpenAPI 3.0) and Part 3's queryables: parameters, links and
+documents (the collections' JSON Schemas among them). No I/O here.
 
 The router parses the request, calls the geo package for a page of features, and builds answers with these.
 """
@@ -15,14 +16,23 @@ from mimamori.errors import ValidationError
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    # Part 3: /queryables per collection, and each (simple) queryable an equality parameter of its items.
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 ]
 COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
+# Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
+MAX_OFFSET = 2**62
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
@@ -77,6 +87,8 @@ def parse_items_query(
         raise ValidationError("limit must be at least 1")
     if offset < 0:
         raise ValidationError("offset must not be negative")
+    if offset > MAX_OFFSET:
+        raise ValidationError(f"offset must be at most {MAX_OFFSET}")
     start = end = None
     if "datetime" in params:
         start, end = parse_datetime(params["datetime"])
@@ -92,6 +104,7 @@ def parse_items_query(
         limit=min(limit, max_limit),  # Part 1 lets a server cap the page size
         offset=offset,
         tenant_id=tenant_id,
+        count=True,  # numberMatched
     )
 
 
@@ -122,6 +135,16 @@ def collection_document(
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": href},
             {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
+            {"rel": REL_QUERYABLES, "type": SCHEMA_JSON, "title": "Queryables", "href": f"{href}/queryables"},
+            {"rel": REL_SCHEMA, "type": SCHEMA_JSON, "title": "Schema of the features", "href": f"{href}/schema"},
+            # A GeoJSON Feature's JSON Schema, which GDAL's OAPIF driver types its fields from (it looks for
+            # this spelling; relation types are compared without regard to case, RFC 8288 §2.1.1).
+            {
+                "rel": "describedBy",
+                "type": SCHEMA_JSON,
+                "title": "JSON Schema of a GeoJSON feature",
+                "href": f"{href}/feature-schema",
+            },
         ],
     }
     if extent is not None:
@@ -155,13 +178,16 @@ def items_document(
         links.append(
             {"rel": "prev", "type": GEOJSON, "title": "Previous page", "href": url(max(0, q.offset - q.limit))}
         )
-    return {
+    doc: dict[str, object] = {
         "type": "FeatureCollection",
         "timeStamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "numberReturned": len(page.features),
-        "features": [f.as_geojson() for f in page.features],
-        "links": links,
     }
+    if page.matched is not None:
+        doc["numberMatched"] = page.matched
+    doc["numberReturned"] = len(page.features)
+    doc["features"] = [f.as_geojson() for f in page.features]
+    doc["links"] = links
+    return doc
 
 
 def item_document(base: str, c: Collection, feature: dict[str, object], feature_id: str) -> dict[str, object]:
@@ -171,4 +197,76 @@ def item_document(base: str, c: Collection, feature: dict[str, object], feature_
             {"rel": "self", "type": GEOJSON, "title": "This feature", "href": f"{href}/{feature_id}"},
             {"rel": "collection", "type": JSON, "title": c.title, "href": f"{base}/ogc/collections/{c.id}"},
         ]
+    }
+
+
+# --- the collections' JSON Schemas: queryables (Part 3), the features' schema (Part 5 style), a GeoJSON feature's --
+
+_GEOMETRY_FORMATS = {"Point": "geometry-point", "MultiPolygon": "geometry-multipolygon", "Geometry": "geometry-any"}
+
+
+def _property_schema(kind: str) -> dict[str, object]:
+    if kind == "date-time":
+        return {"type": "string", "format": "date-time"}
+    if kind == "strings":
+        return {"type": "array", "items": {"type": "string"}}
+    return {"type": kind}  # string, integer, number (a double), boolean, object
+
+
+def _geometry_schema(c: Collection) -> dict[str, object]:
+    return {
+        "title": "geometry",
+        "$ref": f"https://geojson.org/schema/{c.geometry}.json",
+        "format": _GEOMETRY_FORMATS[c.geometry],
+        "x-ogc-role": "primary-geometry",
+    }
+
+
+def _schema_head(href: str, title: str, description: str) -> dict[str, object]:
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": href, "type": "object", "title": title, "description": description}
+
+
+def queryables_document(base: str, c: Collection) -> dict[str, object]:
+    """The collection's queryables: its geometry (bbox filters it) and each property its items take as an
+    equality parameter (``?species_1=スギ``), typed as the property is."""
+    types = c.property_types()
+    properties: dict[str, object] = {"geometry": _geometry_schema(c)}
+    for name in c.queryables:
+        properties[name] = {"title": name, **_property_schema(types[name])}
+    doc = _schema_head(
+        f"{base}/ogc/collections/{c.id}/queryables",
+        f"{c.title}: queryables",
+        "Properties the items may be filtered by: the geometry with bbox, the others as query parameters (equality).",
+    )
+    return doc | {"properties": properties, "additionalProperties": False}
+
+
+def schema_document(base: str, c: Collection) -> dict[str, object]:
+    """The features' properties and geometry with their types (OGC API – Features Part 5 style)."""
+    roles = dict(c.roles)
+    properties: dict[str, object] = {}
+    for name, kind in c.properties:
+        properties[name] = {"title": name, **_property_schema(kind)} | (
+            {"x-ogc-role": roles[name]} if name in roles else {}
+        )
+    properties["geometry"] = _geometry_schema(c)
+    doc = _schema_head(f"{base}/ogc/collections/{c.id}/schema", c.title, c.description)
+    return doc | {"properties": properties, "additionalProperties": c.open_properties}
+
+
+def feature_schema_document(base: str, c: Collection) -> dict[str, object]:
+    """A GeoJSON feature of the collection as a JSON Schema: the `describedBy` document GDAL types fields from."""
+    doc = _schema_head(f"{base}/ogc/collections/{c.id}/feature-schema", f"A feature of {c.title}", c.description)
+    return doc | {
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "string"},
+            "geometry": {"$ref": f"https://geojson.org/schema/{c.geometry}.json"},
+            "properties": {
+                "type": "object",
+                "properties": {name: _property_schema(kind) for name, kind in c.properties},
+                "additionalProperties": c.open_properties,
+            },
+        },
     }

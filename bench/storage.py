@@ -53,15 +53,44 @@ class Fleet:
     metric: str
     step: timedelta
     span: timedelta
+    start: tuple[float, float]  # the range each device's true value starts in
+    drift: float  # standard deviation of the true value's change per step (a random walk)
+    noise: float  # standard deviation of the sensor's noise on each reading
+    decimals: int  # what the sensor reports, as simulators/sensors.py sends it
 
     @property
     def readings(self) -> int:
         return self.devices * int(self.span / self.step)
 
 
+# Readings as the hub's own simulators send them (simulators/sensors.py): water levels to the centimetre with 4 mm
+# of noise (river gauges publish metres to two decimals), soil moisture to 0.001 with 0.002 of noise. The true value
+# wanders: a river by a centimetre per 10 minutes (65 cm over a month), the soil by a little per minute.
 FLEETS = (
-    Fleet("gauges", 200, "river_gauge", "water_level", timedelta(minutes=10), timedelta(days=30)),
-    Fleet("dense", 1000, "soil_moisture", "soil_moisture", timedelta(minutes=1), timedelta(days=1)),
+    Fleet(
+        "gauges",
+        200,
+        "river_gauge",
+        "water_level",
+        timedelta(minutes=10),
+        timedelta(days=30),
+        start=(0.5, 3.0),
+        drift=0.01,
+        noise=0.004,
+        decimals=2,
+    ),
+    Fleet(
+        "dense",
+        1000,
+        "soil_moisture",
+        "soil_moisture",
+        timedelta(minutes=1),
+        timedelta(days=1),
+        start=(0.15, 0.45),
+        drift=0.0005,
+        noise=0.002,
+        decimals=3,
+    ),
 )
 
 
@@ -81,13 +110,14 @@ def _rows(fleet: Fleet, end: datetime, numbers: list[int]) -> Iterator[tuple[dat
     """The fleet's readings in the order ingest writes them: every device's reading of a time step, step by step."""
     rng = random.Random(7)
     steps = int(fleet.span / fleet.step)
-    levels = [rng.uniform(0.5, 3.0) for _ in range(fleet.devices)]
+    levels = [rng.uniform(*fleet.start) for _ in range(fleet.devices)]
     for i in range(steps):
         t = end - fleet.step * (steps - i)
         for d in range(fleet.devices):
-            levels[d] = max(0.0, levels[d] + rng.gauss(0, 0.01))  # a river: slow, noisy, real-valued
+            levels[d] = max(0.0, levels[d] + rng.gauss(0, fleet.drift))
+            value = round(max(0.0, levels[d] + rng.gauss(0, fleet.noise)), fleet.decimals)
             # The delay as ingest stores it, in hundredths of a second: the link's, tens of milliseconds to seconds.
-            yield t, round(levels[d], 3), numbers[d], round(rng.expovariate(1 / 400) / 10)
+            yield t, value, numbers[d], round(rng.expovariate(1 / 400) / 10)
 
 
 def load(dsn: str, fleet: Fleet, end: datetime, progress: Progress) -> None:

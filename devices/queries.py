@@ -205,12 +205,9 @@ def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetim
     return out
 
 
-def device_states(
-    conn: psycopg.Connection, f: StateFilter, policy: SilencePolicy, now: datetime
-) -> tuple[list[DeviceState], bool]:
-    """A page of device states by id, and whether another page follows."""
+def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
     where: list[sql.Composable] = []
-    params: dict[str, Any] = {"limit": f.limit + 1, "offset": f.offset}
+    params: dict[str, Any] = {}
     if f.bbox is not None:
         # && alone is an index-only box test; ST_Intersects keeps what only the box touches out.
         where.append(sql.SQL("d.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"))
@@ -230,12 +227,26 @@ def device_states(
             raise ValueError(f"devices cannot be filtered by {name!r}")
         where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
         params[f"f_{name}"] = value
-    query = sql.SQL("{} {} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s").format(
-        sql.SQL(_STATE_SELECT), sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
-    )
+    return (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")), params
+
+
+def device_states(
+    conn: psycopg.Connection, f: StateFilter, policy: SilencePolicy, now: datetime
+) -> tuple[list[DeviceState], bool]:
+    """A page of device states by id, and whether another page follows."""
+    where, params = _state_where(f)
+    query = sql.SQL("{} {} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(_STATE_SELECT), where)
     # One row more than asked: its presence says whether a next page exists, without counting every match.
-    rows = conn.execute(query, params).fetchall()
+    rows = conn.execute(query, {**params, "limit": f.limit + 1, "offset": f.offset}).fetchall()
     return _states(rows[: f.limit], policy, now), len(rows) > f.limit
+
+
+def count_device_states(conn: psycopg.Connection, f: StateFilter) -> int:
+    """How many devices the filter matches over every page (its limit and offset aside)."""
+    where, params = _state_where(f)
+    query = sql.SQL("SELECT count(*) FROM devices d LEFT JOIN device_liveness l ON l.device_id = d.id {}").format(where)
+    row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def device_state(

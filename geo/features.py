@@ -19,6 +19,9 @@ class FeatureQuery:
     limit: int = 100
     offset: int = 0
     tenant_id: str | None = None  # None: the caller sees every tenant
+    # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
+    # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
+    count: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,18 @@ class Feature:
 class FeaturePage:
     features: list[Feature]
     more: bool  # another page follows
+    matched: int | None = None  # every feature the query matches, over all pages (None: not counted)
+
+
+# The type of a feature property, in JSON Schema's words: "date-time" is a string in RFC 3339, "strings" an array
+# of strings, "object" a JSON object; "number" a double, written with a decimal point even when whole (548.0).
+PROPERTY_TYPES = frozenset({"string", "integer", "number", "boolean", "date-time", "strings", "object"})
 
 
 @dataclass(frozen=True)
 class Collection:
-    """A feature collection: its id, what it says about itself, and the properties it may be filtered by."""
+    """A feature collection: its id, what it says about itself, its features' properties (name and type, as its
+    provider writes them) and the properties it may be filtered by."""
 
     id: str
     title: str
@@ -47,6 +57,16 @@ class Collection:
     queryables: tuple[str, ...]
     temporal: str | None  # which time the datetime parameter filters, or None when it has none
     partners: bool  # whether partner keys may read it (confined to their tenant in the SQL)
+    properties: tuple[tuple[str, str], ...] = ()  # (name, one of PROPERTY_TYPES), every feature's
+    geometry: str = "Geometry"  # its features' GeoJSON geometry type ("Geometry": any)
+    open_properties: bool = False  # features carry more properties than these (a device's metrics)
+    roles: tuple[tuple[str, str], ...] = ()  # (property, OGC API Features Part 5 role: id, primary-instant …)
+
+    def property_types(self) -> dict[str, str]:
+        return dict(self.properties)
+
+    def doubles(self) -> tuple[str, ...]:
+        return tuple(name for name, kind in self.properties if kind == "number")
 
 
 COLLECTIONS: dict[str, Collection] = {
@@ -59,6 +79,20 @@ COLLECTIONS: dict[str, Collection] = {
             ("device_type", "status", "tenant_id"),
             "time of the latest reading",
             partners=True,
+            properties=(
+                ("name", "string"),
+                ("tenant_id", "string"),
+                ("device_type", "string"),
+                ("status", "string"),
+                ("last_seen", "date-time"),
+                ("last_reading", "date-time"),
+                ("online", "boolean"),
+                ("silent", "boolean"),
+                ("silent_since", "date-time"),
+            ),
+            geometry="Point",
+            open_properties=True,  # one number per metric of its latest readings, and <metric>_time
+            roles=(("last_reading", "primary-instant"),),
         ),
         Collection(
             "stands",
@@ -67,6 +101,38 @@ COLLECTIONS: dict[str, Collection] = {
             ("species_1", "forest_type", "ownership", "rinpan", "age_class", "density"),
             None,
             partners=False,
+            # Every column of the stands table but geom (migration 0030), as to_jsonb writes them.
+            properties=(
+                ("stand_id", "string"),
+                ("rinpan", "integer"),
+                ("rinpan_branch", "integer"),
+                ("shohan", "integer"),
+                ("shohan_branch", "integer"),
+                ("species_1", "string"),
+                ("species_2", "string"),
+                ("species_3", "string"),
+                ("age_1", "integer"),
+                ("age_2", "integer"),
+                ("age_3", "integer"),
+                ("age_reference_year", "integer"),
+                ("age_class", "integer"),
+                ("area_ha", "number"),
+                ("volume_m3", "number"),
+                ("forest_type", "string"),
+                ("ownership", "string"),
+                ("protection_forest", "strings"),
+                ("site_index", "integer"),
+                ("density", "string"),
+                ("height_m", "number"),
+                ("slope_deg", "number"),
+                ("elevation_m", "number"),
+                ("attributes", "object"),
+                ("source_file", "string"),
+                ("source_crs", "string"),
+                ("imported_at", "date-time"),
+            ),
+            geometry="MultiPolygon",
+            roles=(("stand_id", "id"),),
         ),
         Collection(
             "areas",
@@ -75,6 +141,9 @@ COLLECTIONS: dict[str, Collection] = {
             ("kind",),
             "last update",
             partners=True,
+            properties=(("kind", "string"), ("name", "string"), ("tenant_id", "string"), ("updated_at", "date-time")),
+            open_properties=True,  # and the area's own properties
+            roles=(("updated_at", "primary-instant"),),
         ),
         Collection(
             "alerts",
@@ -83,6 +152,24 @@ COLLECTIONS: dict[str, Collection] = {
             ("state", "hazard", "level", "rule_id", "device_id"),
             "time the alert was raised",
             partners=True,
+            properties=(
+                ("rule_id", "string"),
+                ("subject", "string"),
+                ("hazard", "string"),
+                ("title_en", "string"),
+                ("title_ja", "string"),
+                ("device_id", "string"),
+                ("tenant_id", "string"),
+                ("state", "string"),
+                ("level", "integer"),
+                ("peak_level", "integer"),
+                ("value", "number"),
+                ("opened_at", "date-time"),
+                ("updated_at", "date-time"),
+                ("resolved_at", "date-time"),
+                ("closed_at", "date-time"),
+            ),
+            roles=(("opened_at", "primary-interval-start"), ("resolved_at", "primary-interval-end")),
         ),
     )
 }

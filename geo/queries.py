@@ -18,8 +18,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
-from geo.feature_sql import bbox_clause, feature_where, one_feature, page, plain_features
-from geo.features import Feature, FeaturePage, FeatureQuery
+from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features
+from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from geo.stand_model import Stand
 
 _STAND_COLUMNS = (
@@ -114,8 +114,11 @@ class StandFilter:
 _STAND_FEATURE = "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text, to_jsonb(s) - 'geom' FROM stands s"
 
 
+_STAND_DOUBLES = COLLECTIONS["stands"].doubles()  # area_ha, volume_m3 …: written 548.0, never 548
+
+
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
-    return [Feature(r[0], orjson.loads(r[1]), r[2]) for r in rows]
+    return [Feature(r[0], orjson.loads(r[1]), as_doubles(r[2], _STAND_DOUBLES)) for r in rows]
 
 
 def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter | None = None) -> FeaturePage:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from mimamori.errors import ValidationError
+from mimamori.errors import NotFound, ValidationError
 
 MAX_ZOOM = 22
 
@@ -68,13 +69,27 @@ def stand_tile_source(z: int, detail_zoom: int) -> str:
     return "stands" if z >= detail_zoom else "compartments"
 
 
-def check_tile(z: int, x: int, y: int) -> None:
-    """An XYZ (Web Mercator, y down) tile address that exists."""
-    if not 0 <= z <= MAX_ZOOM:
-        raise ValidationError(f"zoom must be 0–{MAX_ZOOM}")
-    size = 1 << z
-    if not (0 <= x < size and 0 <= y < size):
-        raise ValidationError(f"tile {z}/{x}/{y} does not exist: x and y must be below {size} at zoom {z}")
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
+def tile_address(z: str, x: str, y: str) -> tuple[int, int, int]:
+    """An XYZ (Web Mercator, y down) tile address from a request path, as OGC API – Tiles answers one.
+
+    Not whole numbers (``1.5``, ``a``): ValidationError, a malformed request (400). Whole numbers naming no tile
+    (zoom beyond 0–22, x or y outside the zoom's grid, negative): NotFound (404).
+    """
+    for name, text in (("z", z), ("x", x), ("y", y)):
+        if not _WHOLE.fullmatch(text):
+            raise ValidationError(f"tile {name} must be a whole number, not {text[:40]!r}")
+    if any(len(text) > 12 for text in (z, x, y)):  # far beyond any grid: no need to read the number
+        raise NotFound(f"no tile {z[:20]}/{x[:20]}/{y[:20]}")
+    zoom, column, row = int(z), int(x), int(y)
+    if not 0 <= zoom <= MAX_ZOOM:
+        raise NotFound(f"no tile at zoom {zoom}: zoom is 0–{MAX_ZOOM}")
+    size = 1 << zoom
+    if not (0 <= column < size and 0 <= row < size):
+        raise NotFound(f"no tile {zoom}/{column}/{row}: x and y are 0–{size - 1} at zoom {zoom}")
+    return zoom, column, row
 
 
 def tilejson(base: str, layer: TileLayer, bounds: tuple[float, float, float, float] | None) -> dict[str, object]:

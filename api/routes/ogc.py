@@ -1,10 +1,12 @@
-"""OGC API – Features at /ogc: landing page, conformance, collections, items and single features.
+"""OGC API – Features at /ogc: landing page, conformance, collections, their queryables and schemas, items and
+single features.
 
 Readable by GDAL's OAPIF driver and QGIS (send the API key as an X-API-Key or Authorization: Bearer header).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
+from geo import Collection
 from geo.providers import Providers
 from mimamori.db import reading
 from mimamori.errors import ValidationError
@@ -78,6 +81,50 @@ async def collection(
     return JSONResponse(await run_in_threadpool(query))
 
 
+def _collection_schema(
+    summary: str, build: Callable[[str, Collection], dict[str, object]], path: str
+) -> Callable[..., Coroutine[Any, Any, JSONResponse]]:
+    """A route answering one of a collection's JSON Schemas (application/schema+json)."""
+
+    @router.get(
+        f"/collections/{{collection_id}}/{path}",
+        summary=summary,
+        responses={200: {"content": {ogc.SCHEMA_JSON: {}}}},
+        name=f"collection_{path.replace('-', '_')}",
+    )
+    async def schema(
+        collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
+    ) -> JSONResponse:
+        providers = _providers(request)
+
+        def query() -> dict[str, object]:
+            with reading(pool) as conn:
+                c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
+            return build(_base(request), c)
+
+        return JSONResponse(await run_in_threadpool(query), media_type=ogc.SCHEMA_JSON)
+
+    return schema
+
+
+queryables = _collection_schema(
+    "The collection's queryables (OGC API – Features Part 3): its geometry and the properties its items take as"
+    " parameters, as a JSON Schema",
+    ogc.queryables_document,
+    "queryables",
+)
+collection_schema = _collection_schema(
+    "The schema of the collection's features (OGC API – Features Part 5 style): every property with its type",
+    ogc.schema_document,
+    "schema",
+)
+feature_schema = _collection_schema(
+    "JSON Schema of one GeoJSON feature of the collection (its `describedBy` link, which GDAL types fields from)",
+    ogc.feature_schema_document,
+    "feature-schema",
+)
+
+
 @router.get(
     "/collections/{collection_id}/items",
     summary="Features, filtered by bbox, datetime and the collection's queryable properties",
@@ -111,7 +158,10 @@ async def items(
         body = await run_in_threadpool(query)
     except ValidationError as exc:
         return _invalid(exc)
-    return JSONResponse(body, media_type=ogc.GEOJSON)
+    # Part 3 (/req/queryables/queryables-link): the filterable resource names its queryables in a Link header.
+    queryables_href = f"{_base(request)}/ogc/collections/{collection_id}/queryables"
+    link = f'<{queryables_href}>; rel="{ogc.REL_QUERYABLES}"; type="{ogc.SCHEMA_JSON}"'
+    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link})
 
 
 @router.get(

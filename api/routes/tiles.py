@@ -6,9 +6,9 @@ to vary on the key headers.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
@@ -19,12 +19,13 @@ from alerts.features import alerts_table_exists
 from api.auth import Authenticated
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.problems import Problem
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from geo import queries
-from geo.tiles import LAYERS, TileLayer, check_tile, stand_tile_source, tilejson
+from geo.tiles import LAYERS, TileLayer, stand_tile_source, tile_address, tilejson
 from mimamori.db import reading
-from mimamori.errors import Forbidden, NotFound
+from mimamori.errors import Forbidden, NotFound, ValidationError
 from mimamori.settings import Settings
 
 router = APIRouter(prefix="/v1/tiles", tags=["vector tiles"], route_class=StrictJSONRoute)
@@ -52,35 +53,49 @@ def _cache_headers(settings: Settings, layer: TileLayer) -> dict[str, str]:
     return {"Cache-Control": f"private, max-age={age}", "Vary": "Authorization, X-API-Key"}
 
 
+def _tile_index(description: str) -> Any:
+    # Read as text and checked by geo.tiles.tile_address, so that a malformed address is a 400 and one naming no
+    # tile a 404 (OGC API – Tiles), not FastAPI's 422; documented as the integer it is.
+    return Path(description=description, json_schema_extra={"type": "integer"})
+
+
 @router.get(
     "/{layer}/{z}/{x}/{y}.mvt",
-    responses={200: {"content": {MVT: {}}}, 204: {"description": "An empty tile"}},
+    responses={
+        200: {"content": {MVT: {}}},
+        204: {"description": "An empty tile"},
+        400: {"model": Problem, "description": "z, x or y is not a whole number"},
+        404: {"model": Problem, "description": "No such layer, or no such tile (zoom 0–22, x and y in its grid)"},
+    },
     response_class=Response,
 )
 async def get_tile(
     layer: str,
-    z: int,
-    x: int,
-    y: int,
+    z: Annotated[str, _tile_index("Zoom, 0–22")],
+    x: Annotated[str, _tile_index("Column, 0 to 2^z − 1, west to east")],
+    y: Annotated[str, _tile_index("Row, 0 to 2^z − 1, north to south")],
     request: Request,
     who: Authenticated,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
 ) -> Response:
     settings: Settings = request.app.state.settings
-    check_tile(z, x, y)
+    try:
+        zoom, column, row = tile_address(z, x, y)
+    except ValidationError as exc:
+        return JSONResponse({"error": "invalid", "detail": str(exc)}, status_code=400)
 
     def query() -> tuple[TileLayer, bytes]:
         chosen = _layer(pool, layer, who)
         with reading(pool) as conn:
             if layer == "stands":  # one picture for every role that may see stands: cacheable
-                source = stand_tile_source(z, settings.tiles_stands_detail_zoom)
-                cache = z <= settings.tiles_cache_max_zoom
+                source = stand_tile_source(zoom, settings.tiles_stands_detail_zoom)
+                cache = zoom <= settings.tiles_cache_max_zoom
                 return chosen, queries.stand_tile(
-                    conn, z, x, y, source=source, max_features=settings.tiles_max_features, cache=cache
+                    conn, zoom, column, row, source=source, max_features=settings.tiles_max_features, cache=cache
                 )
             tenant = None if who.sees_all_tenants else who.tenant_id
             rows = _OWNERS_ROWS[layer]
-            return chosen, queries.tile(conn, layer, rows, z, x, y, tenant, settings.tiles_max_features)
+            return chosen, queries.tile(conn, layer, rows, zoom, column, row, tenant, settings.tiles_max_features)
 
     chosen, body = await run_in_threadpool(query)
     headers = _cache_headers(settings, chosen)
