@@ -101,7 +101,14 @@ def city(db: psycopg.Connection) -> dict[str, str]:
 
 # Fixtures that start or reach a real service (PostgreSQL, Mosquitto); a test needing none of them, directly or
 # through another fixture, and not marked slow, is pure: `pytest -m "not services"` is the loop of seconds.
-_SERVICE_FIXTURES = frozenset({"database_url", "broker", "settings", "db", "pool", "city", "own_broker", "fresh_dsn"})
+_SERVICE_FIXTURES = frozenset(
+    {
+        *("database_url", "broker", "settings", "db", "pool", "city", "own_broker", "fresh_dsn"),
+        # Modules' own: a private TLS broker (ingest/test_mqtt_client.py), scratch databases of a storage mode
+        # (mimamori/test_series_storage.py, mimamori/test_timescaledb_production.py).
+        *("tls_broker", "scratch", "current", "tsdb"),
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
