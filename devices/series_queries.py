@@ -34,10 +34,10 @@ _DEVICE_IS_VISIBLE = "id = %(device)s AND (%(tenant)s::text IS NULL OR tenant_id
 _VISIBLE_DEVICE = f"SELECT 1 FROM devices WHERE {_DEVICE_IS_VISIBLE}"
 
 
-def _metric_filter(metric: str | None) -> sql.Composable:
+def _metric_filter(metric: str | None, column: str = "r.metric") -> sql.Composable:
     # Two statements rather than "(%(metric)s IS NULL OR r.metric = %(metric)s)": once prepared, that form's
     # generic plan cannot put the metric into the index condition and reads every metric of the device.
-    return sql.SQL("r.metric = %(metric)s") if metric is not None else sql.SQL("TRUE")
+    return sql.SQL(column + " = %(metric)s") if metric is not None else sql.SQL("TRUE")
 
 
 def _visible_series(
@@ -165,10 +165,19 @@ def bucketed_series(
     else:
         if source not in ("readings_10m", "readings_1h", "readings_1d"):
             raise ValueError(f"not a continuous aggregate: {source}")
+        # The series aggregate itself, its series numbers found first (an InitPlan): a join with `series` (what
+        # the readings_1h view is) cannot reach into the aggregate's union of materialised and real-time rows, which
+        # then reads every series of the range (15 ms against 0.4 for a week of hours among 200 gauges).
         query = sql.SQL(
-            "SELECT date_bin(%(width)s, r.bucket, %(origin)s) AS b, r.metric, {agg} FROM {view} r"
-            " WHERE r.device_id = %(device)s AND EXISTS (" + _VISIBLE_DEVICE + ")"
-            " AND {metric} AND r.bucket >= %(start)s AND r.bucket < %(end)s"
-            " GROUP BY b, r.metric ORDER BY r.metric, b LIMIT %(limit)s"
-        ).format(agg=sql.SQL(_ROLLUP_AGG[agg]), view=sql.Identifier(source), metric=_metric_filter(metric))
+            "SELECT date_bin(%(width)s, r.bucket, %(origin)s) AS b, s.metric, {agg}"
+            " FROM {view} r JOIN series s USING (series_id)"
+            " WHERE r.series_id = ANY (ARRAY(SELECT series_id FROM series"
+            " WHERE device_id = %(device)s AND {metric}))"
+            " AND EXISTS (" + _VISIBLE_DEVICE + ") AND r.bucket >= %(start)s AND r.bucket < %(end)s"
+            " GROUP BY b, s.metric ORDER BY s.metric, b LIMIT %(limit)s"
+        ).format(
+            agg=sql.SQL(_ROLLUP_AGG[agg]),
+            view=sql.Identifier("series_" + source),
+            metric=_metric_filter(metric, column="metric"),
+        )
     return _visible_series(conn, query, params)
