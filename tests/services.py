@@ -19,7 +19,13 @@ from typing import Any
 import psycopg
 
 from devkit.broker import MOSQUITTO_CONF, TEST_PUBLISHER, Mosquitto, render_mosquitto_conf
-from devkit.databases import ADMIN_DSN, TEST_TIMESCALEDB, create_scratch_database, drop_database
+from devkit.databases import (
+    ADMIN_DSN,
+    TEST_TIMESCALEDB,
+    create_scratch_database,
+    drop_database,
+    server_has_timescaledb,
+)
 from devkit.ports import free_port, wait_for_port, wait_until
 from devkit.processes import HubProcess, outside_environment
 
@@ -41,6 +47,7 @@ __all__ = [
     "private_postgres_unavailable",
     "render_mosquitto_conf",
     "running_ingestor",
+    "server_has_timescaledb",
     "settings_via",
     "wait_for_port",
     "wait_until",

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from devices.series import read_series
 from devices.series_plan import aggregate_source, ceil_to_bucket, floor_to_bucket, parse_bucket, plan
 from mimamori.errors import ValidationError
-from mimamori.migrate import migrate, timescaledb_available
+from mimamori.migrate import migrate
 from mimamori.settings import Settings
 from tests.geo_support import api_client, role_keys
-from tests.services import ADMIN_DSN, create_scratch_database, drop_database
+from tests.services import create_scratch_database, drop_database, server_has_timescaledb
 
 JST = timezone(timedelta(hours=9))
 ORIGIN = datetime(2000, 1, 3, tzinfo=JST)
@@ -258,15 +258,10 @@ def test_a_visible_device_without_readings_in_range_is_an_empty_series_not_404(d
 # --- TimescaleDB: the same answers from continuous aggregates --------------------------------------------------
 
 
-def _timescaledb_here() -> bool:
-    with psycopg.connect(ADMIN_DSN) as conn:
-        return timescaledb_available(conn)
-
-
 @pytest.mark.timescaledb
 @pytest.mark.services
 def test_continuous_aggregates_give_the_same_answers_as_date_bin():
-    if not _timescaledb_here():
+    if not server_has_timescaledb():
         pytest.skip("no TimescaleDB on the test server: set MIMAMORI_TEST_ADMIN_DSN to one that preloads it")
     dsn = create_scratch_database()
     try:

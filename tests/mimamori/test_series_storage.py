@@ -12,20 +12,12 @@ import psycopg
 import pytest
 
 from ingest.series_numbers import forget, series_numbers
-from mimamori.migrate import migrate, timescaledb_available
+from mimamori.migrate import migrate
 from mimamori.settings import Settings
-from tests.services import ADMIN_DSN, create_scratch_database, drop_database
+from tests.services import create_scratch_database, drop_database, server_has_timescaledb
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 _SNAPSHOT = "SELECT time, device_id, metric, value, received_at FROM readings ORDER BY device_id, metric, time"
-
-
-def _server_has_timescaledb() -> bool:
-    try:
-        with psycopg.connect(ADMIN_DSN) as conn:
-            return timescaledb_available(conn)
-    except psycopg.Error:
-        return False
 
 
 def _settings(dsn: str, mode: str) -> Settings:
@@ -35,7 +27,7 @@ def _settings(dsn: str, mode: str) -> Settings:
 @pytest.fixture(params=["plain", pytest.param("timescaledb", marks=pytest.mark.timescaledb)])
 def scratch(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     mode = str(request.param)
-    if mode == "timescaledb" and not _server_has_timescaledb():
+    if mode == "timescaledb" and not server_has_timescaledb():
         pytest.skip("no TimescaleDB on the test server: set MIMAMORI_TEST_ADMIN_DSN to one that preloads it")
     dsn = create_scratch_database("mimamori_series")
     try:

@@ -25,9 +25,9 @@ from devices.keys import Role, create_key
 from devices.series_plan import TIMESCALE_ORIGIN, aggregate_source, floor_to_bucket
 from devices.series_queries import bucketed_series
 from ingest import CommittedReadings, MqttIngestor
-from mimamori.migrate import migrate, timescaledb_available
+from mimamori.migrate import migrate
 from mimamori.settings import Settings
-from tests.services import ADMIN_DSN, create_scratch_database, drop_database, wait_until
+from tests.services import create_scratch_database, drop_database, server_has_timescaledb, wait_until
 
 pytestmark = pytest.mark.timescaledb
 
@@ -39,17 +39,9 @@ _COMPRESSED_CHUNKS = (
 )
 
 
-def _server_has_timescaledb() -> bool:
-    try:
-        with psycopg.connect(ADMIN_DSN) as conn:
-            return timescaledb_available(conn)
-    except psycopg.Error:
-        return False
-
-
 @pytest.fixture
 def tsdb() -> Iterator[str]:
-    if not _server_has_timescaledb():
+    if not server_has_timescaledb():
         pytest.skip(
             "no TimescaleDB on the test server (plain mode): set MIMAMORI_TEST_ADMIN_DSN to a server that preloads it"
         )
