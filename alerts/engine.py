@@ -30,6 +30,7 @@ from alerts.rulefiles import RuleFileError, load_rule_dir, parse_rule, rules_dir
 from alerts.ruleset import AnyRule, SilenceRule, lookback
 from devices.queries import active_devices
 from devices.records import DeviceRecord
+from devices.silence import LEVEL_METRIC, SilencePolicy, reporting_interval
 from mimamori import metrics
 from mimamori.committed import CommittedReading
 from mimamori.settings import Settings
@@ -277,6 +278,7 @@ class AlertEngine:
         device_ids = sorted({b.devices[0] for b in silence})
         with self._pool.connection() as conn:
             last = store.last_reading_times(conn, device_ids)
+            levels = store.latest_values(conn, device_ids, LEVEL_METRIC)
             devices = {d.id: d for d in active_devices(conn)}
             located = (devices[i] for i in device_ids if i in devices)
             places = {d.id: (d.lon, d.lat) for d in located if d.lon is not None and d.lat is not None}
@@ -286,6 +288,7 @@ class AlertEngine:
                 k = (b.rule.nearby_m, b.rule.id)
                 if k not in near:
                     near[k] = store.devices_near_active_alerts(conn, places, b.rule.nearby_m, b.rule.id)
+        policy = SilencePolicy.from_settings(self.settings)
         transitions: list[tuple[Binding, Transition]] = []
         for b in silence:
             assert isinstance(b.rule, SilenceRule)
@@ -294,7 +297,10 @@ class AlertEngine:
                 continue
             nearby = b.devices[0] in near[(b.rule.nearby_m, b.rule.id)]
             state = self._states.get(b.key, SubjectState())
-            result = evaluate_silence(b.rule, state, last.get(b.devices[0]), device.expected_interval, now, nearby)
+            # The devices' one rule of when a device must be heard from (a crisis gauge in dry weather reports
+            # daily): a silence alert for what the map shows as merely quiet would be a false alarm.
+            interval = reporting_interval(device.expected_interval, device.metadata, levels.get(device.id), policy)
+            result = evaluate_silence(b.rule, state, last.get(b.devices[0]), interval, now, nearby)
             self._states[b.key] = result.state
             transitions += [(b, t) for t in result.transitions]
         if transitions:

@@ -79,6 +79,14 @@ def last_reading_times(conn: psycopg.Connection, device_ids: list[str]) -> dict[
     return {d: t for d, t in rows}
 
 
+def latest_values(conn: psycopg.Connection, device_ids: list[str], metric: str) -> dict[str, float]:
+    """The newest value of ``metric`` of each device that has one."""
+    rows = conn.execute(
+        "SELECT device_id, value FROM latest_readings WHERE device_id = ANY(%s) AND metric = %s", (device_ids, metric)
+    ).fetchall()
+    return {d: v for d, v in rows}
+
+
 def devices_near_active_alerts(
     conn: psycopg.Connection, places: Mapping[str, tuple[float, float]], meters: float, other_than_rule: str
 ) -> set[str]:

@@ -179,3 +179,23 @@ def test_queue_overflow_rebuilds_instead_of_dropping(alert_settings, pool, gauge
 
 def river_alerts(db):
     return [(r[1], r[3]) for r in alert_rows(db) if r[0] == "river-level"]
+
+
+def test_a_crisis_gauge_in_dry_weather_is_not_silent_until_its_daily_report_is_missed(alert_settings, pool, gauges):
+    """Below its observation-start level a crisis gauge may report daily (devices/silence.py): the silence rule
+    follows the same rule as the map, so no alert for a gauge the map shows as merely quiet."""
+    gauges.execute(
+        "UPDATE devices SET metadata = metadata || '{\"observation_start_m\": 2.0}' WHERE id IN ('g1', 'g2')"
+    )
+    clock = {"now": T0 + timedelta(minutes=5)}
+    engine = AlertEngine(alert_settings, pool, clock=lambda: clock["now"])
+    engine.reload(force=True)
+    feed(engine, gauges, levels("g1", [1.0]) + levels("g2", [2.5]))  # g1 dry, g2 above its observation start
+    clock["now"] = T0 + timedelta(minutes=31)
+    assert engine.check_silence() == 1  # only g2: it must report every 10 min up there
+    assert {r[1] for r in alert_rows(gauges)} == {"g2"}
+    clock["now"] = T0 + timedelta(hours=20)
+    assert engine.check_silence() == 0  # g1 still within its day
+    clock["now"] = T0 + timedelta(days=3, minutes=1)
+    assert engine.check_silence() == 1  # three days without its daily report: silent
+    assert {r[1] for r in alert_rows(gauges)} == {"g1", "g2"}
