@@ -47,7 +47,7 @@ def test_parse_crs_defaults_to_crs84_and_takes_a_curie() -> None:
 
 @pytest.mark.parametrize("bad", [f"{EPSG_PREFIX}2443", "EPSG:6675", "http://example.com/crs", f"{EPSG_PREFIX}x"])
 def test_parse_crs_refuses_others_with_a_clear_message(bad: str) -> None:
-    with pytest.raises(UnsupportedCrs, match="bbox-crs .* is not supported: use"):
+    with pytest.raises(UnsupportedCrs, match=r"bbox-crs .* is not supported: use"):
         parse_crs(bad, "bbox-crs")
 
 
