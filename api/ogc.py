@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
+from geo.crs import STORAGE, Crs, UnsupportedCrs, crs_list, parse_crs
 from mimamori.errors import ValidationError
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84 = STORAGE.uri
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
@@ -29,8 +30,10 @@ CONFORMANCE = [
     # Part 3: /queryables per collection, and each (simple) queryable an equality parameter of its items.
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    # Part 2: crs and bbox-crs on items and one item, Content-Crs, the collections' crs and storageCrs.
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
+COMMON_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f"})
 # Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
 MAX_OFFSET = 2**62
 
@@ -77,7 +80,9 @@ def parse_items_query(
         )
     if params.get("f", "json") not in ("json", "geojson"):
         raise ValidationError("f must be json or geojson")
-    bbox: BBox | None = parse_bbox(params["bbox"]) if "bbox" in params else None
+    if "bbox-crs" in params and "bbox" not in params:
+        raise ValidationError("bbox-crs names the CRS of bbox, and no bbox is given")
+    bbox: BBox | None = parse_bbox(params["bbox"], requested_crs(params, "bbox-crs")) if "bbox" in params else None
     try:
         limit = int(params.get("limit", default_limit))
         offset = int(params.get("offset", 0))
@@ -104,8 +109,32 @@ def parse_items_query(
         limit=min(limit, max_limit),  # Part 1 lets a server cap the page size
         offset=offset,
         tenant_id=tenant_id,
+        crs=requested_crs(params, "crs"),
         count=True,  # numberMatched
     )
+
+
+def requested_crs(params: Mapping[str, str], name: str) -> Crs:
+    """The CRS a ``crs`` or ``bbox-crs`` parameter names (CRS84 when absent), a 400 when it is not served."""
+    try:
+        return parse_crs(params.get(name), name)
+    except UnsupportedCrs as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def parse_item_query(params: Mapping[str, str]) -> Crs:
+    """One feature's parameters: ``crs`` and ``f`` (unknown ones are refused, as for items)."""
+    unknown = set(params) - {"crs", "f"}
+    if unknown:
+        raise ValidationError(f"unknown parameter(s) {', '.join(sorted(unknown))}; a feature takes crs and f")
+    if params.get("f", "json") not in ("json", "geojson"):
+        raise ValidationError("f must be json or geojson")
+    return requested_crs(params, "crs")
+
+
+def content_crs(crs: Crs) -> dict[str, str]:
+    """Part 2's Content-Crs header: the CRS the body's coordinates are in, as a URI in angle brackets."""
+    return {"Content-Crs": f"<{crs.uri}>"}
 
 
 def landing(base: str) -> dict[str, object]:
@@ -131,7 +160,8 @@ def collection_document(
         "title": c.title,
         "description": c.description,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": crs_list(),  # Part 2: every CRS items may be asked in (crs=) and a bbox given in (bbox-crs=)
+        "storageCrs": CRS84,
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": href},
             {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
@@ -155,6 +185,7 @@ def collection_document(
 def collections_document(base: str, docs: list[dict[str, object]]) -> dict[str, object]:
     return {
         "links": [{"rel": "self", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"}],
+        "crs": crs_list(),  # Part 2's global list (each collection repeats it)
         "collections": docs,
     }
 

@@ -174,6 +174,7 @@ class StateFilter:
 
     tenant_id: str | None = None  # whose devices the caller may see; None: every tenant
     bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    bbox_srid: int = 4326  # or a projected CRS's: min easting, min northing, max easting, max northing (metres)
     reading_from: datetime | None = None  # latest reading at or after
     reading_to: datetime | None = None  # latest reading at or before
     equals: Mapping[str, str] = field(default_factory=dict)  # of STATE_FILTER_COLUMNS
@@ -210,8 +211,11 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
     params: dict[str, Any] = {}
     if f.bbox is not None:
         # && alone is an index-only box test; ST_Intersects keeps what only the box touches out.
-        where.append(sql.SQL("d.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"))
-        where.append(sql.SQL("ST_Intersects(d.location, ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"))
+        box = sql.SQL("ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, {})").format(sql.Literal(int(f.bbox_srid)))
+        if f.bbox_srid != 4326:  # a box in metres: its densified outline in 4326, so the corners stay right
+            box = sql.SQL("ST_Transform(ST_Segmentize({}, ST_Perimeter({}) / 64), 4326)").format(box, box)
+        where.append(sql.SQL("d.location && {}").format(box))
+        where.append(sql.SQL("ST_Intersects(d.location, {})").format(box))
         params.update(zip(("x0", "y0", "x1", "y1"), f.bbox, strict=True))
     if f.tenant_id is not None:
         where.append(sql.SQL("d.tenant_id = %(tenant)s"))

@@ -14,6 +14,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from geo.crs import envelope_sql
 from geo.features import Feature, FeaturePage, FeatureQuery
 from geo.geometry import BBox
 
@@ -36,9 +37,11 @@ def feature_where(
 def bbox_clause(column: sql.Composable, bbox: BBox | None) -> tuple[list[sql.Composable], dict[str, Any]]:
     if bbox is None:
         return [], {}
-    clause = sql.SQL("{} && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)").format(column)
+    # A bbox-crs box in metres becomes a densified 4326 polygon, evaluated once per query.
+    box = envelope_sql(bbox.crs)
     # && alone is an index-only box test; ST_Intersects keeps polygons whose box but not shape touches out.
-    exact = sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326))").format(column)
+    clause = sql.SQL("{} && {}").format(column, box)
+    exact = sql.SQL("ST_Intersects({}, {})").format(column, box)
     params = {"west": bbox.west, "south": bbox.south, "east": bbox.east, "north": bbox.north}
     return [clause, exact], params
 
@@ -142,13 +145,15 @@ def plain_features(rows: Rows, doubles: tuple[str, ...] = ()) -> list[Feature]:
 
 def one_feature(
     conn: psycopg.Connection,
-    select: str,
+    select: sql.Composable,
     alias: str,
     feature_id: str,
     tenant_id: str | None,
     convert: Callable[[Rows], list[Feature]],
 ) -> Feature | None:
     """One feature of a tenant-owned collection by id; None when missing or another tenant's."""
-    where = f" WHERE {alias}.id = %(id)s AND (%(tenant)s::text IS NULL OR {alias}.tenant_id = %(tenant)s)"
+    where = sql.SQL(" WHERE {} = %(id)s AND (%(tenant)s::text IS NULL OR {} = %(tenant)s)").format(
+        sql.Identifier(alias, "id"), sql.Identifier(alias, "tenant_id")
+    )
     found = convert(conn.execute(select + where, {"id": feature_id, "tenant": tenant_id}).fetchall())
     return found[0] if found else None

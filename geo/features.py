@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from geo.crs import STORAGE, Crs
 from geo.geometry import BBox
 
 
@@ -19,6 +20,7 @@ class FeatureQuery:
     limit: int = 100
     offset: int = 0
     tenant_id: str | None = None  # None: the caller sees every tenant
+    crs: Crs = STORAGE  # the CRS the geometries are answered in (Part 2 ``crs``)
     # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
     # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
     count: bool = False

@@ -21,6 +21,7 @@ from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
 from geo import Collection
+from geo.crs import Crs
 from geo.providers import Providers
 from mimamori.db import reading
 from mimamori.errors import ValidationError
@@ -129,8 +130,11 @@ feature_schema = _collection_schema(
     "/collections/{collection_id}/items",
     summary="Features, filtered by bbox, datetime and the collection's queryable properties",
     description="Parameters: bbox=minlon,minlat,maxlon,maxlat; limit; offset; datetime (instant or a/b, ../b, a/..);"
-    " and per collection: devices device_type, status, tenant_id; stands species_1, forest_type, ownership, rinpan,"
-    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link.",
+    " crs (the CRS of the answer: CRS84, EPSG:4326, 6668, 3857 or a JGD2011 plane zone 6669–6687, as"
+    " http://www.opengis.net/def/crs/EPSG/0/<code>; the body's CRS is in the Content-Crs header) and bbox-crs (the"
+    " CRS bbox is given in, in that CRS's axis order); and per collection: devices device_type, status, tenant_id;"
+    " stands species_1, forest_type, ownership, rinpan, age_class, density; areas kind; alerts status…"
+    " (see /ogc/collections). Paging follows the `next` link.",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
 )
 async def items(
@@ -141,7 +145,7 @@ async def items(
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
 
-    def query() -> dict[str, Any]:
+    def query() -> tuple[dict[str, Any], Crs]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             q = ogc.parse_items_query(
@@ -152,21 +156,22 @@ async def items(
                 tenant_id=tenant,
             )
             page = providers.page(conn, c, q)
-        return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC))
+        return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC)), q.crs
 
     try:
-        body = await run_in_threadpool(query)
+        body, crs = await run_in_threadpool(query)
     except ValidationError as exc:
         return _invalid(exc)
     # Part 3 (/req/queryables/queryables-link): the filterable resource names its queryables in a Link header.
     queryables_href = f"{_base(request)}/ogc/collections/{collection_id}/queryables"
     link = f'<{queryables_href}>; rel="{ogc.REL_QUERYABLES}"; type="{ogc.SCHEMA_JSON}"'
-    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link})
+    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link, **ogc.content_crs(crs)})
 
 
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
+    description="Parameter crs: the CRS of the answer (as for items); the Content-Crs header names it.",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 404: {"description": "No such feature (or not the caller's)"}},
 )
 async def item(
@@ -178,11 +183,15 @@ async def item(
 ) -> JSONResponse:
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
+    try:
+        crs = ogc.parse_item_query(dict(request.query_params))
+    except ValidationError as exc:
+        return _invalid(exc)
 
     def query() -> dict[str, object]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
-            found = providers.feature(conn, c, feature_id, tenant)
+            found = providers.feature(conn, c, feature_id, tenant, crs)
         return ogc.item_document(_base(request), c, found.as_geojson(), feature_id)
 
-    return JSONResponse(await run_in_threadpool(query), media_type=ogc.GEOJSON)
+    return JSONResponse(await run_in_threadpool(query), media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))
