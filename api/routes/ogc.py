@@ -118,6 +118,12 @@ collection_schema = _collection_schema(
     ogc.schema_document,
     "schema",
 )
+sortables = _collection_schema(
+    "The collection's sortables (OGC API – Features Part 8, draft): the properties its items take in sortby, as a"
+    " JSON Schema",
+    ogc.sortables_document,
+    "sortables",
+)
 feature_schema = _collection_schema(
     "JSON Schema of one GeoJSON feature of the collection (its `describedBy` link, which GDAL types fields from)",
     ogc.feature_schema_document,
@@ -130,7 +136,10 @@ feature_schema = _collection_schema(
     summary="Features, filtered by bbox, datetime and the collection's queryable properties",
     description="Parameters: bbox=minlon,minlat,maxlon,maxlat; limit; offset; datetime (instant or a/b, ../b, a/..);"
     " and per collection: devices device_type, status, tenant_id; stands species_1, forest_type, ownership, rinpan,"
-    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link.",
+    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link."
+    " sortby=name,-name2 sorts by the collection's sortables (`/sortables`; `-` descending, nulls last ascending and"
+    " first descending, ties by the collection's own order and id); properties=a,b returns only those properties"
+    " (id and geometry always; a device's metrics and an area's own properties may be named too).",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
 )
 async def items(
