@@ -213,6 +213,8 @@ def test_paging_a_sorted_collection_meets_every_feature_once_in_order(client, ke
         ("devices", {"sortby": "water_level"}, ["sortables"]),
         ("areas", {"sortby": "river"}, ["kind"]),
         ("alerts", {"sortby": "-level,,"}, ["property names"]),
+        ("devices", {"sortby": "name\x00"}, ["cannot be sorted"]),  # never reaches the database
+        ("alerts", {"sortby": "level;DROP TABLE alerts"}, ["cannot be sorted"]),
         ("stands", {"properties": "colour"}, ["no property colour"]),
         ("alerts", {"properties": "level,colour"}, ["no property colour"]),
         ("stands", {"properties": "area_ha,,"}, ["empty name"]),
