@@ -22,6 +22,7 @@ CRS84 = STORAGE.uri
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+REL_SORTABLES = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -32,8 +33,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     # Part 2: crs and bbox-crs on items and one item, Content-Crs, the collections' crs and storageCrs.
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    # Part 8 (draft): sortby over each collection's /sortables.
+    "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
+    # Part 6 (draft): properties, the features' properties to return.
+    "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties",
 ]
 COMMON_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f"})
+# Sorting (Part 8) and property selection (Part 6), which every collection takes.
+COMMON_PARAMETERS |= {"sortby", "properties"}
 # Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
 MAX_OFFSET = 2**62
 
@@ -111,6 +118,8 @@ def parse_items_query(
         tenant_id=tenant_id,
         crs=requested_crs(params, "crs"),
         count=True,  # numberMatched
+        sortby=parse_sortby(params["sortby"], collection) if "sortby" in params else (),
+        properties=parse_properties(params["properties"], collection) if "properties" in params else None,
     )
 
 
@@ -135,6 +144,43 @@ def parse_item_query(params: Mapping[str, str]) -> Crs:
 def content_crs(crs: Crs) -> dict[str, str]:
     """Part 2's Content-Crs header: the CRS the body's coordinates are in, as a URI in angle brackets."""
     return {"Content-Crs": f"<{crs.uri}>"}
+
+
+def parse_sortby(text: str, c: Collection) -> tuple[tuple[str, bool], ...]:
+    """``sortby=name,-name2,+name3`` (Part 8): (property, descending) per key, each one of the collection's
+    sortables and named once. A ``+`` written unescaped in a URL arrives as a space: ascending too."""
+    keys: list[tuple[str, bool]] = []
+    for item in text.split(","):
+        item = item.strip()
+        descending = item.startswith("-")
+        name = item[1:].strip() if item[:1] in ("+", "-") else item
+        if not name:
+            raise ValidationError("sortby needs property names, e.g. sortby=-updated_at,name")
+        if name not in c.sortables:
+            raise ValidationError(
+                f"{c.id} cannot be sorted by {name!r}; its sortables (see /sortables) are {', '.join(c.sortables)}"
+            )
+        if any(name == seen for seen, _ in keys):
+            raise ValidationError(f"sortby names {name!r} more than once")
+        keys.append((name, descending))
+    return tuple(keys)
+
+
+def parse_properties(text: str, c: Collection) -> tuple[str, ...]:
+    """``properties=a,b`` (Part 6): only those properties in each feature; empty, none (the id and geometry
+    stay). Each must be one of the collection's, but any name may be asked of a collection whose features carry
+    more (open properties: a device's metrics, an area's own), which a feature without it simply lacks."""
+    names = tuple(name.strip() for name in text.split(",")) if text.strip() else ()
+    if any(not name for name in names):
+        raise ValidationError("properties has an empty name")
+    if not c.open_properties:
+        known = c.property_types()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValidationError(
+                f"{c.id} has no property {', '.join(unknown)}; it has {', '.join(name for name, _ in c.properties)}"
+            )
+    return tuple(dict.fromkeys(names))  # each once
 
 
 def landing(base: str) -> dict[str, object]:
@@ -167,6 +213,7 @@ def collection_document(
             {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
             {"rel": REL_QUERYABLES, "type": SCHEMA_JSON, "title": "Queryables", "href": f"{href}/queryables"},
             {"rel": REL_SCHEMA, "type": SCHEMA_JSON, "title": "Schema of the features", "href": f"{href}/schema"},
+            {"rel": REL_SORTABLES, "type": SCHEMA_JSON, "title": "Sortables", "href": f"{href}/sortables"},
             # A GeoJSON Feature's JSON Schema, which GDAL's OAPIF driver types its fields from (it looks for
             # this spelling; relation types are compared without regard to case, RFC 8288 §2.1.1).
             {
@@ -268,6 +315,19 @@ def queryables_document(base: str, c: Collection) -> dict[str, object]:
         f"{base}/ogc/collections/{c.id}/queryables",
         f"{c.title}: queryables",
         "Properties the items may be filtered by: the geometry with bbox, the others as query parameters (equality).",
+    )
+    return doc | {"properties": properties, "additionalProperties": False}
+
+
+def sortables_document(base: str, c: Collection) -> dict[str, object]:
+    """The properties the collection's items may be sorted by (Part 8's ``sortby``), typed as the properties are."""
+    types = c.property_types()
+    properties = {name: {"title": name, **_property_schema(types[name])} for name in c.sortables}
+    doc = _schema_head(
+        f"{base}/ogc/collections/{c.id}/sortables",
+        f"{c.title}: sortables",
+        "Properties the items may be sorted by: sortby=name,-name (descending); nulls sort last ascending and"
+        " first descending; the collection's own order, ending in the id, breaks ties.",
     )
     return doc | {"properties": properties, "additionalProperties": False}
 

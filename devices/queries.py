@@ -16,6 +16,7 @@ from devices.catalogue import DeviceType, MetricSpec
 from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
 from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
+from geo.feature_sql import sort_order
 
 
 def sync_catalogue(conn: psycopg.Connection, types: dict[str, DeviceType]) -> None:
@@ -180,9 +181,22 @@ class StateFilter:
     equals: Mapping[str, str] = field(default_factory=dict)  # of STATE_FILTER_COLUMNS
     limit: int = 100
     offset: int = 0
+    # Sort keys (property, descending) of STATE_SORT_COLUMNS, before the id (see geo.feature_sql.sort_order).
+    order: tuple[tuple[str, bool], ...] = ()
 
 
 STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
+# The state properties a page may be sorted by: those read from a column. Silence and metrics are judged or
+# pivoted in Python (_states), so they sort nowhere.
+STATE_SORT_COLUMNS: Mapping[str, sql.Composable] = {
+    "name": sql.Identifier("d", "name"),
+    "tenant_id": sql.Identifier("d", "tenant_id"),
+    "device_type": sql.Identifier("d", "device_type"),
+    "status": sql.Identifier("d", "status"),
+    "last_seen": sql.Identifier("l", "last_seen"),
+    "last_reading": sql.Identifier("l", "last_reading"),
+    "online": sql.Identifier("l", "online"),
+}
 
 
 def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
@@ -237,9 +251,10 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
 def device_states(
     conn: psycopg.Connection, f: StateFilter, policy: SilencePolicy, now: datetime
 ) -> tuple[list[DeviceState], bool]:
-    """A page of device states by id, and whether another page follows."""
+    """A page of device states in the filter's order (then by id), and whether another page follows."""
     where, params = _state_where(f)
-    query = sql.SQL("{} {} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(_STATE_SELECT), where)
+    order = sort_order(f.order, STATE_SORT_COLUMNS, sql.SQL("d.id"))
+    query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(_STATE_SELECT), where, order)
     # One row more than asked: its presence says whether a next page exists, without counting every match.
     rows = conn.execute(query, {**params, "limit": f.limit + 1, "offset": f.offset}).fetchall()
     return _states(rows[: f.limit], policy, now), len(rows) > f.limit

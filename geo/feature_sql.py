@@ -7,7 +7,7 @@ geo/queries.py, alerts in alerts/features.py), which passes its SELECT in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -61,6 +61,24 @@ def time_clause(where: list[sql.Composable], params: dict[str, Any], column: sql
     if q.end is not None:
         where.append(sql.SQL("{} <= %(t_end)s").format(column))
         params["t_end"] = q.end
+
+
+def sort_order(
+    sortby: Sequence[tuple[str, bool]], columns: Mapping[str, sql.Composable], default: sql.Composable
+) -> sql.Composable:
+    """An ORDER BY list: the requested keys (property, descending) as their owner's ``columns``, then the owner's
+    ``default`` order, which must end in the id so that every order is total and pages are stable.
+
+    Nulls sort as PostgreSQL's default does, as if above every value: last ascending, first descending. The keys
+    are the collection's sortables, checked by the API; one without a column is a programming error.
+    """
+    keys: list[sql.Composable] = []
+    for name, descending in sortby:
+        if name not in columns:
+            raise ValueError(f"no sort column for {name!r}")
+        direction = sql.SQL("DESC NULLS FIRST") if descending else sql.SQL("ASC NULLS LAST")
+        keys.append(sql.SQL("{} {}").format(columns[name], direction))
+    return sql.SQL(", ").join([*keys, default])
 
 
 def page(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from geo.crs import STORAGE, Crs
@@ -24,6 +24,11 @@ class FeatureQuery:
     # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
     # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
     count: bool = False
+    # Sort keys (OGC API Features Part 8): (property, descending), each one of the collection's sortables; the
+    # owner's default order follows them, and the id ends every order so that pages are stable.
+    sortby: tuple[tuple[str, bool], ...] = ()
+    # Only these properties in each feature (Part 6 property selection); None: every one.
+    properties: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,16 @@ class FeaturePage:
     features: list[Feature]
     more: bool  # another page follows
     matched: int | None = None  # every feature the query matches, over all pages (None: not counted)
+
+
+def select_properties(page: FeaturePage, names: tuple[str, ...] | None) -> FeaturePage:
+    """The page with only ``names`` among each feature's properties (in the feature's own order); its id and
+    geometry stay. None: the page as it is."""
+    if names is None:
+        return page
+    keep = frozenset(names)
+    features = [replace(f, properties={k: v for k, v in f.properties.items() if k in keep}) for f in page.features]
+    return replace(page, features=features)
 
 
 # The type of a feature property, in JSON Schema's words: "date-time" is a string in RFC 3339, "strings" an array
@@ -63,6 +78,9 @@ class Collection:
     geometry: str = "Geometry"  # its features' GeoJSON geometry type ("Geometry": any)
     open_properties: bool = False  # features carry more properties than these (a device's metrics)
     roles: tuple[tuple[str, str], ...] = ()  # (property, OGC API Features Part 5 role: id, primary-instant …)
+    # The properties its items may be sorted by (Part 8): each a column in its owner's SQL, never one computed in
+    # Python (a device's silence, its metrics); the owner maps each to its column.
+    sortables: tuple[str, ...] = ()
 
     def property_types(self) -> dict[str, str]:
         return dict(self.properties)
@@ -70,6 +88,35 @@ class Collection:
     def doubles(self) -> tuple[str, ...]:
         return tuple(name for name, kind in self.properties if kind == "number")
 
+
+# Every scalar column of the stands table: not the array of 保安林 designations, nor the attributes object.
+_STAND_SORTABLES = (
+    "stand_id",
+    "rinpan",
+    "rinpan_branch",
+    "shohan",
+    "shohan_branch",
+    "species_1",
+    "species_2",
+    "species_3",
+    "age_1",
+    "age_2",
+    "age_3",
+    "age_reference_year",
+    "age_class",
+    "area_ha",
+    "volume_m3",
+    "forest_type",
+    "ownership",
+    "site_index",
+    "density",
+    "height_m",
+    "slope_deg",
+    "elevation_m",
+    "source_file",
+    "source_crs",
+    "imported_at",
+)
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
@@ -95,6 +142,7 @@ COLLECTIONS: dict[str, Collection] = {
             geometry="Point",
             open_properties=True,  # one number per metric of its latest readings, and <metric>_time
             roles=(("last_reading", "primary-instant"),),
+            sortables=("name", "tenant_id", "device_type", "status", "last_seen", "last_reading", "online"),
         ),
         Collection(
             "stands",
@@ -135,6 +183,7 @@ COLLECTIONS: dict[str, Collection] = {
             ),
             geometry="MultiPolygon",
             roles=(("stand_id", "id"),),
+            sortables=_STAND_SORTABLES,
         ),
         Collection(
             "areas",
@@ -146,6 +195,7 @@ COLLECTIONS: dict[str, Collection] = {
             properties=(("kind", "string"), ("name", "string"), ("tenant_id", "string"), ("updated_at", "date-time")),
             open_properties=True,  # and the area's own properties
             roles=(("updated_at", "primary-instant"),),
+            sortables=("kind", "name", "tenant_id", "updated_at"),
         ),
         Collection(
             "alerts",
@@ -172,6 +222,23 @@ COLLECTIONS: dict[str, Collection] = {
                 ("closed_at", "date-time"),
             ),
             roles=(("opened_at", "primary-interval-start"), ("resolved_at", "primary-interval-end")),
+            sortables=(
+                "rule_id",
+                "subject",
+                "hazard",
+                "title_en",
+                "title_ja",
+                "device_id",
+                "tenant_id",
+                "state",
+                "level",
+                "peak_level",
+                "value",
+                "opened_at",
+                "updated_at",
+                "resolved_at",
+                "closed_at",
+            ),
         ),
     )
 }

@@ -14,7 +14,7 @@ import psycopg
 
 from geo import queries
 from geo.crs import STORAGE, Crs
-from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery
+from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery, select_properties
 from mimamori.errors import Forbidden, NotFound
 
 
@@ -75,7 +75,8 @@ class Providers:
         return queries.layer_extent(conn, p.table, p.geometry)
 
     def page(self, conn: psycopg.Connection, c: Collection, q: FeatureQuery) -> FeaturePage:
-        return self._providers[c.id].page(conn, q)
+        # Property selection (Part 6) on the page as fetched: the same for every collection, and only a page's.
+        return select_properties(self._providers[c.id].page(conn, q), q.properties)
 
     def feature(
         self, conn: psycopg.Connection, c: Collection, feature_id: str, tenant_id: str | None, crs: Crs = STORAGE

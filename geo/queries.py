@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.crs import STORAGE, Crs, geojson_sql
-from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features
+from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features, sort_order
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from geo.stand_model import Stand
 
@@ -123,6 +123,8 @@ def _stand_select(crs: Crs) -> sql.Composable:
 
 
 _STAND_DOUBLES = COLLECTIONS["stands"].doubles()  # area_ha, volume_m3 …: written 548.0, never 548
+# Each sortable property is the stands column of its name (to_jsonb writes every column as itself).
+_STAND_SORT_COLUMNS = {name: sql.Identifier("s", name) for name in COLLECTIONS["stands"].sortables}
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
@@ -163,7 +165,8 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
     if attrs.forest_type is not None:
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
-    return page(conn, _stand_select(q.crs), where, sql.SQL("s.stand_id"), params, q, _stand_features)
+    order = sort_order(q.sortby, _STAND_SORT_COLUMNS, sql.SQL("s.stand_id"))
+    return page(conn, _stand_select(q.crs), where, order, params, q, _stand_features)
 
 
 def stand_species(conn: psycopg.Connection) -> list[str]:
@@ -238,9 +241,14 @@ def _area_select(crs: Crs) -> sql.Composable:
     )
 
 
+# The sortables are the areas' own columns (not its open jsonb properties), each named as its property.
+_AREA_SORT_COLUMNS = {name: sql.Identifier("a", name) for name in COLLECTIONS["areas"].sortables}
+
+
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
     where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
-    return page(conn, _area_select(q.crs), where, sql.SQL("a.id"), params, q, plain_features)
+    order = sort_order(q.sortby, _AREA_SORT_COLUMNS, sql.SQL("a.id"))
+    return page(conn, _area_select(q.crs), where, order, params, q, plain_features)
 
 
 def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None, crs: Crs = STORAGE) -> Feature | None:

@@ -119,6 +119,12 @@ collection_schema = _collection_schema(
     ogc.schema_document,
     "schema",
 )
+sortables = _collection_schema(
+    "The collection's sortables (OGC API – Features Part 8, draft): the properties its items take in sortby, as a"
+    " JSON Schema",
+    ogc.sortables_document,
+    "sortables",
+)
 feature_schema = _collection_schema(
     "JSON Schema of one GeoJSON feature of the collection (its `describedBy` link, which GDAL types fields from)",
     ogc.feature_schema_document,
@@ -134,7 +140,10 @@ feature_schema = _collection_schema(
     " http://www.opengis.net/def/crs/EPSG/0/<code>; the body's CRS is in the Content-Crs header) and bbox-crs (the"
     " CRS bbox is given in, in that CRS's axis order); and per collection: devices device_type, status, tenant_id;"
     " stands species_1, forest_type, ownership, rinpan, age_class, density; areas kind; alerts status…"
-    " (see /ogc/collections). Paging follows the `next` link.",
+    " (see /ogc/collections). Paging follows the `next` link."
+    " sortby=name,-name2 sorts by the collection's sortables (`/sortables`; `-` descending, nulls last ascending and"
+    " first descending, ties by the collection's own order and id); properties=a,b returns only those properties"
+    " (id and geometry always; a device's metrics and an area's own properties may be named too).",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
 )
 async def items(
