@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
@@ -97,7 +97,10 @@ async def tileset(
     responses={
         200: {"content": {ogc_tiles.MVT: {}}},
         204: {"description": "An empty tile"},
-        400: {"model": ogc_tiles.OgcException, "description": "tileMatrix, tileRow or tileCol is not a whole number"},
+        400: {
+            "model": ogc_tiles.OgcException,
+            "description": "tileMatrix, tileRow or tileCol is not a whole number, or f is not mvt",
+        },
         404: {
             "model": Problem,
             "description": "No such collection, tiles or tile matrix set, or no such tile (a tile matrix the layer is"
@@ -115,11 +118,14 @@ async def tile(
     request: Request,
     who: Authenticated,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
+    f: Annotated[str | None, Query(description="The tile's format: mvt, the only one served")] = None,
 ) -> Response:
     # Path parts are text, checked here: a malformed one is OGC's 400, not FastAPI's 422.
     settings: Settings = request.app.state.settings
     try:
         z, x, y = ogc_tiles.tile_address(collection_id, tile_matrix_set_id, tile_matrix, tile_row, tile_col)
+        if f not in (None, "mvt"):
+            raise ValidationError(f"f must be mvt (Mapbox Vector Tile), not {f[:40]!r}")
     except ValidationError as exc:
         return JSONResponse(ogc_tiles.invalid(exc), status_code=400)
     chosen, body = await run_in_threadpool(render_tile, pool, settings, collection_id, who, z, x, y)
