@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from api import ogc_tiles
 from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
 from geo.crs import STORAGE, Crs, UnsupportedCrs, crs_list, parse_crs
 from mimamori.errors import ValidationError
@@ -41,6 +42,7 @@ CONFORMANCE = [
 COMMON_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f"})
 # Sorting (Part 8) and property selection (Part 6), which every collection takes.
 COMMON_PARAMETERS |= {"sortby", "properties"}
+CONFORMANCE += ogc_tiles.CONFORMANCE  # OGC API – Tiles (api/ogc_tiles.py)
 # Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
 MAX_OFFSET = 2**62
 
@@ -193,6 +195,7 @@ def landing(base: str) -> dict[str, object]:
             {"rel": "service-doc", "type": "text/html", "title": "The API documentation", "href": f"{base}/docs"},
             {"rel": "conformance", "type": JSON, "title": "Conformance classes", "href": f"{base}/ogc/conformance"},
             {"rel": "data", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"},
+            *ogc_tiles.landing_links(base),
         ],
     }
 
@@ -222,6 +225,7 @@ def collection_document(
                 "title": "JSON Schema of a GeoJSON feature",
                 "href": f"{href}/feature-schema",
             },
+            *ogc_tiles.collection_links(base, c.id),
         ],
     }
     if extent is not None:
