@@ -133,14 +133,21 @@ def requested_crs(params: Mapping[str, str], name: str) -> Crs:
         raise ValidationError(str(exc)) from None
 
 
-def parse_item_query(params: Mapping[str, str]) -> Crs:
-    """One feature's parameters: ``crs`` and ``f`` (unknown ones are refused, as for items)."""
-    unknown = set(params) - {"crs", "f"}
+ITEM_PARAMETERS = frozenset({"crs", "properties", "f"})
+
+
+def parse_item_query(params: Mapping[str, str], c: Collection) -> tuple[Crs, tuple[str, ...] | None]:
+    """One feature's parameters: its CRS and the properties to keep (unknown parameters are refused, as for
+    items)."""
+    unknown = set(params) - ITEM_PARAMETERS
     if unknown:
-        raise ValidationError(f"unknown parameter(s) {', '.join(sorted(unknown))}; a feature takes crs and f")
+        raise ValidationError(
+            f"unknown parameter(s) {', '.join(sorted(unknown))}; a feature takes {', '.join(sorted(ITEM_PARAMETERS))}"
+        )
     if params.get("f", "json") not in ("json", "geojson"):
         raise ValidationError("f must be json or geojson")
-    return requested_crs(params, "crs")
+    properties = parse_properties(params["properties"], c) if "properties" in params else None
+    return requested_crs(params, "crs"), properties
 
 
 def content_crs(crs: Crs) -> dict[str, str]:

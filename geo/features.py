@@ -53,9 +53,15 @@ def select_properties(page: FeaturePage, names: tuple[str, ...] | None) -> Featu
     geometry stay. None: the page as it is."""
     if names is None:
         return page
+    return replace(page, features=[select_feature_properties(f, names) for f in page.features])
+
+
+def select_feature_properties(feature: Feature, names: tuple[str, ...] | None) -> Feature:
+    """One feature with only ``names`` among its properties (None: as it is)."""
+    if names is None:
+        return feature
     keep = frozenset(names)
-    features = [replace(f, properties={k: v for k, v in f.properties.items() if k in keep}) for f in page.features]
-    return replace(page, features=features)
+    return replace(feature, properties={k: v for k, v in feature.properties.items() if k in keep})
 
 
 # The type of a feature property, in JSON Schema's words: "date-time" is a string in RFC 3339, "strings" an array

@@ -22,6 +22,7 @@ from api.responses import JSONResponse
 from devices.keys import Role
 from geo import Collection
 from geo.crs import Crs
+from geo.features import select_feature_properties
 from geo.providers import Providers
 from mimamori.db import reading
 from mimamori.errors import ValidationError
@@ -180,7 +181,8 @@ async def items(
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
-    description="Parameter crs: the CRS of the answer (as for items); the Content-Crs header names it.",
+    description="Parameters: crs, the CRS of the answer (as for items; the Content-Crs header names it), and"
+    " properties=a,b, only those properties (as for items).",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 404: {"description": "No such feature (or not the caller's)"}},
 )
 async def item(
@@ -192,15 +194,17 @@ async def item(
 ) -> JSONResponse:
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
-    try:
-        crs = ogc.parse_item_query(dict(request.query_params))
-    except ValidationError as exc:
-        return _invalid(exc)
+    params = dict(request.query_params)
 
-    def query() -> dict[str, object]:
+    def query() -> tuple[dict[str, object], Crs]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
-            found = providers.feature(conn, c, feature_id, tenant, crs)
-        return ogc.item_document(_base(request), c, found.as_geojson(), feature_id)
+            crs, properties = ogc.parse_item_query(params, c)
+            found = select_feature_properties(providers.feature(conn, c, feature_id, tenant, crs), properties)
+        return ogc.item_document(_base(request), c, found.as_geojson(), feature_id), crs
 
-    return JSONResponse(await run_in_threadpool(query), media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))
+    try:
+        body, crs = await run_in_threadpool(query)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return JSONResponse(body, media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))

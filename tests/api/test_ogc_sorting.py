@@ -254,6 +254,17 @@ def test_properties_may_name_a_device_s_metrics_and_an_area_s_own(client, keys):
     assert all(set(f["properties"]) == {"kind"} for f in areas["features"])
 
 
+def test_one_feature_keeps_only_the_named_properties(client, keys):
+    r = client.get("/ogc/collections/devices/items/gauge-1", params={"properties": "name"}, headers=keys["operator"])
+    assert r.status_code == 200
+    assert r.json()["properties"] == {"name": "yahagi"}
+    assert r.json()["geometry"]["type"] == "Point"
+    whole = client.get("/ogc/collections/devices/items/gauge-1", headers=keys["operator"]).json()
+    assert {"name", "water_level", "status"} <= set(whole["properties"])
+    bad = client.get("/ogc/collections/alerts/items/1", params={"properties": "nope"}, headers=keys["operator"])
+    assert bad.status_code == 400 and bad.json()["code"] == "InvalidParameterValue"
+
+
 def test_sortables_are_linked_typed_and_what_sortby_takes(client, keys):
     conformance = client.get("/ogc/conformance").json()["conformsTo"]
     assert SORTING in conformance and PROPERTIES in conformance
