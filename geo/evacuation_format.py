@@ -292,13 +292,13 @@ def parse_csv(
     folded = [fold(h) for h in headers]
     if any(not h for h in folded) or len(set(folded)) != len(folded):
         raise ValidationError("the header row has an empty or repeated column name")
-    kind = kind or columns.detect_kind(headers)
-    if kind is None:
-        raise ValidationError("cannot tell from the headers whether these are emergency sites or shelters; pass --kind")
     fields, hazards = columns.resolve(headers)
     for needed, label in (("name", "名称"), ("lat", "緯度"), ("lon", "経度")):
         if needed not in fields:
             raise ValidationError(f"no {label} column (headers: {', '.join(h[:40] for h in headers[:12])})")
+    kind = kind or columns.detect_kind(headers)
+    if kind is None:
+        raise ValidationError("cannot tell from the headers whether these are emergency sites or shelters; pass --kind")
     used_headers = set(fields.values()) | set(hazards.values())
 
     sites: list[EvacuationSite] = []
