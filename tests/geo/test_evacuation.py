@@ -233,3 +233,14 @@ def test_the_command_imports_with_rejects_and_exports(database_url, sites_db, tm
         [mimamori, "evacuation", "import", str(tmp_path / "nope.csv")], env=env, capture_output=True, text=True
     )
     assert refused.returncode != 0 and "cannot read" in refused.stderr
+
+
+def test_the_laptop_hub_imports_the_sample_lists_as_a_city_file_would_be(database_url, sites_db, monkeypatch):
+    from hub import cli
+
+    monkeypatch.setenv("MIMAMORI_DATABASE_URL", database_url)
+    monkeypatch.setenv("MIMAMORI_TIMESCALEDB", TEST_TIMESCALEDB)
+    cli._import_sample_evacuation_sites()
+    assert (count_sites(sites_db, "emergency_site"), count_sites(sites_db, "shelter")) == (10, 5)
+    [nearest] = nearest_sites(sites_db, 137.156, 35.082, limit=1, hazard="earthquake")
+    assert nearest["properties"]["name"] == "豊田市役所"
