@@ -244,3 +244,11 @@ def test_the_laptop_hub_imports_the_sample_lists_as_a_city_file_would_be(databas
     assert (count_sites(sites_db, "emergency_site"), count_sites(sites_db, "shelter")) == (10, 5)
     [nearest] = nearest_sites(sites_db, 137.156, 35.082, limit=1, hazard="earthquake")
     assert nearest["properties"]["name"] == "豊田市役所"
+
+
+def test_the_table_refuses_a_hazard_outside_the_list(sites_db):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        sites_db.execute(
+            "INSERT INTO evacuation_sites (id, kind, name, hazards, geom)"
+            " VALUES ('x', 'shelter', 'x', '{zombies}', 'SRID=4326;POINT(137.1 35.1)')"
+        )
