@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
 from functools import lru_cache
+from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -337,11 +338,12 @@ class NegotiatedRoute(StrictJSONRoute):
             try:
                 response = await handler(request)
             except HTTPException as exc:
-                return error_response(request, exc.status_code, "Error", str(exc.detail), exc.headers or {})
+                phrase = HTTPStatus(exc.status_code).phrase
+                return error_response(request, exc.status_code, phrase, str(exc.detail), exc.headers or {})
             except NotFound as exc:
-                return error_response(request, 404, "NotFound", str(exc), {})
+                return error_response(request, 404, HTTPStatus.NOT_FOUND.phrase, str(exc), {})
             except Forbidden as exc:
-                return error_response(request, 403, "Forbidden", str(exc), {})
+                return error_response(request, 403, HTTPStatus.FORBIDDEN.phrase, str(exc), {})
             if response.status_code >= 400 and response.media_type == ogc.JSON:
                 # The route's own error (the items' OGC 400): the same words, as a page.
                 body = orjson.loads(bytes(response.body))

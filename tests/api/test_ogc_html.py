@@ -295,7 +295,7 @@ def test_a_browser_without_a_key_is_asked_for_one_by_basic_and_other_errors_are_
     r = client.get("/ogc/collections", headers={"Accept": BROWSER_ACCEPT})
     assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
     assert r.headers["www-authenticate"].startswith("Basic realm=")
-    assert "password" in r.text
+    assert "password" in r.text and "Unauthorized" in _Page(r.text).h1
     assert client.get("/ogc/collections").headers["www-authenticate"] == "Bearer"  # clients: as before
     secret = keys["viewer"]["X-API-Key"]
     basic = "Basic " + base64.b64encode(f"anyone:{secret}".encode()).decode()
@@ -303,6 +303,7 @@ def test_a_browser_without_a_key_is_asked_for_one_by_basic_and_other_errors_are_
     assert signed_in.status_code == 200 and "<table" in signed_in.text
     missing = client.get("/ogc/collections/areas/items/nope", params={"f": "html"}, headers=keys["viewer"])
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "Not Found" in _Page(missing.text).h1
     forbidden = client.get("/ogc/collections/stands", params={"f": "html"}, headers=keys["partner"])
     assert forbidden.status_code == 403 and forbidden.headers["content-type"].startswith("text/html")
     assert client.get("/ogc/collections/stands", headers=keys["partner"]).json()["error"] == "forbidden"
