@@ -4,6 +4,7 @@ hostile feature properties, OGC errors as pages, a browser signing in with HTTP 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,6 +157,35 @@ def test_the_page_language_follows_the_browser_s_first_choice():
     assert ogc_html.page_language("ja-JP") == "ja"
     assert ogc_html.page_language("en-GB,ja;q=0.5") == "en"
     assert ogc_html.page_language(None) == "en"
+
+
+def test_hostile_names_ids_and_values_are_text_everywhere_on_a_rendered_page():
+    """Property names are hostile too (a device's metric names come from the device), and so are feature ids."""
+    evil = "</script><script>alert(1)</script>"
+    feature = {"type": "Feature", "id": evil, "geometry": {"type": "Point", "coordinates": [137.1, 35.1]}}
+    doc = {
+        "type": "FeatureCollection",
+        "numberReturned": 1,
+        "features": [feature | {"properties": {evil: evil, "nested": {"k": evil}}}],
+        "links": [
+            {"rel": "self", "type": "application/geo+json", "href": "http://h/ogc/collections/devices/items"},
+            {
+                "rel": "collection",
+                "type": "application/json",
+                "title": evil,
+                "href": "http://h/ogc/collections/devices",
+            },
+        ],
+    }
+    for page in ("items", "item"):
+        one = doc if page == "items" else doc["features"][0] | {"links": doc["links"]}
+        html = ogc_html.render(page, one, lang="en", attribution=evil)
+        assert "<script>alert" not in html and "</script><script>" not in html, page
+        parsed = _Page(html)
+        assert evil in parsed.cells, page  # shown, as text
+        (data,) = [s for s in parsed.scripts if "FeatureCollection" in s]
+        assert json.loads(data)["features"][0]["id"] == evil  # the map's data intact, and inert in its element
+    assert "/items/%3C%2Fscript%3E" in ogc_html.render("items", doc, lang="en", attribution="")
 
 
 # --- over HTTP ------------------------------------------------------------------------------------------------
