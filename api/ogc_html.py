@@ -209,10 +209,14 @@ def cell(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# The relations that lead to one of the six pages (tiles, schemas and the API definition have no HTML).
+_PAGE_RELS = frozenset({"self", "data", "conformance", "collection", "items", "next", "prev"})
+
+
 def html_href(link: Mapping[str, Any]) -> str:
     """Where a link of a JSON document goes in the HTML pages: another OGC page's HTML, else the link itself."""
     href = str(link["href"])
-    if link.get("type") in (ogc.JSON, ogc.GEOJSON) and "/ogc" in href:
+    if link.get("rel") in _PAGE_RELS and link.get("type") in (ogc.JSON, ogc.GEOJSON):
         return ogc.with_format(href, "html")
     return href
 
@@ -231,8 +235,9 @@ def property_columns(features: list[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def render(page: Page, doc: Mapping[str, Any], *, lang: str, attribution: str) -> str:
-    """The HTML page of an OGC document (the JSON the API would answer, links and all)."""
+def render(page: Page, doc: Mapping[str, Any], *, lang: str, attribution: str, lon_lat: bool = True) -> str:
+    """The HTML page of an OGC document (the JSON the API would answer, links and all). ``lon_lat``: whether the
+    coordinates are CRS84 (the map is drawn only then; a page asked for in another CRS is the table alone)."""
     self_link = _link(doc, "self")
     self_href = str(self_link["href"]) if self_link else ""
     context: dict[str, Any] = {
@@ -241,6 +246,7 @@ def render(page: Page, doc: Mapping[str, Any], *, lang: str, attribution: str) -
         "lang": lang,
         "t": LABELS[lang],
         "attribution": attribution,
+        "show_map": lon_lat,
         "json_href": ogc.with_format(self_href, "json") if self_href else "",
         "json_type": self_link.get("type", ogc.JSON) if self_link else ogc.JSON,
         "collection_link": _link(doc, "collection"),
@@ -299,7 +305,8 @@ def respond(
     out = {**(headers or {}), "Vary": VARY}
     if wants_html(request.query_params, request.headers.get("accept"), page):
         lang = page_language(request.headers.get("accept-language"))
-        body = render(page, doc, lang=lang, attribution=_attribution(request))
+        lon_lat = out.get("Content-Crs", f"<{ogc.CRS84}>") == f"<{ogc.CRS84}>"
+        body = render(page, doc, lang=lang, attribution=_attribution(request), lon_lat=lon_lat)
         return HTMLResponse(body, headers=out)
     return JSONResponse(doc, media_type=media_type, headers=out)
 

@@ -281,6 +281,37 @@ def test_items_page_lists_features_pages_like_json_and_escapes_hostile_propertie
     assert hostile.text.count("<script") == 3  # MapLibre, the map module and the features' JSON: no more
 
 
+def test_other_parameters_ride_along_and_another_crs_gets_the_table_without_a_map(client, keys):
+    params = {"f": "html", "limit": "2", "sortby": "-name", "properties": "name"}
+    page = _html(client.get("/ogc/collections/areas/items", params=params, headers=keys["viewer"]))
+    assert [a["text"] for a in page.anchors if "/items/" in (a["href"] or "")] == ["area-4", "area-3"]
+    assert _query(page.link("next")["href"]) == {**params, "offset": "2"}
+    assert "kind" not in page.cells and "name" in page.cells
+    assert any("FeatureCollection" in s for s in page.scripts)
+    r = client.get(
+        "/ogc/collections/areas/items",
+        params={"f": "html", "crs": "http://www.opengis.net/def/crs/EPSG/0/3857"},
+        headers=keys["viewer"],
+    )
+    projected = _html(r)
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3857>"
+    assert "area-1" in projected.cells and not any("FeatureCollection" in s for s in projected.scripts)
+    one = client.get(
+        "/ogc/collections/areas/items/area-1",
+        params={"f": "html", "crs": "http://www.opengis.net/def/crs/EPSG/0/3857"},
+        headers=keys["viewer"],
+    )
+    assert 'id="map"' not in one.text and "足助 slope 1" in _html(one).cells
+
+
+def test_links_without_an_html_page_stay_as_they_are(client, keys):
+    landing = _html(client.get("/ogc", params={"f": "html"}))
+    collection = _html(client.get("/ogc/collections/stands", params={"f": "html"}, headers=keys["viewer"]))
+    for page in (landing, collection):
+        others = [a["href"] for a in page.anchors if a.get("data-rel") not in ("data", "conformance", "items", None)]
+        assert others and all("f=html" not in href for href in others), others
+
+
 def test_item_page_has_its_properties_escaped_and_its_links(client, keys):
     page = _html(client.get("/ogc/collections/areas/items/zz-hostile", params={"f": "html"}, headers=keys["viewer"]))
     assert "zz-hostile" in page.h1
