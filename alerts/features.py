@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from geo.cql2 import columns_of, filter_clause
 from geo.feature_sql import Rows, bbox_clause, page, plain_features, tenant_clause
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from mimamori.errors import NotFound
@@ -22,6 +23,7 @@ _ALERT_FEATURE = (
     " FROM alerts a"
 )
 _DOUBLES = COLLECTIONS["alerts"].doubles()  # value: written 2.0, never 2
+_COLUMNS_CQL = columns_of(COLLECTIONS["alerts"], "a")  # what a CQL2 filter may name: a.<property>
 
 
 def _alert_features(rows: Rows) -> list[Feature]:
@@ -59,6 +61,7 @@ def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         cast = sql.SQL("::smallint") if name == "level" else sql.SQL("")
         where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
         params[f"f_{name}"] = value
+    filter_clause(where, params, q.filter, _COLUMNS_CQL, sql.SQL("coalesce(a.area, a.location)"))
     order = sql.SQL("a.opened_at DESC, a.id DESC")
     return page(conn, sql.SQL(_ALERT_FEATURE), where, order, params, q, _alert_features)
 

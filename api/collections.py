@@ -27,7 +27,7 @@ def device_feature(state: DeviceState) -> Feature:
 def _device_provider(policy: SilencePolicy) -> Provider:
     def page(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         box = (q.bbox.west, q.bbox.south, q.bbox.east, q.bbox.north) if q.bbox else None
-        f = StateFilter(q.tenant_id, box, q.start, q.end, q.filters, q.limit, q.offset)
+        f = StateFilter(q.tenant_id, box, q.start, q.end, q.filters, q.limit, q.offset, cql=q.filter)
         states, more = device_states(conn, f, policy, datetime.now(UTC))
         matched = None
         if q.count:  # as geo.feature_sql.page counts

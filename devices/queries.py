@@ -16,6 +16,8 @@ from devices.catalogue import DeviceType, MetricSpec
 from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
 from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
+from geo.cql2 import columns_of, filter_clause
+from geo.features import COLLECTIONS
 
 
 def sync_catalogue(conn: psycopg.Connection, types: dict[str, DeviceType]) -> None:
@@ -179,9 +181,16 @@ class StateFilter:
     equals: Mapping[str, str] = field(default_factory=dict)  # of STATE_FILTER_COLUMNS
     limit: int = 100
     offset: int = 0
+    cql: object | None = None  # a CQL2 filter (geo.cql2.parse_filter's) over _STATE_COLUMNS_CQL
 
 
 STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
+# What a CQL2 filter may name: the devices' columns, and the liveness ones from device_liveness.
+_STATE_COLUMNS_CQL = columns_of(
+    COLLECTIONS["devices"],
+    "d",
+    {name: sql.Identifier("l", name) for name in ("last_seen", "last_reading", "online")},
+)
 
 
 def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
@@ -227,6 +236,7 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
             raise ValueError(f"devices cannot be filtered by {name!r}")
         where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
         params[f"f_{name}"] = value
+    filter_clause(where, params, f.cql, _STATE_COLUMNS_CQL, sql.SQL("d.location"))
     return (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")), params
 
 

@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
+from geo.cql2 import columns_of, filter_clause
 from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from geo.stand_model import Stand
@@ -115,6 +116,7 @@ _STAND_FEATURE = "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text, to_jsonb(s) 
 
 
 _STAND_DOUBLES = COLLECTIONS["stands"].doubles()  # area_ha, volume_m3 …: written 548.0, never 548
+_STAND_COLUMNS_CQL = columns_of(COLLECTIONS["stands"], "s")  # what a CQL2 filter may name: s.<property>
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
@@ -155,6 +157,7 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
     if attrs.forest_type is not None:
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
+    filter_clause(where, params, q.filter, _STAND_COLUMNS_CQL, sql.SQL("s.geom"))
     return page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
 
 
@@ -225,8 +228,12 @@ _AREA_FEATURE = (
 )
 
 
+_AREA_COLUMNS_CQL = columns_of(COLLECTIONS["areas"], "a")
+
+
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
     where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
+    filter_clause(where, params, q.filter, _AREA_COLUMNS_CQL, sql.SQL("a.geom"))
     return page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, plain_features)
 
 
