@@ -317,14 +317,12 @@ class _Translator:
                 raise FilterError("an INTERVAL has a start and an end")
             start, end = (self.bound(x, last, depth) for x, last in ((bounds[0], False), (bounds[1], True)))
             return _Span(start, end)
+        if isinstance(node, dict) and "date" in node:  # a day: from its first instant to its last (in UTC)
+            day = _day_start(_date(node["date"]))
+            return _Span(self.bind(day, "timestamptz"), self.bind(day + _DAY_END, "timestamptz"))
         found = self.expression(node, depth)
         if found.kind == "timestamp":
             return _Span(found.sql, found.sql)
-        if found.kind == "date":  # a day: from its first instant to its last (in UTC)
-            day = _date(node["date"])
-            return _Span(
-                self.bind(_day_start(day), "timestamptz"), self.bind(_day_start(day) + _DAY_END, "timestamptz")
-            )
         raise FilterError(f"temporal functions take instants or intervals, not a {found.kind}")
 
     def bound(self, node: Any, last: bool, depth: int) -> sql.Composable:
