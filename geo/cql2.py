@@ -414,8 +414,8 @@ class _Translator:
                 result = sql.SQL("mod({}, NULLIF({}, 0))").format(result, right)
             elif op == "div":
                 result = sql.SQL("div({}, NULLIF({}, 0))").format(result, right)
-            else:
-                result = sql.SQL("power({}, {})").format(result, right)
+            else:  # in double precision: a numeric power of a big exponent takes long to compute, this errs at once
+                result = sql.SQL("power({}::float8, {}::float8)").format(result, right)
         return _Expr(result, "number")
 
     def geometry_literal(self, node: dict[str, Any]) -> sql.Composable:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
@@ -151,7 +152,13 @@ async def items(
                 max_limit=settings.ogc_max_limit,
                 tenant_id=tenant,
             )
-            page = providers.page(conn, c, q)
+            try:
+                page = providers.page(conn, c, q)
+            except psycopg.errors.DataError as exc:
+                if q.filter is None:
+                    raise
+                # A filter's arithmetic out of range (an overflow, a complex power): the caller's values, a 400.
+                raise ValidationError(f"the filter cannot be evaluated: {exc.diag.message_primary}") from None
         return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC))
 
     try:
