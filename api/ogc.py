@@ -35,6 +35,30 @@ CONFORMANCE = [
 ]
 COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
 FILTER_PARAMETERS = frozenset({"filter", "filter-lang", "filter-crs"})
+# Part 3's parameters as the API definition documents them (/req/filter/filter-param and the others).
+FILTER_OPENAPI = [
+    {
+        "name": "filter",
+        "in": "query",
+        "required": False,
+        "description": "A CQL2 filter over the collection's queryables, e.g. species_1 = 'スギ' AND volume_m3 > 500",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "filter-lang",
+        "in": "query",
+        "required": False,
+        "description": "The encoding of filter",
+        "schema": {"type": "string", "enum": list(cql.LANGUAGES), "default": "cql2-text"},
+    },
+    {
+        "name": "filter-crs",
+        "in": "query",
+        "required": False,
+        "description": "The CRS of the filter's geometries",
+        "schema": {"type": "string", "format": "uri", "enum": [CRS84], "default": CRS84},
+    },
+]
 # Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
 MAX_OFFSET = 2**62
 

@@ -131,8 +131,10 @@ feature_schema = _collection_schema(
     summary="Features, filtered by bbox, datetime and the collection's queryable properties",
     description="Parameters: bbox=minlon,minlat,maxlon,maxlat; limit; offset; datetime (instant or a/b, ../b, a/..);"
     " and per collection: devices device_type, status, tenant_id; stands species_1, forest_type, ownership, rinpan,"
-    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link.",
+    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link."
+    " A CQL2 `filter` (Part 3) may name every property of the collection's queryables.",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
+    openapi_extra={"parameters": ogc.FILTER_OPENAPI},
 )
 async def items(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]

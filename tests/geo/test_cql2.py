@@ -3,6 +3,7 @@ translated SQL run on the real PostGIS against the same predicate computed in Py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -499,3 +500,130 @@ def test_a_timestamp_compares_with_a_date_by_its_utc_day(db):
         },
     ).fetchall()
     assert [r[0] for r in rows] == [T0 + DAY + timedelta(hours=12), T0 + 2 * DAY - timedelta(microseconds=1)]
+
+
+# --- fuzzed: whatever a client sends, a FilterError or a condition PostgreSQL runs ------------------------------
+
+TOKENS = [
+    *("species_1", "volume_m3", "age_1", "imported_at", "geometry", "nope", '"species_1"', "CASEI", "ACCENTI"),
+    *("=", "<>", "<", ">=", "+", "-", "*", "/", "%", "^", "DIV", "(", ")", ",", "'", "''", '"', "\\", "[", "]"),
+    *("AND", "OR", "NOT", "IS", "NULL", "LIKE", "BETWEEN", "IN", "TRUE", "FALSE", "S_INTERSECTS", "S_WITHIN"),
+    *("T_AFTER", "T_DURING", "INTERVAL", "TIMESTAMP", "DATE", "BBOX", "POINT", "POLYGON", "'..'", "'スギ'"),
+    *("0", "1", "-1", "1e308", "0.5", "'2026-01-01'", "'2026-01-01T00:00:00Z'", "'x'", "((0 0, 1 0, 1 1, 0 0))"),
+]
+
+
+OPS = [
+    *("and", "or", "not", "=", "<>", "<", ">=", "like", "between", "in", "isNull", "casei", "accenti", "+", "-"),
+    *("*", "/", "%", "div", "^", "s_intersects", "s_within", "s_disjoint", "t_after", "t_during", "t_disjoint"),
+    *("t_meets", "a_contains", "frob"),
+]
+
+
+def _fuzzed():
+    """cql2-text token soup, and cql2-json trees of every operator over properties and literals of every kind."""
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(
+        st.sampled_from(["species_1", "volume_m3", "age_1", "imported_at", "geometry", "nope"]).map(
+            lambda name: {"property": name}
+        ),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["2026-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "x"]).map(lambda t: {"timestamp": t}),
+        st.sampled_from(["2026-01-01", "2026-02-30"]).map(lambda d: {"date": d}),
+        st.lists(st.sampled_from(["2026-01-01", "..", "2026-01-02T00:00:00Z"]), min_size=2, max_size=2).map(
+            lambda bounds: {"interval": bounds}
+        ),
+        st.lists(st.floats(-200, 200), min_size=4, max_size=4).map(lambda b: {"bbox": b}),
+        st.tuples(st.floats(-180, 180), st.floats(-90, 90)).map(lambda c: {"type": "Point", "coordinates": list(c)}),
+    )
+    trees = st.recursive(
+        leaves,
+        lambda kids: st.one_of(
+            st.builds(lambda op, args: {"op": op, "args": args}, st.sampled_from(OPS), st.lists(kids, max_size=3)),
+            st.lists(kids, max_size=3),
+        ),
+        max_leaves=8,
+    )
+    soup = st.lists(st.sampled_from(TOKENS), max_size=12).map(" ".join)
+    return st.one_of(
+        soup.map(lambda t: ("cql2-text", t)),
+        trees.map(lambda t: ("cql2-json", json.dumps(t))),
+        _typed().map(lambda t: ("cql2-json", json.dumps(t))),
+    )
+
+
+def _typed():
+    """Well-typed cql2-json conditions: the ones that reach PostgreSQL."""
+    from hypothesis import strategies as st
+
+    def op(name: str, *args: Any) -> dict[str, Any]:
+        return {"op": name, "args": list(args)}
+
+    big = st.one_of(st.integers(-(2**70), 2**70), st.floats(-1e300, 1e300, allow_nan=False), st.integers(-3, 3))
+    numbers = st.recursive(
+        st.one_of(st.sampled_from([{"property": "volume_m3"}, {"property": "age_1"}]), big),
+        lambda kids: st.builds(op, st.sampled_from(["+", "-", "*", "/", "%", "div", "^"]), kids, kids),
+        max_leaves=4,
+    )
+    strings = st.one_of(
+        st.just({"property": "species_1"}), st.text(max_size=6), st.text(max_size=6).map(lambda t: op("casei", t))
+    )
+    times = st.one_of(
+        st.just({"property": "imported_at"}),
+        st.datetimes(timezones=st.just(UTC)).map(lambda d: {"timestamp": d.isoformat()}),
+        st.dates().map(lambda d: {"date": d.isoformat()}),
+    )
+    shapes = st.one_of(
+        st.just({"property": "geometry"}),
+        st.lists(st.floats(-200, 200), min_size=4, max_size=4).map(lambda b: {"bbox": b}),
+        st.tuples(st.floats(-180, 180), st.floats(-90, 90)).map(lambda c: {"type": "Point", "coordinates": list(c)}),
+    )
+    predicates = st.one_of(
+        st.builds(op, st.sampled_from(["=", "<>", "<", "<=", ">", ">="]), numbers, numbers),
+        st.builds(op, st.sampled_from(["=", "<>", "<"]), strings, strings),
+        st.builds(op, st.just("like"), strings, st.text(max_size=6)),
+        st.builds(op, st.just("between"), numbers, numbers, numbers),
+        st.builds(op, st.just("in"), numbers, st.lists(big, min_size=1, max_size=3)),
+        st.builds(op, st.just("isNull"), st.one_of(numbers, strings, shapes)),
+        st.builds(op, st.sampled_from(["s_intersects", "s_within", "s_contains", "s_disjoint"]), shapes, shapes),
+        st.builds(op, st.sampled_from(list(_TEMPORAL_OPS)), times, times),
+        st.booleans(),
+    )
+    return st.recursive(
+        predicates,
+        lambda kids: st.one_of(
+            st.builds(op, st.sampled_from(["and", "or"]), kids, kids), st.builds(lambda k: op("not", k), kids)
+        ),
+        max_leaves=4,
+    )
+
+
+_TEMPORAL_OPS = ("t_after", "t_before", "t_during", "t_equals", "t_intersects", "t_disjoint", "t_metBy", "t_overlaps")
+
+
+def test_fuzzed_filters_are_errors_or_conditions_postgresql_runs(db, stands):
+    from hypothesis import HealthCheck, given, settings
+
+    ran = {"sql": 0, "refused": 0}
+
+    @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(_fuzzed())
+    def run(case: tuple[str, str]) -> None:
+        lang, source = case
+        try:
+            clause, params = to_sql(parse_filter(source, lang), STANDS, GEOM)
+        except FilterError:
+            ran["refused"] += 1
+            return
+        query = sql.SQL("SELECT count(*) FROM stands s WHERE {}").format(clause)
+        with contextlib.suppress(psycopg.errors.DataError):  # the caller's overflow: the API's 400
+            db.execute(query, params).fetchone()
+        ran["sql"] += 1
+
+    run()
+    assert ran["sql"] > 40 and ran["refused"] > 40, ran
