@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from shapely.geometry import Polygon, box
 
 from geo import Stand, upsert_area, upsert_stands
+from tests.api.test_ogc_features import served
 from tests.geo_support import api_client, role_keys
 
 T = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
@@ -250,3 +255,37 @@ def test_the_next_link_carries_the_filter(client, keys):
     body = _items(client, keys, "stands", "forestry", filter="volume_m3 > 100", limit=3, **{"filter-lang": "cql2-text"})
     nxt = next(link["href"] for link in body["links"] if link["rel"] == "next")
     assert "filter=volume_m3" in nxt and "filter-lang=cql2-text" in nxt
+
+
+# --- a real client: GDAL 3.6 ------------------------------------------------------------------------------------
+# Its OAPIF driver sends a -where to the server only in the drafts' dialect (filter-lang=cql-text, when the API
+# definition's filter-lang lists it, or with OGR_OAPIF_ALLOW_CQL_TEXT=YES): not CQL2. So it evaluates -where itself,
+# which makes it a second opinion on the server's CQL2; and its GeoJSON driver reads a filtered page as any URL.
+
+
+def _ogr(header_file: str, *args: str) -> str:
+    done = subprocess.run(
+        ["ogrinfo", "--config", "GDAL_HTTP_HEADER_FILE", header_file, "-ro", "-al", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _stand_ids(listing: str) -> list[str]:
+    return sorted(re.findall(r"stand_id \(String\) = (\S+)", listing))
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="ogrinfo (Debian gdal-bin) is not installed")
+def test_gdal_reads_what_the_filter_selects_and_agrees_with_its_own_where(database_url, world, keys, tmp_path):
+    header_file = tmp_path / "headers.txt"
+    header_file.write_text(f"X-API-Key: {keys['forestry']['X-API-Key']}\n")
+    condition = "species_1 = 'スギ' AND volume_m3 > 500"
+    expected = sorted(_expected(lambda s: s.species_1 == "スギ" and s.volume_m3 > 500))
+    with served(database_url) as url:
+        page = f"{url}/ogc/collections/stands/items?{urlencode({'filter': condition, 'limit': 100})}"
+        assert _stand_ids(_ogr(str(header_file), page)) == expected  # the server's CQL2, read by the GeoJSON driver
+        own = _ogr(str(header_file), "-oo", "PAGE_SIZE=7", "-where", condition, f"OAPIF:{url}/ogc", "stands")
+        assert _stand_ids(own) == expected  # GDAL's OGR SQL over every page: the same stands
