@@ -355,6 +355,8 @@ class _Translator:
             value = int(node) if float(node).is_integer() and abs(node) < 2**53 else node
             return _Expr(self.bind(value), "number")
         if isinstance(node, str):
+            if "\x00" in node:
+                raise FilterError("a string in a filter cannot hold a NUL character")
             return _Expr(self.bind(node, "text"), "string")
         if isinstance(node, list):
             raise FilterError("a list stands only after IN")

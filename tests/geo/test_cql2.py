@@ -217,6 +217,7 @@ def test_an_unknown_property_names_the_queryables():
         ("attributes IS NULL", "unknown property"),  # an object: not filterable
         ("protection_forest IS NULL", "unknown property"),
         ("ACCENTI(species_1) = ACCENTI('x')", "ACCENTI"),
+        ("species_1 = 'a\x00b'", "NUL"),
         ("A_CONTAINS(species_1, ('a'))", "array functions"),
         ("lower(species_1) = 'x'", "unknown function"),
         ("S_INTERSECTS(geometry, BBOX(3, 2, 1, 4))", "antimeridian"),
@@ -350,6 +351,7 @@ CASES: list[tuple[str, Callable[[Stand], bool]]] = [
         lambda s: s.volume_m3 is not None and s.age_1 is not None and s.volume_m3 + s.age_1 * 2 >= 600,
     ),
     ("age_2 % 7 = 0 AND age_2 DIV 10 = 2", lambda s: s.age_2 is not None and s.age_2 % 7 == 0 and s.age_2 // 10 == 2),
+    ("age_2 ^ 2 > 900", lambda s: s.age_2 is not None and s.age_2**2 > 900),
     ("volume_m3 / 0 > 1", lambda s: False),  # a zero divisor: NULL, so no match (and no error)
     ("-age_1 < -100", lambda s: s.age_1 is not None and -s.age_1 < -100),
     (
