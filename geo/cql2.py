@@ -216,8 +216,8 @@ class _Translator:
             return sql.SQL("TRUE" if node else "FALSE")
         if isinstance(node, dict) and "op" in node:
             op, args = node["op"], node.get("args", [])
-            if not isinstance(args, list):
-                raise FilterError(f"the arguments of {op!r} must be a list")
+            if not isinstance(op, str) or not isinstance(args, list):
+                raise FilterError(f"an operation is a name and a list of arguments, not {_show(node)}")
             if op in ("and", "or"):
                 if len(args) < 2:
                     raise FilterError(f"{op} takes at least two operands")
@@ -379,8 +379,8 @@ class _Translator:
         raise FilterError(f"cannot read {_show(node)} in a filter")
 
     def function(self, op: Any, args: Any, depth: int) -> _Expr:
-        if not isinstance(args, list):
-            raise FilterError(f"the arguments of {op!r} must be a list")
+        if not isinstance(op, str) or not isinstance(args, list):
+            raise FilterError(f"an operation is a name and a list of arguments, not {_show(op)}")
         if op == "casei":
             self.arity("CASEI", args, 1)
             inner = self.expression(args[0], depth + 1)
@@ -391,7 +391,7 @@ class _Translator:
             return self.arithmetic(op, args, depth)
         if op == "accenti":
             raise FilterError("ACCENTI (accent-insensitive comparison) is not supported")
-        if isinstance(op, str) and (op in _COMPARISONS or op in _SPATIAL or op.startswith("t_") or op == "like"):
+        if op in _COMPARISONS or op in _SPATIAL or op.startswith("t_") or op == "like":
             raise FilterError(f"{op.upper()} is a condition, not a value")
         raise FilterError(f"unknown function {op!r} in filter; functions: CASEI, + - * / % DIV ^")
 

@@ -248,6 +248,9 @@ def test_what_the_collection_cannot_answer_is_a_filter_error(text, message):
         ({"op": "frob", "args": []}, "unknown function"),
         ({"op": "=", "args": [{"op": "s_intersects", "args": []}, 1]}, "is a condition"),
         ([1, 2], "only after IN"),
+        ({"op": ["and"], "args": [True, True]}, "a name and a list"),
+        ({"op": "=", "args": [{"op": {"x": 1}, "args": []}, 1]}, "a name and a list"),
+        ({"op": "not", "args": "x"}, "a name and a list"),
         ({"op": "not", "args": [{"op": "not", "args": [True]}] * 1}, None),
     ],
 )
