@@ -289,3 +289,11 @@ def test_gdal_reads_what_the_filter_selects_and_agrees_with_its_own_where(databa
         assert _stand_ids(_ogr(str(header_file), page)) == expected  # the server's CQL2, read by the GeoJSON driver
         own = _ogr(str(header_file), "-oo", "PAGE_SIZE=7", "-where", condition, f"OAPIF:{url}/ogc", "stands")
         assert _stand_ids(own) == expected  # GDAL's OGR SQL over every page: the same stands
+
+
+def test_the_api_definition_documents_the_filter_parameters(client):
+    doc = client.get("/openapi.json").json()
+    parameters = {p["name"]: p for p in doc["paths"]["/ogc/collections/{collection_id}/items"]["get"]["parameters"]}
+    assert parameters["filter"]["in"] == "query" and parameters["filter"]["schema"]["type"] == "string"
+    assert parameters["filter-lang"]["schema"]["enum"] == ["cql2-text", "cql2-json"]
+    assert parameters["filter-crs"]["schema"]["enum"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
