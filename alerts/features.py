@@ -10,19 +10,28 @@ import psycopg
 from psycopg import sql
 
 from geo.cql2 import columns_of, filter_clause
-from geo.feature_sql import Rows, bbox_clause, page, plain_features, tenant_clause
+from geo.crs import STORAGE, Crs, geojson_sql
+from geo.feature_sql import Rows, bbox_clause, page, plain_features, sort_order, tenant_clause
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from mimamori.errors import NotFound
 
-_ALERT_FEATURE = (
-    "SELECT a.id::text, ST_AsGeoJSON(coalesce(a.area, a.location), 7)::text,"
-    " jsonb_build_object('rule_id', a.rule_id, 'subject', a.subject, 'hazard', a.hazard, 'title_en', a.title_en,"
+_ALERT_PROPERTIES = (
+    "jsonb_build_object('rule_id', a.rule_id, 'subject', a.subject, 'hazard', a.hazard, 'title_en', a.title_en,"
     "   'title_ja', a.title_ja, 'device_id', a.device_id, 'tenant_id', a.tenant_id, 'state', a.state,"
     "   'level', a.level, 'peak_level', a.peak_level, 'value', a.value, 'opened_at', a.opened_at,"
     "   'updated_at', a.updated_at, 'resolved_at', a.resolved_at, 'closed_at', a.closed_at)"
-    " FROM alerts a"
 )
+
+
+def _alert_select(crs: Crs) -> sql.Composable:
+    return sql.SQL("SELECT a.id::text, {}, {} FROM alerts a").format(
+        geojson_sql(sql.SQL("coalesce(a.area, a.location)"), crs), sql.SQL(_ALERT_PROPERTIES)
+    )
+
+
 _DOUBLES = COLLECTIONS["alerts"].doubles()  # value: written 2.0, never 2
+# Every property is the alerts column of its name (jsonb_build_object above), so each sorts by that column.
+_SORT_COLUMNS = {name: sql.Identifier("a", name) for name in COLLECTIONS["alerts"].sortables}
 _COLUMNS_CQL = columns_of(COLLECTIONS["alerts"], "a")  # what a CQL2 filter may name: a.<property>
 
 
@@ -62,15 +71,15 @@ def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
         params[f"f_{name}"] = value
     filter_clause(where, params, q.filter, _COLUMNS_CQL, sql.SQL("coalesce(a.area, a.location)"))
-    order = sql.SQL("a.opened_at DESC, a.id DESC")
-    return page(conn, sql.SQL(_ALERT_FEATURE), where, order, params, q, _alert_features)
+    order = sort_order(q.sortby, _SORT_COLUMNS, sql.SQL("a.opened_at DESC, a.id DESC"))
+    return page(conn, _alert_select(q.crs), where, order, params, q, _alert_features)
 
 
-def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None) -> Feature | None:
+def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None, crs: Crs = STORAGE) -> Feature | None:
     if not alert_id.isdigit():
         return None
     rows = conn.execute(
-        _ALERT_FEATURE + " WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)",
+        _alert_select(crs) + sql.SQL(" WHERE a.id = %(id)s AND (%(tenant)s::text IS NULL OR a.tenant_id = %(tenant)s)"),
         {"id": int(alert_id), "tenant": tenant_id},
     ).fetchall()
     found = _alert_features(rows)

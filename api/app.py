@@ -26,6 +26,7 @@ from api.routes import devices as devices_routes
 from api.routes import docs as docs_routes
 from api.routes import health as health_routes
 from api.routes import ogc as ogc_routes
+from api.routes import ogc_tiles as ogc_tiles_routes
 from api.routes import registry as registry_routes
 from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
@@ -135,6 +136,7 @@ def create_app(
     # Routes are matched in this order: the map's and GIS clients' busiest read paths first.
     app.include_router(tiles_routes.router)
     app.include_router(ogc_routes.router)
+    app.include_router(ogc_tiles_routes.router)
     app.include_router(timeseries_routes.router)
     app.include_router(stands_routes.router)
     app.include_router(devices_routes.router)

@@ -10,18 +10,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from api import ogc_tiles
 from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
 from geo import cql2 as cql
+from geo.crs import STORAGE, Crs, UnsupportedCrs, crs_list, parse_crs
 from mimamori.errors import ValidationError
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84 = STORAGE.uri
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+REL_SORTABLES = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -30,10 +33,19 @@ CONFORMANCE = [
     # Part 3: /queryables per collection, and each (simple) queryable an equality parameter of its items.
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    # Part 2: crs and bbox-crs on items and one item, Content-Crs, the collections' crs and storageCrs.
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    # Part 8 (draft): sortby over each collection's /sortables.
+    "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
+    # Part 6 (draft): properties, the features' properties to return.
+    "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties",
     # Part 3's filter with CQL2 (geo/cql2.py says which classes of CQL2)
     *cql.CONFORMANCE,
 ]
-COMMON_PARAMETERS = frozenset({"bbox", "limit", "offset", "datetime", "f"})
+COMMON_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f"})
+# Sorting (Part 8) and property selection (Part 6), which every collection takes.
+COMMON_PARAMETERS |= {"sortby", "properties"}
+CONFORMANCE += ogc_tiles.CONFORMANCE  # OGC API – Tiles (api/ogc_tiles.py)
 FILTER_PARAMETERS = frozenset({"filter", "filter-lang", "filter-crs"})
 # Part 3's parameters as the API definition documents them (/req/filter/filter-param and the others).
 FILTER_OPENAPI = [
@@ -105,7 +117,9 @@ def parse_items_query(
         )
     if params.get("f", "json") not in ("json", "geojson"):
         raise ValidationError("f must be json or geojson")
-    bbox: BBox | None = parse_bbox(params["bbox"]) if "bbox" in params else None
+    if "bbox-crs" in params and "bbox" not in params:
+        raise ValidationError("bbox-crs names the CRS of bbox, and no bbox is given")
+    bbox: BBox | None = parse_bbox(params["bbox"], requested_crs(params, "bbox-crs")) if "bbox" in params else None
     try:
         limit = int(params.get("limit", default_limit))
         offset = int(params.get("offset", 0))
@@ -132,9 +146,79 @@ def parse_items_query(
         limit=min(limit, max_limit),  # Part 1 lets a server cap the page size
         offset=offset,
         tenant_id=tenant_id,
+        crs=requested_crs(params, "crs"),
         count=True,  # numberMatched
         filter=items_filter(params, collection),
+        sortby=parse_sortby(params["sortby"], collection) if "sortby" in params else (),
+        properties=parse_properties(params["properties"], collection) if "properties" in params else None,
     )
+
+
+def requested_crs(params: Mapping[str, str], name: str) -> Crs:
+    """The CRS a ``crs`` or ``bbox-crs`` parameter names (CRS84 when absent), a 400 when it is not served."""
+    try:
+        return parse_crs(params.get(name), name)
+    except UnsupportedCrs as exc:
+        raise ValidationError(str(exc)) from None
+
+
+ITEM_PARAMETERS = frozenset({"crs", "properties", "f"})
+
+
+def parse_item_query(params: Mapping[str, str], c: Collection) -> tuple[Crs, tuple[str, ...] | None]:
+    """One feature's parameters: its CRS and the properties to keep (unknown parameters are refused, as for
+    items)."""
+    unknown = set(params) - ITEM_PARAMETERS
+    if unknown:
+        raise ValidationError(
+            f"unknown parameter(s) {', '.join(sorted(unknown))}; a feature takes {', '.join(sorted(ITEM_PARAMETERS))}"
+        )
+    if params.get("f", "json") not in ("json", "geojson"):
+        raise ValidationError("f must be json or geojson")
+    properties = parse_properties(params["properties"], c) if "properties" in params else None
+    return requested_crs(params, "crs"), properties
+
+
+def content_crs(crs: Crs) -> dict[str, str]:
+    """Part 2's Content-Crs header: the CRS the body's coordinates are in, as a URI in angle brackets."""
+    return {"Content-Crs": f"<{crs.uri}>"}
+
+
+def parse_sortby(text: str, c: Collection) -> tuple[tuple[str, bool], ...]:
+    """``sortby=name,-name2,+name3`` (Part 8): (property, descending) per key, each one of the collection's
+    sortables and named once. A ``+`` written unescaped in a URL arrives as a space: ascending too."""
+    keys: list[tuple[str, bool]] = []
+    for item in text.split(","):
+        item = item.strip()
+        descending = item.startswith("-")
+        name = item[1:].strip() if item[:1] in ("+", "-") else item
+        if not name:
+            raise ValidationError("sortby needs property names, e.g. sortby=-updated_at,name")
+        if name not in c.sortables:
+            raise ValidationError(
+                f"{c.id} cannot be sorted by {name!r}; its sortables (see /sortables) are {', '.join(c.sortables)}"
+            )
+        if any(name == seen for seen, _ in keys):
+            raise ValidationError(f"sortby names {name!r} more than once")
+        keys.append((name, descending))
+    return tuple(keys)
+
+
+def parse_properties(text: str, c: Collection) -> tuple[str, ...]:
+    """``properties=a,b`` (Part 6): only those properties in each feature; empty, none (the id and geometry
+    stay). Each must be one of the collection's, but any name may be asked of a collection whose features carry
+    more (open properties: a device's metrics, an area's own), which a feature without it simply lacks."""
+    names = tuple(name.strip() for name in text.split(",")) if text.strip() else ()
+    if any(not name for name in names):
+        raise ValidationError("properties has an empty name")
+    if not c.open_properties:
+        known = c.property_types()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValidationError(
+                f"{c.id} has no property {', '.join(unknown)}; it has {', '.join(name for name, _ in c.properties)}"
+            )
+    return tuple(dict.fromkeys(names))  # each once
 
 
 def items_filter(params: Mapping[str, str], collection: Collection) -> object | None:
@@ -169,6 +253,7 @@ def landing(base: str) -> dict[str, object]:
             {"rel": "service-doc", "type": "text/html", "title": "The API documentation", "href": f"{base}/docs"},
             {"rel": "conformance", "type": JSON, "title": "Conformance classes", "href": f"{base}/ogc/conformance"},
             {"rel": "data", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"},
+            *ogc_tiles.landing_links(base),
         ],
     }
 
@@ -182,12 +267,14 @@ def collection_document(
         "title": c.title,
         "description": c.description,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": crs_list(),  # Part 2: every CRS items may be asked in (crs=) and a bbox given in (bbox-crs=)
+        "storageCrs": CRS84,
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": href},
             {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
             {"rel": REL_QUERYABLES, "type": SCHEMA_JSON, "title": "Queryables", "href": f"{href}/queryables"},
             {"rel": REL_SCHEMA, "type": SCHEMA_JSON, "title": "Schema of the features", "href": f"{href}/schema"},
+            {"rel": REL_SORTABLES, "type": SCHEMA_JSON, "title": "Sortables", "href": f"{href}/sortables"},
             # A GeoJSON Feature's JSON Schema, which GDAL's OAPIF driver types its fields from (it looks for
             # this spelling; relation types are compared without regard to case, RFC 8288 §2.1.1).
             {
@@ -196,6 +283,7 @@ def collection_document(
                 "title": "JSON Schema of a GeoJSON feature",
                 "href": f"{href}/feature-schema",
             },
+            *ogc_tiles.collection_links(base, c.id),
         ],
     }
     if extent is not None:
@@ -206,6 +294,7 @@ def collection_document(
 def collections_document(base: str, docs: list[dict[str, object]]) -> dict[str, object]:
     return {
         "links": [{"rel": "self", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"}],
+        "crs": crs_list(),  # Part 2's global list (each collection repeats it)
         "collections": docs,
     }
 
@@ -290,6 +379,19 @@ def queryables_document(base: str, c: Collection) -> dict[str, object]:
         f"{c.title}: queryables",
         "Properties the items may be filtered by: in a CQL2 filter (filter, filter-lang cql2-text or cql2-json),"
         " the geometry also with bbox, the others also as query parameters (equality).",
+    )
+    return doc | {"properties": properties, "additionalProperties": False}
+
+
+def sortables_document(base: str, c: Collection) -> dict[str, object]:
+    """The properties the collection's items may be sorted by (Part 8's ``sortby``), typed as the properties are."""
+    types = c.property_types()
+    properties = {name: {"title": name, **_property_schema(types[name])} for name in c.sortables}
+    doc = _schema_head(
+        f"{base}/ogc/collections/{c.id}/sortables",
+        f"{c.title}: sortables",
+        "Properties the items may be sorted by: sortby=name,-name (descending); nulls sort last ascending and"
+        " first descending; the collection's own order, ending in the id, breaks ties.",
     )
     return doc | {"properties": properties, "additionalProperties": False}
 

@@ -17,6 +17,7 @@ from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
 from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
 from geo.cql2 import columns_of, filter_clause
+from geo.feature_sql import sort_order
 from geo.features import COLLECTIONS
 
 
@@ -176,21 +177,31 @@ class StateFilter:
 
     tenant_id: str | None = None  # whose devices the caller may see; None: every tenant
     bbox: tuple[float, float, float, float] | None = None  # min lon, min lat, max lon, max lat
+    bbox_srid: int = 4326  # or a projected CRS's: min easting, min northing, max easting, max northing (metres)
     reading_from: datetime | None = None  # latest reading at or after
     reading_to: datetime | None = None  # latest reading at or before
     equals: Mapping[str, str] = field(default_factory=dict)  # of STATE_FILTER_COLUMNS
     limit: int = 100
     offset: int = 0
+    # Sort keys (property, descending) of STATE_SORT_COLUMNS, before the id (see geo.feature_sql.sort_order).
+    order: tuple[tuple[str, bool], ...] = ()
     cql: object | None = None  # a CQL2 filter (geo.cql2.parse_filter's) over _STATE_COLUMNS_CQL
 
 
 STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
-# What a CQL2 filter may name: the devices' columns, and the liveness ones from device_liveness.
-_STATE_COLUMNS_CQL = columns_of(
-    COLLECTIONS["devices"],
-    "d",
-    {name: sql.Identifier("l", name) for name in ("last_seen", "last_reading", "online")},
-)
+# The state properties a page may be sorted by: those read from a column. Silence and metrics are judged or
+# pivoted in Python (_states), so they sort nowhere.
+STATE_SORT_COLUMNS: Mapping[str, sql.Composable] = {
+    "name": sql.Identifier("d", "name"),
+    "tenant_id": sql.Identifier("d", "tenant_id"),
+    "device_type": sql.Identifier("d", "device_type"),
+    "status": sql.Identifier("d", "status"),
+    "last_seen": sql.Identifier("l", "last_seen"),
+    "last_reading": sql.Identifier("l", "last_reading"),
+    "online": sql.Identifier("l", "online"),
+}
+# What a CQL2 filter may name: the same columns (the devices', and device_liveness's as l).
+_STATE_COLUMNS_CQL = columns_of(COLLECTIONS["devices"], "d", STATE_SORT_COLUMNS)
 
 
 def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
@@ -219,8 +230,11 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
     params: dict[str, Any] = {}
     if f.bbox is not None:
         # && alone is an index-only box test; ST_Intersects keeps what only the box touches out.
-        where.append(sql.SQL("d.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"))
-        where.append(sql.SQL("ST_Intersects(d.location, ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326))"))
+        box = sql.SQL("ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, {})").format(sql.Literal(int(f.bbox_srid)))
+        if f.bbox_srid != 4326:  # a box in metres: its densified outline in 4326, so the corners stay right
+            box = sql.SQL("ST_Transform(ST_Segmentize({}, ST_Perimeter({}) / 64), 4326)").format(box, box)
+        where.append(sql.SQL("d.location && {}").format(box))
+        where.append(sql.SQL("ST_Intersects(d.location, {})").format(box))
         params.update(zip(("x0", "y0", "x1", "y1"), f.bbox, strict=True))
     if f.tenant_id is not None:
         where.append(sql.SQL("d.tenant_id = %(tenant)s"))
@@ -243,9 +257,10 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
 def device_states(
     conn: psycopg.Connection, f: StateFilter, policy: SilencePolicy, now: datetime
 ) -> tuple[list[DeviceState], bool]:
-    """A page of device states by id, and whether another page follows."""
+    """A page of device states in the filter's order (then by id), and whether another page follows."""
     where, params = _state_where(f)
-    query = sql.SQL("{} {} ORDER BY d.id LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(_STATE_SELECT), where)
+    order = sort_order(f.order, STATE_SORT_COLUMNS, sql.SQL("d.id"))
+    query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(_STATE_SELECT), where, order)
     # One row more than asked: its presence says whether a next page exists, without counting every match.
     rows = conn.execute(query, {**params, "limit": f.limit + 1, "offset": f.offset}).fetchall()
     return _states(rows[: f.limit], policy, now), len(rows) > f.limit

@@ -15,6 +15,8 @@ from psycopg import sql
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
 
+GEOGRAPHIC_SRIDS = frozenset({4326, 6668})  # degrees; the others are in metres
+
 # The JGD2011 plane rectangular zones I–XIX (平面直角座標系); Aichi's forestry officers use zone VII, EPSG:6675.
 JGD2011_ZONES = tuple(range(6669, 6688))
 
@@ -25,6 +27,10 @@ class Crs:
     srid: int  # PostGIS SRID to ST_Transform to
     north_first: bool  # the first axis points north (lat/lon, or X = northing): flip after ST_Transform
     decimals: int  # output precision: 1e-7° (~1 cm) geographic; 3 (mm) for metres
+
+    @property
+    def geographic(self) -> bool:
+        return self.srid in GEOGRAPHIC_SRIDS
 
 
 def _epsg(code: int, *, north_first: bool, decimals: int) -> Crs:

@@ -7,13 +7,14 @@ geo/queries.py, alerts in alerts/features.py), which passes its SELECT in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg import sql
 
+from geo.crs import envelope_sql
 from geo.features import Feature, FeaturePage, FeatureQuery
 from geo.geometry import BBox
 
@@ -36,9 +37,11 @@ def feature_where(
 def bbox_clause(column: sql.Composable, bbox: BBox | None) -> tuple[list[sql.Composable], dict[str, Any]]:
     if bbox is None:
         return [], {}
-    clause = sql.SQL("{} && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)").format(column)
+    # A bbox-crs box in metres becomes a densified 4326 polygon, evaluated once per query.
+    box = envelope_sql(bbox.crs)
     # && alone is an index-only box test; ST_Intersects keeps polygons whose box but not shape touches out.
-    exact = sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326))").format(column)
+    clause = sql.SQL("{} && {}").format(column, box)
+    exact = sql.SQL("ST_Intersects({}, {})").format(column, box)
     params = {"west": bbox.west, "south": bbox.south, "east": bbox.east, "north": bbox.north}
     return [clause, exact], params
 
@@ -58,6 +61,24 @@ def time_clause(where: list[sql.Composable], params: dict[str, Any], column: sql
     if q.end is not None:
         where.append(sql.SQL("{} <= %(t_end)s").format(column))
         params["t_end"] = q.end
+
+
+def sort_order(
+    sortby: Sequence[tuple[str, bool]], columns: Mapping[str, sql.Composable], default: sql.Composable
+) -> sql.Composable:
+    """An ORDER BY list: the requested keys (property, descending) as their owner's ``columns``, then the owner's
+    ``default`` order, which must end in the id so that every order is total and pages are stable.
+
+    Nulls sort as PostgreSQL's default does, as if above every value: last ascending, first descending. The keys
+    are the collection's sortables, checked by the API; one without a column is a programming error.
+    """
+    keys: list[sql.Composable] = []
+    for name, descending in sortby:
+        if name not in columns:
+            raise ValueError(f"no sort column for {name!r}")
+        direction = sql.SQL("DESC NULLS FIRST") if descending else sql.SQL("ASC NULLS LAST")
+        keys.append(sql.SQL("{} {}").format(columns[name], direction))
+    return sql.SQL(", ").join([*keys, default])
 
 
 def page(
@@ -142,13 +163,15 @@ def plain_features(rows: Rows, doubles: tuple[str, ...] = ()) -> list[Feature]:
 
 def one_feature(
     conn: psycopg.Connection,
-    select: str,
+    select: sql.Composable,
     alias: str,
     feature_id: str,
     tenant_id: str | None,
     convert: Callable[[Rows], list[Feature]],
 ) -> Feature | None:
     """One feature of a tenant-owned collection by id; None when missing or another tenant's."""
-    where = f" WHERE {alias}.id = %(id)s AND (%(tenant)s::text IS NULL OR {alias}.tenant_id = %(tenant)s)"
+    where = sql.SQL(" WHERE {} = %(id)s AND (%(tenant)s::text IS NULL OR {} = %(tenant)s)").format(
+        sql.Identifier(alias, "id"), sql.Identifier(alias, "tenant_id")
+    )
     found = convert(conn.execute(select + where, {"id": feature_id, "tenant": tenant_id}).fetchall())
     return found[0] if found else None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from geo.crs import STORAGE, Crs
 from geo.geometry import BBox
 
 
@@ -19,11 +20,17 @@ class FeatureQuery:
     limit: int = 100
     offset: int = 0
     tenant_id: str | None = None  # None: the caller sees every tenant
+    crs: Crs = STORAGE  # the CRS the geometries are answered in (Part 2 ``crs``)
     # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
     # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
     count: bool = False
     # A CQL2 filter (Part 3) as geo.cql2.parse_filter reads it, translated by each collection's owner; None: none.
     filter: object | None = None
+    # Sort keys (OGC API Features Part 8): (property, descending), each one of the collection's sortables; the
+    # owner's default order follows them, and the id ends every order so that pages are stable.
+    sortby: tuple[tuple[str, bool], ...] = ()
+    # Only these properties in each feature (Part 6 property selection); None: every one.
+    properties: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,22 @@ class FeaturePage:
     features: list[Feature]
     more: bool  # another page follows
     matched: int | None = None  # every feature the query matches, over all pages (None: not counted)
+
+
+def select_properties(page: FeaturePage, names: tuple[str, ...] | None) -> FeaturePage:
+    """The page with only ``names`` among each feature's properties (in the feature's own order); its id and
+    geometry stay. None: the page as it is."""
+    if names is None:
+        return page
+    return replace(page, features=[select_feature_properties(f, names) for f in page.features])
+
+
+def select_feature_properties(feature: Feature, names: tuple[str, ...] | None) -> Feature:
+    """One feature with only ``names`` among its properties (None: as it is)."""
+    if names is None:
+        return feature
+    keep = frozenset(names)
+    return replace(feature, properties={k: v for k, v in feature.properties.items() if k in keep})
 
 
 # The type of a feature property, in JSON Schema's words: "date-time" is a string in RFC 3339, "strings" an array
@@ -66,6 +89,9 @@ class Collection:
     # The properties a CQL2 filter (and an equality parameter) may name: the scalar ones that are real columns.
     # The queryables are among them; the others are filtered through geo.cql2.
     filterables: tuple[str, ...] = ()
+    # The properties its items may be sorted by (Part 8): each a column in its owner's SQL, never one computed in
+    # Python (a device's silence, its metrics); the owner maps each to its column.
+    sortables: tuple[str, ...] = ()
 
     def property_types(self) -> dict[str, str]:
         return dict(self.properties)
@@ -78,6 +104,35 @@ class Collection:
     def doubles(self) -> tuple[str, ...]:
         return tuple(name for name, kind in self.properties if kind == "number")
 
+
+# Every scalar column of the stands table: not the array of 保安林 designations, nor the attributes object.
+_STAND_SORTABLES = (
+    "stand_id",
+    "rinpan",
+    "rinpan_branch",
+    "shohan",
+    "shohan_branch",
+    "species_1",
+    "species_2",
+    "species_3",
+    "age_1",
+    "age_2",
+    "age_3",
+    "age_reference_year",
+    "age_class",
+    "area_ha",
+    "volume_m3",
+    "forest_type",
+    "ownership",
+    "site_index",
+    "density",
+    "height_m",
+    "slope_deg",
+    "elevation_m",
+    "source_file",
+    "source_crs",
+    "imported_at",
+)
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
@@ -103,6 +158,7 @@ COLLECTIONS: dict[str, Collection] = {
             geometry="Point",
             open_properties=True,  # one number per metric of its latest readings, and <metric>_time
             roles=(("last_reading", "primary-instant"),),
+            sortables=("name", "tenant_id", "device_type", "status", "last_seen", "last_reading", "online"),
             # silent and silent_since are judged in Python (devices/silence.py), the metrics are rows: not columns
             filterables=("name", "tenant_id", "device_type", "status", "last_seen", "last_reading", "online"),
         ),
@@ -145,6 +201,7 @@ COLLECTIONS: dict[str, Collection] = {
             ),
             geometry="MultiPolygon",
             roles=(("stand_id", "id"),),
+            sortables=_STAND_SORTABLES,
             # every column but the arrays and objects (protection_forest, attributes)
             filterables=(
                 *("stand_id", "rinpan", "rinpan_branch", "shohan", "shohan_branch"),
@@ -163,6 +220,7 @@ COLLECTIONS: dict[str, Collection] = {
             properties=(("kind", "string"), ("name", "string"), ("tenant_id", "string"), ("updated_at", "date-time")),
             open_properties=True,  # and the area's own properties
             roles=(("updated_at", "primary-instant"),),
+            sortables=("kind", "name", "tenant_id", "updated_at"),
             filterables=("kind", "name", "tenant_id", "updated_at"),
         ),
         Collection(
@@ -193,6 +251,23 @@ COLLECTIONS: dict[str, Collection] = {
             filterables=(
                 *("rule_id", "subject", "hazard", "title_en", "title_ja", "device_id", "tenant_id", "state"),
                 *("level", "peak_level", "value", "opened_at", "updated_at", "resolved_at", "closed_at"),
+            ),
+            sortables=(
+                "rule_id",
+                "subject",
+                "hazard",
+                "title_en",
+                "title_ja",
+                "device_id",
+                "tenant_id",
+                "state",
+                "level",
+                "peak_level",
+                "value",
+                "opened_at",
+                "updated_at",
+                "resolved_at",
+                "closed_at",
             ),
         ),
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import psycopg
 
 from geo import queries
-from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery
+from geo.crs import STORAGE, Crs
+from geo.features import COLLECTIONS, Collection, Feature, FeaturePage, FeatureQuery, select_properties
 from mimamori.errors import Forbidden, NotFound
 
 
@@ -23,11 +24,11 @@ def _always(_conn: psycopg.Connection) -> bool:
 
 @dataclass(frozen=True)
 class Provider:
-    """One collection's storage: its pages, one feature by id (tenant-confined), the column its extent is of, and
-    whether the collection exists yet in this database."""
+    """One collection's storage: its pages, one feature by id (tenant-confined, in a CRS), the column its extent is
+    of, and whether the collection exists yet in this database."""
 
     page: Callable[[psycopg.Connection, FeatureQuery], FeaturePage]
-    one: Callable[[psycopg.Connection, str, str | None], Feature | None]
+    one: Callable[[psycopg.Connection, str, str | None, Crs], Feature | None]
     table: str
     geometry: str
     available: Callable[[psycopg.Connection], bool] = _always
@@ -36,7 +37,7 @@ class Provider:
 GEO_PROVIDERS: dict[str, Provider] = {
     "stands": Provider(
         lambda conn, q: queries.stand_features(conn, q),
-        lambda conn, fid, _tenant: queries.stand_feature(conn, fid),
+        lambda conn, fid, _tenant, crs: queries.stand_feature(conn, fid, crs),
         "stands",
         "geom",
     ),
@@ -74,10 +75,13 @@ class Providers:
         return queries.layer_extent(conn, p.table, p.geometry)
 
     def page(self, conn: psycopg.Connection, c: Collection, q: FeatureQuery) -> FeaturePage:
-        return self._providers[c.id].page(conn, q)
+        # Property selection (Part 6) on the page as fetched: the same for every collection, and only a page's.
+        return select_properties(self._providers[c.id].page(conn, q), q.properties)
 
-    def feature(self, conn: psycopg.Connection, c: Collection, feature_id: str, tenant_id: str | None) -> Feature:
-        found = self._providers[c.id].one(conn, feature_id, tenant_id)
+    def feature(
+        self, conn: psycopg.Connection, c: Collection, feature_id: str, tenant_id: str | None, crs: Crs = STORAGE
+    ) -> Feature:
+        found = self._providers[c.id].one(conn, feature_id, tenant_id, crs)
         if found is None:
             raise NotFound(f"no feature {feature_id!r} in {c.id}")
         return found

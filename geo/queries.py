@@ -19,7 +19,8 @@ from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.cql2 import columns_of, filter_clause
-from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features
+from geo.crs import STORAGE, Crs, geojson_sql
+from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features, sort_order
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
 from geo.stand_model import Stand
 
@@ -115,8 +116,17 @@ class StandFilter:
 _STAND_FEATURE = "SELECT s.stand_id, ST_AsGeoJSON(s.geom, 7)::text, to_jsonb(s) - 'geom' FROM stands s"
 
 
+def _stand_select(crs: Crs) -> sql.Composable:
+    """_STAND_FEATURE with the geometry in ``crs`` (OGC API Features Part 2)."""
+    return sql.SQL("SELECT s.stand_id, {}, to_jsonb(s) - 'geom' FROM stands s").format(
+        geojson_sql(sql.SQL("s.geom"), crs)
+    )
+
+
 _STAND_DOUBLES = COLLECTIONS["stands"].doubles()  # area_ha, volume_m3 …: written 548.0, never 548
 _STAND_COLUMNS_CQL = columns_of(COLLECTIONS["stands"], "s")  # what a CQL2 filter may name: s.<property>
+# Each sortable property is the stands column of its name (to_jsonb writes every column as itself).
+_STAND_SORT_COLUMNS = {name: sql.Identifier("s", name) for name in COLLECTIONS["stands"].sortables}
 
 
 def _stand_features(rows: Iterable[tuple[Any, ...]]) -> list[Feature]:
@@ -158,7 +168,8 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
     filter_clause(where, params, q.filter, _STAND_COLUMNS_CQL, sql.SQL("s.geom"))
-    return page(conn, sql.SQL(_STAND_FEATURE), where, sql.SQL("s.stand_id"), params, q, _stand_features)
+    order = sort_order(q.sortby, _STAND_SORT_COLUMNS, sql.SQL("s.stand_id"))
+    return page(conn, _stand_select(q.crs), where, order, params, q, _stand_features)
 
 
 def stand_species(conn: psycopg.Connection) -> list[str]:
@@ -170,8 +181,8 @@ def stand_species(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def stand_feature(conn: psycopg.Connection, stand_id: str) -> Feature | None:
-    rows = conn.execute(_STAND_FEATURE + " WHERE s.stand_id = %s", (stand_id,)).fetchall()
+def stand_feature(conn: psycopg.Connection, stand_id: str, crs: Crs = STORAGE) -> Feature | None:
+    rows = conn.execute(_stand_select(crs) + sql.SQL(" WHERE s.stand_id = %s"), (stand_id,)).fetchall()
     found = _stand_features(rows)
     return found[0] if found else None
 
@@ -221,11 +232,20 @@ def stand_geometry(conn: psycopg.Connection, stand_id: str) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-_AREA_FEATURE = (
-    "SELECT a.id, ST_AsGeoJSON(a.geom, 7)::text,"
-    " jsonb_build_object('kind', a.kind, 'name', a.name, 'tenant_id', a.tenant_id, 'updated_at', a.updated_at)"
-    " || a.properties FROM areas a"
+_AREA_PROPERTIES = (
+    "jsonb_build_object('kind', a.kind, 'name', a.name, 'tenant_id', a.tenant_id, 'updated_at', a.updated_at)"
+    " || a.properties"
 )
+
+
+def _area_select(crs: Crs) -> sql.Composable:
+    return sql.SQL("SELECT a.id, {}, {} FROM areas a").format(
+        geojson_sql(sql.SQL("a.geom"), crs), sql.SQL(_AREA_PROPERTIES)
+    )
+
+
+# The sortables are the areas' own columns (not its open jsonb properties), each named as its property.
+_AREA_SORT_COLUMNS = {name: sql.Identifier("a", name) for name in COLLECTIONS["areas"].sortables}
 
 
 _AREA_COLUMNS_CQL = columns_of(COLLECTIONS["areas"], "a")
@@ -234,11 +254,12 @@ _AREA_COLUMNS_CQL = columns_of(COLLECTIONS["areas"], "a")
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
     where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
     filter_clause(where, params, q.filter, _AREA_COLUMNS_CQL, sql.SQL("a.geom"))
-    return page(conn, sql.SQL(_AREA_FEATURE), where, sql.SQL("a.id"), params, q, plain_features)
+    order = sort_order(q.sortby, _AREA_SORT_COLUMNS, sql.SQL("a.id"))
+    return page(conn, _area_select(q.crs), where, order, params, q, plain_features)
 
 
-def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None) -> Feature | None:
-    return one_feature(conn, _AREA_FEATURE, "a", area_id, tenant_id, plain_features)
+def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None, crs: Crs = STORAGE) -> Feature | None:
+    return one_feature(conn, _area_select(crs), "a", area_id, tenant_id, plain_features)
 
 
 def upsert_area(

@@ -22,6 +22,8 @@ from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
 from geo import Collection
+from geo.crs import Crs
+from geo.features import select_feature_properties
 from geo.providers import Providers
 from mimamori.db import reading
 from mimamori.errors import ValidationError
@@ -119,6 +121,12 @@ collection_schema = _collection_schema(
     ogc.schema_document,
     "schema",
 )
+sortables = _collection_schema(
+    "The collection's sortables (OGC API – Features Part 8, draft): the properties its items take in sortby, as a"
+    " JSON Schema",
+    ogc.sortables_document,
+    "sortables",
+)
 feature_schema = _collection_schema(
     "JSON Schema of one GeoJSON feature of the collection (its `describedBy` link, which GDAL types fields from)",
     ogc.feature_schema_document,
@@ -130,8 +138,14 @@ feature_schema = _collection_schema(
     "/collections/{collection_id}/items",
     summary="Features, filtered by bbox, datetime and the collection's queryable properties",
     description="Parameters: bbox=minlon,minlat,maxlon,maxlat; limit; offset; datetime (instant or a/b, ../b, a/..);"
-    " and per collection: devices device_type, status, tenant_id; stands species_1, forest_type, ownership, rinpan,"
-    " age_class, density; areas kind; alerts status… (see /ogc/collections). Paging follows the `next` link."
+    " crs (the CRS of the answer: CRS84, EPSG:4326, 6668, 3857 or a JGD2011 plane zone 6669–6687, as"
+    " http://www.opengis.net/def/crs/EPSG/0/<code>; the body's CRS is in the Content-Crs header) and bbox-crs (the"
+    " CRS bbox is given in, in that CRS's axis order); and per collection: devices device_type, status, tenant_id;"
+    " stands species_1, forest_type, ownership, rinpan, age_class, density; areas kind; alerts status…"
+    " (see /ogc/collections). Paging follows the `next` link."
+    " sortby=name,-name2 sorts by the collection's sortables (`/sortables`; `-` descending, nulls last ascending and"
+    " first descending, ties by the collection's own order and id); properties=a,b returns only those properties"
+    " (id and geometry always; a device's metrics and an area's own properties may be named too)."
     " A CQL2 `filter` (Part 3) may name every property of the collection's queryables.",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
     openapi_extra={"parameters": ogc.FILTER_OPENAPI},
@@ -144,7 +158,7 @@ async def items(
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
 
-    def query() -> dict[str, Any]:
+    def query() -> tuple[dict[str, Any], Crs]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             q = ogc.parse_items_query(
@@ -161,21 +175,23 @@ async def items(
                     raise
                 # A filter's arithmetic out of range (an overflow, a complex power): the caller's values, a 400.
                 raise ValidationError(f"the filter cannot be evaluated: {exc.diag.message_primary}") from None
-        return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC))
+        return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC)), q.crs
 
     try:
-        body = await run_in_threadpool(query)
+        body, crs = await run_in_threadpool(query)
     except ValidationError as exc:
         return _invalid(exc)
     # Part 3 (/req/queryables/queryables-link): the filterable resource names its queryables in a Link header.
     queryables_href = f"{_base(request)}/ogc/collections/{collection_id}/queryables"
     link = f'<{queryables_href}>; rel="{ogc.REL_QUERYABLES}"; type="{ogc.SCHEMA_JSON}"'
-    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link})
+    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link, **ogc.content_crs(crs)})
 
 
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
+    description="Parameters: crs, the CRS of the answer (as for items; the Content-Crs header names it), and"
+    " properties=a,b, only those properties (as for items).",
     responses={200: {"content": {ogc.GEOJSON: {}}}, 404: {"description": "No such feature (or not the caller's)"}},
 )
 async def item(
@@ -187,11 +203,17 @@ async def item(
 ) -> JSONResponse:
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
+    params = dict(request.query_params)
 
-    def query() -> dict[str, object]:
+    def query() -> tuple[dict[str, object], Crs]:
         with reading(pool) as conn:
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
-            found = providers.feature(conn, c, feature_id, tenant)
-        return ogc.item_document(_base(request), c, found.as_geojson(), feature_id)
+            crs, properties = ogc.parse_item_query(params, c)
+            found = select_feature_properties(providers.feature(conn, c, feature_id, tenant, crs), properties)
+        return ogc.item_document(_base(request), c, found.as_geojson(), feature_id), crs
 
-    return JSONResponse(await run_in_threadpool(query), media_type=ogc.GEOJSON)
+    try:
+        body, crs = await run_in_threadpool(query)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return JSONResponse(body, media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))

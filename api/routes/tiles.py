@@ -35,7 +35,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 _OWNERS_ROWS = {"devices": devices.queries.TILE_ROWS, "alerts": alerts.features.TILE_ROWS}
 
 
-def _layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
+def visible_layer(conn_pool: ConnectionPool, name: str, who: Principal) -> TileLayer:
+    """The tile layer ``name`` if the caller may read it: NotFound (no such layer, no alerts table yet), or
+    Forbidden (partners and stands)."""
     layer = LAYERS.get(name)
     if layer is None:
         raise NotFound(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
@@ -84,21 +86,32 @@ async def get_tile(
     except ValidationError as exc:
         return JSONResponse({"error": "invalid", "detail": str(exc)}, status_code=400)
 
-    def query() -> tuple[TileLayer, bytes]:
-        chosen = _layer(pool, layer, who)
-        with reading(pool) as conn:
-            if layer == "stands":  # one picture for every role that may see stands: cacheable
-                source = stand_tile_source(zoom, settings.tiles_stands_detail_zoom)
-                cache = zoom <= settings.tiles_cache_max_zoom
-                return chosen, queries.stand_tile(
-                    conn, zoom, column, row, source=source, max_features=settings.tiles_max_features, cache=cache
-                )
-            tenant = None if who.sees_all_tenants else who.tenant_id
-            rows = _OWNERS_ROWS[layer]
-            return chosen, queries.tile(conn, layer, rows, zoom, column, row, tenant, settings.tiles_max_features)
+    chosen, body = await run_in_threadpool(render_tile, pool, settings, layer, who, zoom, column, row)
+    return tile_response(settings, chosen, body)
 
-    chosen, body = await run_in_threadpool(query)
-    headers = _cache_headers(settings, chosen)
+
+def render_tile(
+    pool: ConnectionPool, settings: Settings, name: str, who: Principal, zoom: int, column: int, row: int
+) -> tuple[TileLayer, bytes]:
+    """A layer's tile for the caller (blocking: run it in a thread): stands from the shared tile cache, live
+    layers confined to the caller's tenant. The XYZ route and OGC API – Tiles (api/routes/ogc_tiles.py) both
+    answer with this, so the two never differ."""
+    chosen = visible_layer(pool, name, who)
+    with reading(pool) as conn:
+        if name == "stands":  # one picture for every role that may see stands: cacheable
+            source = stand_tile_source(zoom, settings.tiles_stands_detail_zoom)
+            cache = zoom <= settings.tiles_cache_max_zoom
+            return chosen, queries.stand_tile(
+                conn, zoom, column, row, source=source, max_features=settings.tiles_max_features, cache=cache
+            )
+        tenant = None if who.sees_all_tenants else who.tenant_id
+        rows = _OWNERS_ROWS[name]
+        return chosen, queries.tile(conn, name, rows, zoom, column, row, tenant, settings.tiles_max_features)
+
+
+def tile_response(settings: Settings, layer: TileLayer, body: bytes) -> Response:
+    """The tile's answer: its bytes, or 204 when empty, with caching for the layer (private: tenant-dependent)."""
+    headers = _cache_headers(settings, layer)
     if not body:
         return Response(status_code=204, headers=headers)
     return Response(body, media_type=MVT, headers=headers)
@@ -109,7 +122,7 @@ async def get_tilejson(
     layer: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
 ) -> JSONResponse:
     def query() -> dict[str, object]:
-        chosen = _layer(pool, layer, who)
+        chosen = visible_layer(pool, layer, who)
         with reading(pool) as conn:
             column = {"stands": "geom", "devices": "location", "alerts": "location"}[layer]
             bounds = queries.layer_extent(conn, layer, column)
