@@ -297,3 +297,23 @@ def test_the_api_definition_documents_the_filter_parameters(client):
     assert parameters["filter"]["in"] == "query" and parameters["filter"]["schema"]["type"] == "string"
     assert parameters["filter-lang"]["schema"]["enum"] == ["cql2-text", "cql2-json"]
     assert parameters["filter-crs"]["schema"]["enum"] == ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+
+
+def test_a_filter_with_sortby_properties_and_crs(client, keys):
+    params = {
+        "filter": "species_1 = 'スギ' AND volume_m3 >= 300",
+        "sortby": "-volume_m3",
+        "properties": "volume_m3",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "limit": 100,
+    }
+    r = client.get("/ogc/collections/stands/items", params=params, headers=keys["forestry"])
+    assert r.status_code == 200, r.text
+    expected = sorted(
+        (s for s in STANDS if s.species_1 == "スギ" and s.volume_m3 >= 300), key=lambda s: s.volume_m3, reverse=True
+    )
+    body = r.json()
+    assert [f["id"] for f in body["features"]] == [s.stand_id for s in expected] and expected
+    assert all(set(f["properties"]) == {"volume_m3"} for f in body["features"])
+    assert r.headers["Content-Crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3857>"
+    assert abs(body["features"][0]["geometry"]["coordinates"][0][0][0][0]) > 1e6  # metres, not degrees
