@@ -9,6 +9,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from geo.cql2 import columns_of, filter_clause
 from geo.crs import STORAGE, Crs, geojson_sql
 from geo.feature_sql import Rows, bbox_clause, page, plain_features, sort_order, tenant_clause
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
@@ -31,6 +32,7 @@ def _alert_select(crs: Crs) -> sql.Composable:
 _DOUBLES = COLLECTIONS["alerts"].doubles()  # value: written 2.0, never 2
 # Every property is the alerts column of its name (jsonb_build_object above), so each sorts by that column.
 _SORT_COLUMNS = {name: sql.Identifier("a", name) for name in COLLECTIONS["alerts"].sortables}
+_COLUMNS_CQL = columns_of(COLLECTIONS["alerts"], "a")  # what a CQL2 filter may name: a.<property>
 
 
 def _alert_features(rows: Rows) -> list[Feature]:
@@ -68,6 +70,7 @@ def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         cast = sql.SQL("::smallint") if name == "level" else sql.SQL("")
         where.append(sql.SQL("{} = {}{}").format(sql.Identifier("a", name), sql.Placeholder(f"f_{name}"), cast))
         params[f"f_{name}"] = value
+    filter_clause(where, params, q.filter, _COLUMNS_CQL, sql.SQL("coalesce(a.area, a.location)"))
     order = sort_order(q.sortby, _SORT_COLUMNS, sql.SQL("a.opened_at DESC, a.id DESC"))
     return page(conn, _alert_select(q.crs), where, order, params, q, _alert_features)
 

@@ -30,7 +30,9 @@ def _device_provider(policy: SilencePolicy) -> Provider:
     def page(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         box = (q.bbox.west, q.bbox.south, q.bbox.east, q.bbox.north) if q.bbox else None
         srid = q.bbox.crs.srid if q.bbox else STORAGE.srid
-        f = StateFilter(q.tenant_id, box, srid, q.start, q.end, q.filters, q.limit, q.offset, order=q.sortby)
+        f = StateFilter(
+            q.tenant_id, box, srid, q.start, q.end, q.filters, q.limit, q.offset, order=q.sortby, cql=q.filter
+        )
         states, more = device_states(conn, f, policy, datetime.now(UTC))
         matched = None
         if q.count:  # as geo.feature_sql.page counts

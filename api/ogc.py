@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from api import ogc_tiles
 from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
+from geo import cql2 as cql
 from geo.crs import STORAGE, Crs, UnsupportedCrs, crs_list, parse_crs
 from mimamori.errors import ValidationError
 
@@ -41,11 +42,38 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
     # Part 6 (draft): properties, the features' properties to return.
     "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties",
+    # Part 3's filter with CQL2 (geo/cql2.py says which classes of CQL2)
+    *cql.CONFORMANCE,
 ]
 COMMON_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "f"})
 # Sorting (Part 8) and property selection (Part 6), which every collection takes.
 COMMON_PARAMETERS |= {"sortby", "properties"}
 CONFORMANCE += ogc_tiles.CONFORMANCE  # OGC API – Tiles (api/ogc_tiles.py)
+FILTER_PARAMETERS = frozenset({"filter", "filter-lang", "filter-crs"})
+# Part 3's parameters as the API definition documents them (/req/filter/filter-param and the others).
+FILTER_OPENAPI = [
+    {
+        "name": "filter",
+        "in": "query",
+        "required": False,
+        "description": "A CQL2 filter over the collection's queryables, e.g. species_1 = 'スギ' AND volume_m3 > 500",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "filter-lang",
+        "in": "query",
+        "required": False,
+        "description": "The encoding of filter",
+        "schema": {"type": "string", "enum": list(cql.LANGUAGES), "default": "cql2-text"},
+    },
+    {
+        "name": "filter-crs",
+        "in": "query",
+        "required": False,
+        "description": "The CRS of the filter's geometries",
+        "schema": {"type": "string", "format": "uri", "enum": [CRS84], "default": CRS84},
+    },
+]
 # Beyond any collection, and small enough that offset + limit + 1 stays a PostgreSQL bigint.
 MAX_OFFSET = 2**62
 
@@ -84,11 +112,11 @@ def parse_items_query(
     tenant_id: str | None,
 ) -> FeatureQuery:
     """Validate the items parameters (unknown ones are refused, as Part 1 asks)."""
-    unknown = set(params) - COMMON_PARAMETERS - set(collection.queryables)
+    accepted = COMMON_PARAMETERS | FILTER_PARAMETERS | set(collection.filterable())
+    unknown = set(params) - accepted
     if unknown:
         raise ValidationError(
-            f"unknown parameter(s) {', '.join(sorted(unknown))}; this collection takes"
-            f" {', '.join(sorted(COMMON_PARAMETERS | set(collection.queryables)))}"
+            f"unknown parameter(s) {', '.join(sorted(unknown))}; this collection takes {', '.join(sorted(accepted))}"
         )
     if params.get("f", "json") not in ("json", "geojson", "html"):
         raise ValidationError("f must be json, geojson or html")
@@ -123,6 +151,7 @@ def parse_items_query(
         tenant_id=tenant_id,
         crs=requested_crs(params, "crs"),
         count=True,  # numberMatched
+        filter=items_filter(params, collection),
         sortby=parse_sortby(params["sortby"], collection) if "sortby" in params else (),
         properties=parse_properties(params["properties"], collection) if "properties" in params else None,
     )
@@ -205,6 +234,28 @@ def with_format(href: str, f: str) -> str:
 def html_alternate(href: str, title: str = "This document as HTML") -> dict[str, str]:
     """The link from a JSON document to its HTML page (Part 1, /req/html)."""
     return {"rel": "alternate", "type": HTML, "title": title, "href": with_format(href, "html")}
+
+
+def items_filter(params: Mapping[str, str], collection: Collection) -> object | None:
+    """The CQL2 ``filter`` (Part 3) and the equality parameters of filterables that are not queryables of old
+    (those are ``FeatureQuery.filters``), as one cql2-json condition; checked against the collection's properties
+    here, so that every owner's translation of it succeeds."""
+    lang = params.get("filter-lang", "cql2-text")
+    if lang not in cql.LANGUAGES:
+        raise ValidationError(f"filter-lang must be one of {', '.join(cql.LANGUAGES)}")
+    if params.get("filter-crs", CRS84) != CRS84:
+        raise ValidationError(f"filter-crs must be {CRS84} (the only CRS of a filter's geometries yet)")
+    parts: list[object] = []
+    if "filter" in params:
+        parts.append(cql.parse_filter(params["filter"], lang))
+    types = collection.property_types()
+    for name in collection.filterable():
+        if name in params and name not in collection.queryables:
+            parts.append(cql.equality(name, types[name], params[name]))
+    found = cql.conjunction(parts)
+    if found is not None:
+        cql.check(found, collection)
+    return found
 
 
 def landing(base: str) -> dict[str, object]:
@@ -346,16 +397,18 @@ def _schema_head(href: str, title: str, description: str) -> dict[str, object]:
 
 
 def queryables_document(base: str, c: Collection) -> dict[str, object]:
-    """The collection's queryables: its geometry (bbox filters it) and each property its items take as an
-    equality parameter (``?species_1=スギ``), typed as the property is."""
+    """The collection's queryables: its geometry (bbox and a filter's spatial functions filter it) and each
+    property a CQL2 filter may name, which its items also take as an equality parameter (``?species_1=スギ``),
+    typed as the property is."""
     types = c.property_types()
     properties: dict[str, object] = {"geometry": _geometry_schema(c)}
-    for name in c.queryables:
+    for name in c.filterable():
         properties[name] = {"title": name, **_property_schema(types[name])}
     doc = _schema_head(
         f"{base}/ogc/collections/{c.id}/queryables",
         f"{c.title}: queryables",
-        "Properties the items may be filtered by: the geometry with bbox, the others as query parameters (equality).",
+        "Properties the items may be filtered by: in a CQL2 filter (filter, filter-lang cql2-text or cql2-json),"
+        " the geometry also with bbox, the others also as query parameters (equality).",
     )
     return doc | {"properties": properties, "additionalProperties": False}
 

@@ -16,7 +16,9 @@ from devices.catalogue import DeviceType, MetricSpec
 from devices.records import DeviceInfo, DeviceRecord, DeviceState, Liveness
 from devices.silence import LEVEL_METRIC, SilencePolicy, judge
 from devices.validation import DeviceSpec
+from geo.cql2 import columns_of, filter_clause
 from geo.feature_sql import sort_order
+from geo.features import COLLECTIONS
 
 
 def sync_catalogue(conn: psycopg.Connection, types: dict[str, DeviceType]) -> None:
@@ -183,6 +185,7 @@ class StateFilter:
     offset: int = 0
     # Sort keys (property, descending) of STATE_SORT_COLUMNS, before the id (see geo.feature_sql.sort_order).
     order: tuple[tuple[str, bool], ...] = ()
+    cql: object | None = None  # a CQL2 filter (geo.cql2.parse_filter's) over _STATE_COLUMNS_CQL
 
 
 STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
@@ -197,6 +200,8 @@ STATE_SORT_COLUMNS: Mapping[str, sql.Composable] = {
     "last_reading": sql.Identifier("l", "last_reading"),
     "online": sql.Identifier("l", "online"),
 }
+# What a CQL2 filter may name: the same columns (the devices', and device_liveness's as l).
+_STATE_COLUMNS_CQL = columns_of(COLLECTIONS["devices"], "d", STATE_SORT_COLUMNS)
 
 
 def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
@@ -245,6 +250,7 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
             raise ValueError(f"devices cannot be filtered by {name!r}")
         where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
         params[f"f_{name}"] = value
+    filter_clause(where, params, f.cql, _STATE_COLUMNS_CQL, sql.SQL("d.location"))
     return (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")), params
 
 

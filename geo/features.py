@@ -24,6 +24,8 @@ class FeatureQuery:
     # Say how many features match over every page (numberMatched): told by the page where it can (the last page,
     # or a first page holding them all), else counted on the first page (offset 0) alone, with one COUNT more.
     count: bool = False
+    # A CQL2 filter (Part 3) as geo.cql2.parse_filter reads it, translated by each collection's owner; None: none.
+    filter: object | None = None
     # Sort keys (OGC API Features Part 8): (property, descending), each one of the collection's sortables; the
     # owner's default order follows them, and the id ends every order so that pages are stable.
     sortby: tuple[tuple[str, bool], ...] = ()
@@ -84,12 +86,20 @@ class Collection:
     geometry: str = "Geometry"  # its features' GeoJSON geometry type ("Geometry": any)
     open_properties: bool = False  # features carry more properties than these (a device's metrics)
     roles: tuple[tuple[str, str], ...] = ()  # (property, OGC API Features Part 5 role: id, primary-instant …)
+    # The properties a CQL2 filter (and an equality parameter) may name: the scalar ones that are real columns.
+    # The queryables are among them; the others are filtered through geo.cql2.
+    filterables: tuple[str, ...] = ()
     # The properties its items may be sorted by (Part 8): each a column in its owner's SQL, never one computed in
     # Python (a device's silence, its metrics); the owner maps each to its column.
     sortables: tuple[str, ...] = ()
 
     def property_types(self) -> dict[str, str]:
         return dict(self.properties)
+
+    def filterable(self) -> tuple[str, ...]:
+        """Every property a filter may name, in the order of ``properties``."""
+        names = set(self.filterables) | set(self.queryables)
+        return tuple(name for name, _ in self.properties if name in names)
 
     def doubles(self) -> tuple[str, ...]:
         return tuple(name for name, kind in self.properties if kind == "number")
@@ -149,6 +159,8 @@ COLLECTIONS: dict[str, Collection] = {
             open_properties=True,  # one number per metric of its latest readings, and <metric>_time
             roles=(("last_reading", "primary-instant"),),
             sortables=("name", "tenant_id", "device_type", "status", "last_seen", "last_reading", "online"),
+            # silent and silent_since are judged in Python (devices/silence.py), the metrics are rows: not columns
+            filterables=("name", "tenant_id", "device_type", "status", "last_seen", "last_reading", "online"),
         ),
         Collection(
             "stands",
@@ -190,6 +202,13 @@ COLLECTIONS: dict[str, Collection] = {
             geometry="MultiPolygon",
             roles=(("stand_id", "id"),),
             sortables=_STAND_SORTABLES,
+            # every column but the arrays and objects (protection_forest, attributes)
+            filterables=(
+                *("stand_id", "rinpan", "rinpan_branch", "shohan", "shohan_branch"),
+                *("species_1", "species_2", "species_3", "age_1", "age_2", "age_3", "age_reference_year"),
+                *("age_class", "area_ha", "volume_m3", "forest_type", "ownership", "site_index", "density"),
+                *("height_m", "slope_deg", "elevation_m", "source_file", "source_crs", "imported_at"),
+            ),
         ),
         Collection(
             "areas",
@@ -202,6 +221,7 @@ COLLECTIONS: dict[str, Collection] = {
             open_properties=True,  # and the area's own properties
             roles=(("updated_at", "primary-instant"),),
             sortables=("kind", "name", "tenant_id", "updated_at"),
+            filterables=("kind", "name", "tenant_id", "updated_at"),
         ),
         Collection(
             "alerts",
@@ -228,6 +248,10 @@ COLLECTIONS: dict[str, Collection] = {
                 ("closed_at", "date-time"),
             ),
             roles=(("opened_at", "primary-interval-start"), ("resolved_at", "primary-interval-end")),
+            filterables=(
+                *("rule_id", "subject", "hazard", "title_en", "title_ja", "device_id", "tenant_id", "state"),
+                *("level", "peak_level", "value", "opened_at", "updated_at", "resolved_at", "closed_at"),
+            ),
             sortables=(
                 "rule_id",
                 "subject",

@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from shapely.geometry import MultiPolygon, Polygon
 
+from geo.cql2 import columns_of, filter_clause
 from geo.crs import STORAGE, Crs, geojson_sql
 from geo.feature_sql import as_doubles, bbox_clause, feature_where, one_feature, page, plain_features, sort_order
 from geo.features import COLLECTIONS, Feature, FeaturePage, FeatureQuery
@@ -123,6 +124,7 @@ def _stand_select(crs: Crs) -> sql.Composable:
 
 
 _STAND_DOUBLES = COLLECTIONS["stands"].doubles()  # area_ha, volume_m3 …: written 548.0, never 548
+_STAND_COLUMNS_CQL = columns_of(COLLECTIONS["stands"], "s")  # what a CQL2 filter may name: s.<property>
 # Each sortable property is the stands column of its name (to_jsonb writes every column as itself).
 _STAND_SORT_COLUMNS = {name: sql.Identifier("s", name) for name in COLLECTIONS["stands"].sortables}
 
@@ -165,6 +167,7 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
     if attrs.forest_type is not None:
         where.append(sql.SQL("s.forest_type = %(forest_type)s"))
         params["forest_type"] = attrs.forest_type
+    filter_clause(where, params, q.filter, _STAND_COLUMNS_CQL, sql.SQL("s.geom"))
     order = sort_order(q.sortby, _STAND_SORT_COLUMNS, sql.SQL("s.stand_id"))
     return page(conn, _stand_select(q.crs), where, order, params, q, _stand_features)
 
@@ -245,8 +248,12 @@ def _area_select(crs: Crs) -> sql.Composable:
 _AREA_SORT_COLUMNS = {name: sql.Identifier("a", name) for name in COLLECTIONS["areas"].sortables}
 
 
+_AREA_COLUMNS_CQL = columns_of(COLLECTIONS["areas"], "a")
+
+
 def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
     where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
+    filter_clause(where, params, q.filter, _AREA_COLUMNS_CQL, sql.SQL("a.geom"))
     order = sort_order(q.sortby, _AREA_SORT_COLUMNS, sql.SQL("a.id"))
     return page(conn, _area_select(q.crs), where, order, params, q, plain_features)
 

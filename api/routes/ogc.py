@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
@@ -149,11 +150,13 @@ feature_schema = _collection_schema(
     " (see /ogc/collections). Paging follows the `next` link."
     " sortby=name,-name2 sorts by the collection's sortables (`/sortables`; `-` descending, nulls last ascending and"
     " first descending, ties by the collection's own order and id); properties=a,b returns only those properties"
-    " (id and geometry always; a device's metrics and an area's own properties may be named too).",
+    " (id and geometry always; a device's metrics and an area's own properties may be named too)."
+    " A CQL2 `filter` (Part 3) may name every property of the collection's queryables.",
     responses={
         200: {"content": {ogc.GEOJSON: {}, **ogc_html.HTML_CONTENT}},
         400: {"description": "A bad parameter"},
     },
+    openapi_extra={"parameters": ogc.FILTER_OPENAPI},
 )
 async def items(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
@@ -173,7 +176,13 @@ async def items(
                 max_limit=settings.ogc_max_limit,
                 tenant_id=tenant,
             )
-            page = providers.page(conn, c, q)
+            try:
+                page = providers.page(conn, c, q)
+            except psycopg.errors.DataError as exc:
+                if q.filter is None:
+                    raise
+                # A filter's arithmetic out of range (an overflow, a complex power): the caller's values, a 400.
+                raise ValidationError(f"the filter cannot be evaluated: {exc.diag.message_primary}") from None
         return ogc.items_document(_base(request), c, q, page, params, datetime.now(UTC)), q.crs
 
     try:
