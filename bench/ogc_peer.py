@@ -10,7 +10,8 @@ Seeds a scratch database with 100,000 synthetic stands (the CLI's `mimamori stan
 
 Then, with persistent client processes (the standard library's HTTP client, a kept-alive connection each), it
 sends the same request sequence (same seed, same bbox, same limit) to both, interleaved in rounds
-(A then B, then B then A, …) so that the shared machine's noise falls on both:
+(A then B, then B then A, …; for tiles the two Mimamori servers and tipg in rotation, tipg having no tile
+cache) so that the shared machine's noise falls on both:
 
 * items by bbox, limit=100, at 1, 4 and 8 clients;
 * stand tiles at zoom 10 and 14 (``/collections/…/tiles/WebMercatorQuad/…``), tile cache off and on.
@@ -53,7 +54,7 @@ from mimamori.settings import Settings
 out = Console(stderr=True, width=120)  # the table whole, not wrapped
 TIPG_SPEC = "tipg==1.*"
 TIPG_ENV = Path.home() / ".cache" / "mimamori" / "bench" / "tipg"
-LIMIT = 100  # tipg's default page is 10 and ours 10 too; both are asked for the same 100
+LIMIT = 100  # tipg's default page is 10, ours 100: both are asked for the same 100
 # The attributes Mimamori's stand tiles carry (geo/queries.py _TILE_ROWS), asked of tipg too, which would
 # otherwise put every column in its tiles; ``protected`` is computed by Mimamori and has no column to name.
 TILE_PROPERTIES = "stand_id,species_1,age_1,age_class,area_ha,ownership,forest_type"
