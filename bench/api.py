@@ -9,6 +9,9 @@ Builds a scratch database with 10,000 devices, 100,000 synthetic stands (made an
   run, so figures from a busy machine can be read as ratios to it.
 
 Prints a table of p50/p99, then one JSON line. Target: p99 ≤ 50 ms each.
+
+`python -m bench.api --peer tipg [options]` instead compares Mimamori's OGC API with tipg's on the same stands
+(bench/ogc_peer.py; its options: `python -m bench.api --peer tipg --help`).
 """
 
 from __future__ import annotations
@@ -165,6 +168,11 @@ def start_behind_caddy(
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["--peer", "tipg"]:  # the peer comparison, its own options after it
+        from bench import ogc_peer
+
+        ogc_peer.main(sys.argv[3:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--stands", type=int, default=100_000)
@@ -180,7 +188,10 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
     parser.add_argument("--database", help="reuse a database kept by --keep (no seeding; it is kept again)")
+    parser.add_argument("--peer", choices=["tipg"], help="compare with tipg instead (must come first: see above)")
     args = parser.parse_args()
+    if args.peer:
+        raise SystemExit("--peer tipg must be the first option: python -m bench.api --peer tipg [its options]")
 
     dsn = args.database or create_scratch_database("mimamori_bench_api")
     args.keep = args.keep or bool(args.database)

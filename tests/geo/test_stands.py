@@ -28,6 +28,8 @@ from geo import (
     stand_features,
     stand_id_of,
 )
+from geo.feature_sql import as_doubles
+from geo.features import COLLECTIONS
 from geo.stand_model import Rejection, Stand
 from simulators.stand_register import SampleOptions, generate
 from tests.services import TEST_TIMESCALEDB
@@ -333,3 +335,22 @@ def test_the_cli_makes_a_sample_and_imports_it_with_rejections_listed(database_u
     )
     assert missing.returncode == 1
     assert "no such file" in missing.stderr
+
+
+def test_a_stand_feature_has_every_column_but_its_geometry_as_properties(stands_db, tmp_path):
+    # The properties are built from a column list (not to_jsonb(s) - 'geom', which wrote the geometry as GeoJSON
+    # first): a column a migration adds must be added there too, and the answer must stay what it was.
+    _import(stands_db, _write(_frame([register_row(小班=1)], [box(0, 0, 200, 200)]), tmp_path, "gpkg"))
+    columns = {
+        r[0]
+        for r in stands_db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'stands' AND column_name <> 'geom'"
+        ).fetchall()
+    }
+    old = stands_db.execute("SELECT to_jsonb(s) - 'geom' FROM stands s").fetchone()[0]
+    [by_bbox] = stand_features(stands_db, FeatureQuery()).features
+    assert set(by_bbox.properties) == columns
+    assert by_bbox.properties == as_doubles(old, COLLECTIONS["stands"].doubles())
+    point = stand_at(stands_db, ORIGIN_LON + 0.001, ORIGIN_LAT + 0.0009)  # ~90 m east, ~100 m north
+    assert point is not None and point.properties == by_bbox.properties
+    assert by_bbox.geometry is not None and by_bbox.geometry["type"] == "MultiPolygon"
