@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -88,7 +89,15 @@ def history(conn: psycopg.Connection, d: Dataset, req: HistoryRequest, now: date
     ids = snapshot.device_ids(conn, d, now)
     rows = calendar_buckets(conn, ids, metric, req.bucket, req.start, req.end, TZ) if ids else []
     return [
-        {"device_id": r[0], "bucket_start": r[1], "count": r[2], "min": r[3], "max": r[4], "mean": r[5], "sum": r[6]}
+        {
+            "device_id": r[0],
+            "bucket_start": r[1].astimezone(ZoneInfo(TZ)),
+            "count": r[2],
+            "min": r[3],
+            "max": r[4],
+            "mean": r[5],
+            "sum": r[6],
+        }
         for r in rows
     ]
 
