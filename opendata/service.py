@@ -73,7 +73,10 @@ def history_request(bucket: str | None, start: str | None, end: str | None, now:
     if bucket not in BUCKETS:
         raise ValidationError("bucket is day or month")
     t_end = _instant("end", end) or now
-    t_start = _instant("start", start) or t_end - DEFAULT_SPAN[bucket]
+    try:
+        t_start = _instant("start", start) or t_end - DEFAULT_SPAN[bucket]
+    except OverflowError:  # an end at the very start of the calendar
+        raise ValidationError("end is too early") from None
     if t_start >= t_end:
         raise ValidationError("start must be before end")
     if t_end - t_start > MAX_SPAN[bucket]:
