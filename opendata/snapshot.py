@@ -299,30 +299,35 @@ def stands(conn: psycopg.Connection, d: Dataset) -> list[StandSummary]:
     return [StandSummary(*r, source=source_of(d)) for r in stand_summaries(conn)]
 
 
+def active_public_alerts(conn: psycopg.Connection, now: datetime) -> list[PublicAlert]:
+    """The active alerts of every published alerts dataset, highest level first, then the newest change."""
+    found: list[PublicAlert] = []
+    for d in queries.published_datasets(conn, Kind.alerts):
+        found += public_alerts(conn, d, now)
+    active = list(_first_by_id(found).values())
+    active.sort(key=lambda a: (-a.level, -a.updated_at.timestamp(), -a.id))
+    return active
+
+
 def public_snapshot(conn: psycopg.Connection, now: datetime) -> PublicSnapshot:
     """Everything public now: the items of every published dataset (river, rain, active alerts, evacuation sites)."""
     datasets = queries.published_datasets(conn)
     river: list[RiverGauge] = []
     rain: list[RainGauge] = []
-    active: list[PublicAlert] = []
     sites: list[EvacuationSite] = []
     for d in datasets:
         if d.kind is Kind.river_levels:
             river += river_gauges(conn, d, now)
         elif d.kind is Kind.rainfall:
             rain += rain_gauges(conn, d, now)
-        elif d.kind is Kind.alerts:
-            active += public_alerts(conn, d, now)
         elif d.kind is Kind.evacuation_sites:
             sites += evacuation_sites(conn, d)
-    active = list(_first_by_id(active).values())
-    active.sort(key=lambda a: (-a.level, -a.updated_at.timestamp(), -a.id))
     return PublicSnapshot(
         generated_at=now,
         datasets=tuple(datasets),
         river_gauges=tuple(sorted(_first_by_id(river).values(), key=lambda g: g.id)),
         rain_gauges=tuple(sorted(_first_by_id(rain).values(), key=lambda g: g.id)),
-        alerts=tuple(active),
+        alerts=tuple(active_public_alerts(conn, now)),
         evacuation_sites=tuple(sorted(_first_by_id(sites).values(), key=lambda s: s.id)),
     )
 

@@ -54,6 +54,8 @@ def test_an_admin_publishes_the_citys_data_but_never_a_partners():
     with pytest.raises(Forbidden, match="published by acme itself"):
         check_publish("admin", "toyota-city", "acme", "partner")
     check_manage("admin", "toyota-city", "acme")  # ... but may define or take down a partner's dataset
+    with pytest.raises(Forbidden):  # not even an admin key made for the partner's own tenant
+        check_publish("admin", "acme", "acme", "partner")
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "forestry"])
