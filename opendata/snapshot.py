@@ -18,7 +18,7 @@ import psycopg
 import alerts
 from devices import SilencePolicy, StateFilter, device_states, metric_specs
 from devices.records import DeviceState
-from geo.queries import stand_summaries
+from geo import load_sites, stand_summaries
 from opendata import queries
 from opendata.rules import READING_METRIC, Dataset, Kind, warning_level
 
@@ -275,23 +275,26 @@ def public_alert(conn: psycopg.Connection, alert_id: int) -> dict[str, Any] | No
 
 
 def evacuation_sites(conn: psycopg.Connection, d: Dataset) -> list[EvacuationSite]:
+    """The sites of table evacuation_sites (geo/'s, migration 0063), read by geo; [] where the table is not there."""
+    if not queries.evacuation_sites_exist(conn):
+        return []
     return [
         EvacuationSite(
-            id=r[0],
-            kind=r[1],
-            name=r[2],
-            name_kana=r[3],
-            name_en=r[4],
-            address=r[5],
-            phone=r[6],
-            hazards=tuple(r[7] or ()),
-            capacity=r[8],
-            elevation_m=r[9],
-            lon=r[10],
-            lat=r[11],
+            id=s.id,
+            kind=s.kind,
+            name=s.name,
+            name_kana=s.name_kana,
+            name_en=s.name_en,
+            address=s.address,
+            phone=s.phone,
+            hazards=tuple(s.hazards),
+            capacity=s.capacity,
+            elevation_m=s.elevation_m,
+            lon=s.lon,
+            lat=s.lat,
             source=source_of(d),
         )
-        for r in queries.evacuation_sites(conn)
+        for s in load_sites(conn)
     ]
 
 
