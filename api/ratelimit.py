@@ -80,3 +80,28 @@ async def push_rate_limit(request: Request, who: Annotated[Principal, Depends(pr
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     return who
+
+
+def _open_limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    limiter = getattr(state, "open_rate_limiter", None)
+    if limiter is None:
+        settings = state.settings
+        limiter = RateLimiter(settings.open_rate_per_s, settings.open_burst)
+        state.open_rate_limiter = limiter
+    return limiter  # type: ignore[no-any-return]
+
+
+async def open_rate_limit(request: Request) -> None:
+    """Dependency for the anonymous open-data endpoints: a bucket per client address (the TCP peer, as the server
+    sees it), kept only in this process's memory and never logged; 429 with Retry-After past it."""
+    import time
+
+    client = request.client.host if request.client else ""
+    wait = _open_limiter(request).check(client, time.monotonic())
+    if wait > 0:
+        raise HTTPException(
+            429,
+            detail="too many requests from this address; retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )

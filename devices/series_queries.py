@@ -181,3 +181,27 @@ def bucketed_series(
             metric=_metric_filter(metric, column="metric"),
         )
     return _visible_series(conn, query, params)
+
+
+def calendar_buckets(
+    conn: psycopg.Connection,
+    device_ids: list[str],
+    metric: str,
+    unit: str,
+    start: datetime,
+    end: datetime,
+    tz: str = "Asia/Tokyo",
+) -> list[tuple[str, datetime, int, float, float, float, float]]:
+    """Per device, per calendar day or month of ``tz`` in [start, end): (device, bucket start, count, min, max,
+    mean, sum) of one metric, by device then time. ``unit`` is 'day' or 'month' (calendar months are not of one
+    width, so this reads the readings, not the fixed-width aggregates); callers bound the range."""
+    if unit not in ("day", "month"):
+        raise ValueError("unit is day or month")
+    query = sql.SQL(
+        "SELECT r.device_id, date_trunc({unit}, r.time AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s AS bucket,"
+        " count(*)::int, min(r.value), max(r.value), avg(r.value), sum(r.value) FROM readings r"
+        " WHERE r.device_id = ANY(%(devices)s) AND r.metric = %(metric)s AND r.time >= %(start)s AND r.time < %(end)s"
+        " GROUP BY 1, 2 ORDER BY 1, 2"
+    ).format(unit=sql.Literal(unit))
+    params = {"devices": device_ids, "metric": metric, "start": start, "end": end, "tz": tz}
+    return [tuple(r) for r in conn.execute(query, params).fetchall()]  # type: ignore[misc]

@@ -394,3 +394,13 @@ def stand_tile(
         binary=True,
     ).fetchone()
     return bytes(row[0]) if row else b""
+
+
+def stand_summaries(conn: psycopg.Connection) -> list[tuple[int, str, int, float, float]]:
+    """The forest register in aggregate, for open data: per compartment (林班) and first species, the number of
+    stands, their area (ha) and volume (m³). Nothing of a single stand (its owner, its outline) is in it."""
+    rows = conn.execute(
+        "SELECT rinpan, coalesce(species_1, ''), count(*)::int, coalesce(sum(area_ha), 0)::float8,"
+        " coalesce(sum(volume_m3), 0)::float8 FROM stands GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    return [tuple(r) for r in rows]  # type: ignore[misc]

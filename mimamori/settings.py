@@ -117,6 +117,18 @@ class Settings(BaseSettings):
 
     api_push_rate_per_s: float = Field(50.0, gt=0, description="HTTP push: sustained requests per second per key.")
     api_push_burst: int = Field(200, ge=1, description="HTTP push: requests a key may send in a burst.")
+    open_rate_per_s: float = Field(
+        5.0, gt=0, description="Open data (/open, no key): sustained requests per second per client address."
+    )
+    open_burst: int = Field(60, ge=1, description="Open data: requests a client address may send in a burst.")
+    open_cache_max_age_s: int = Field(
+        60, ge=0, description="Open data: Cache-Control max-age of its answers (seconds; readings change often)."
+    )
+    open_alert_history_hours: int = Field(
+        72,
+        ge=0,
+        description="Open data: an alerts dataset lists alerts ended within this many hours beside active ones.",
+    )
     api_push_db_wait_s: float = Field(
         10.0, gt=0, description="An HTTP push waits this long for an unavailable database, then answers 503."
     )

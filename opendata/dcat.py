@@ -1,0 +1,99 @@
+"""The open datasets as a DCAT catalogue in JSON-LD (DCAT-AP style), which CKAN's ckanext-dcat harvester reads
+(Japan's national and prefectural portals run CKAN). Pure: datasets and publishers in, a JSON-LD document out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from opendata.rules import Dataset, Kind
+
+CONTEXT = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+IANA = "http://www.iana.org/assignments/media-types/"
+# format -> (IANA media type, dct:format label) of each distribution
+DISTRIBUTIONS: dict[str, tuple[str, str]] = {
+    "csv": ("text/csv", "CSV"),
+    "geojson": ("application/geo+json", "GeoJSON"),
+    "parquet": ("application/vnd.apache.parquet", "Parquet"),
+}
+KEYWORDS: dict[Kind, tuple[str, ...]] = {
+    Kind.river_levels: ("水位", "河川", "water level", "river"),
+    Kind.rainfall: ("雨量", "rainfall"),
+    Kind.alerts: ("防災", "警戒レベル", "alerts", "CAP"),
+    Kind.stand_summaries: ("森林簿", "森林", "forest register"),
+    Kind.evacuation_sites: ("指定緊急避難場所", "避難所", "evacuation sites"),
+}
+
+
+def _texts(ja: str, en: str) -> list[dict[str, str]]:
+    return [{"@value": ja, "@language": "ja"}, {"@value": en, "@language": "en"}]
+
+
+def _time(value: datetime) -> dict[str, str]:
+    return {"@value": value.isoformat(), "@type": "xsd:dateTime"}
+
+
+def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, Any]:
+    """One dcat:Dataset with a distribution per download format."""
+    page = f"{base_url}/open/datasets/{d.id}"
+    licence = {"@id": d.licence_url}
+    distributions = [
+        {
+            "@id": f"{page}/download.{fmt}",
+            "@type": "dcat:Distribution",
+            "dct:title": f"{d.title_en} ({label})",
+            "dcat:accessURL": {"@id": f"{page}/download.{fmt}"},
+            "dcat:downloadURL": {"@id": f"{page}/download.{fmt}"},
+            "dcat:mediaType": {"@id": IANA + media},
+            "dct:format": label,
+            "dct:license": licence,
+        }
+        for fmt, (media, label) in DISTRIBUTIONS.items()
+    ]
+    node: dict[str, Any] = {
+        "@id": page,
+        "@type": "dcat:Dataset",
+        "dct:identifier": d.id,
+        "dct:title": _texts(d.title_ja, d.title_en),
+        "dct:description": d.description or d.title_en,
+        "dct:license": licence,
+        "dct:rights": d.attribution,
+        "dct:publisher": {
+            "@id": f"{base_url}/open/publishers/{d.tenant_id}",
+            "@type": "foaf:Agent",
+            "foaf:name": publisher_name,
+        },
+        "dcat:keyword": list(KEYWORDS.get(d.kind, ())),
+        "dcat:landingPage": {"@id": page},
+        "dct:modified": _time(d.updated_at),
+        "dcat:distribution": distributions,
+    }
+    if d.published_at is not None:
+        node["dct:issued"] = _time(d.published_at)
+    return node
+
+
+def catalog(
+    datasets: Sequence[Dataset], publishers: Mapping[str, str], base_url: str, operator_id: str, operator_name: str
+) -> dict[str, Any]:
+    """The dcat:Catalog of the published datasets; ``publishers`` names each tenant (tenants.name)."""
+    return {
+        "@context": CONTEXT,
+        "@id": f"{base_url}/open/catalog",
+        "@type": "dcat:Catalog",
+        "dct:title": _texts("見守り オープンデータ", "Mimamori open data"),
+        "dct:description": "River levels, rainfall, alerts and more, published by the city and its partners.",
+        "dct:publisher": {
+            "@id": f"{base_url}/open/publishers/{operator_id}",
+            "@type": "foaf:Agent",
+            "foaf:name": operator_name,
+        },
+        "foaf:homepage": {"@id": f"{base_url}/open/datasets"},
+        "dcat:dataset": [dataset_node(d, base_url, publishers.get(d.tenant_id, d.tenant_id)) for d in datasets],
+    }
