@@ -51,6 +51,10 @@ def _register_command_groups() -> None:
 
     app.add_typer(stands.app, name="stands")
 
+    from hub.commands import evacuation
+
+    app.add_typer(evacuation.app, name="evacuation")
+
     from hub.commands import simulate
 
     app.add_typer(simulate.app, name="simulate")
@@ -242,6 +246,9 @@ def up_cmd(
     sample_stands: Annotated[
         int, typer.Option(help="On a hub without forest stands, import this many SYNTHETIC sample stands (0: none).")
     ] = 20_000,
+    sample_evacuation: Annotated[
+        bool, typer.Option(help="On a hub without evacuation sites, import the SAMPLE Toyota lists (geo/samples/).")
+    ] = True,
 ) -> None:
     """Everything in one process for a laptop: migrate, seed, ingest, alerts, the API and the map, and the
     city's simulated devices playing a scenario (then carrying on in real time)."""
@@ -257,8 +264,11 @@ def up_cmd(
             seeded = seed_city(conn)
             way_in = admin_way_in(conn, settings.admin_key_file)
             no_stands = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM stands)").fetchone()[0]  # type: ignore[index]
+            no_sites = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM evacuation_sites)").fetchone()[0]  # type: ignore[index]
         if sample_stands and no_stands:
             _import_sample_stands(sample_stands)
+        if sample_evacuation and no_sites:
+            _import_sample_evacuation_sites()
         # While a scenario plays, alerts judge silence on its timeline (set once the simulator has started).
         sim_clocks: list[SimClock] = []
 
@@ -292,6 +302,14 @@ def _import_sample_stands(count: int) -> None:
         path = Path(folder) / "sample-stands.gpkg"
         stands.sample(path, count=count, seed=232114)
         stands.import_(path)
+
+
+def _import_sample_evacuation_sites() -> None:
+    """The SAMPLE evacuation lists for Toyota City, imported like a city's own files."""
+    from hub.commands import evacuation
+
+    for path in evacuation.sample_paths():
+        evacuation.import_(path)
 
 
 def _start_simulation(settings: Settings, scenario: str, speed: float) -> SimulationRun:
