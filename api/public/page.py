@@ -27,12 +27,12 @@ TZ = ZoneInfo("Asia/Tokyo")
 ALIASES = {"ja-x-easy": "easy", "pt": "pt-BR", "zh": "zh-CN", "zh-hans": "zh-CN", "fil": "tl"}
 # Each level's shape, so a level never rests on colour alone: SVG drawn in a 16x16 box.
 SHAPES = {
-    0: '<circle cx="8" cy="8" r="6"/>',
-    1: '<path d="M8 1l7 7-7 7-7-7z"/>',
-    2: '<path d="M8 1l7 14H1z"/>',
-    3: '<path d="M2 2h12v12H2z"/>',
-    4: '<path d="M5 1h6l4 4v6l-4 4H5l-4-4V5z"/>',
-    5: '<path d="M1 4l3-3 4 4 4-4 3 3-4 4 4 4-3 3-4-4-4 4-3-3 4-4z"/>',
+    0: '<circle cx="8" cy="8" r="6.5"/>',  # normal: a circle
+    1: '<path d="M8 .5l7.5 7.5-7.5 7.5L.5 8z"/>',  # a diamond
+    2: '<path d="M8 1l7.5 14H.5z"/>',  # a triangle
+    3: '<path d="M1.5 1.5h13v13h-13z"/>',  # a square
+    4: '<path d="M1 4l3-3 4 4 4-4 3 3-4 4 4 4-3 3-4-4-4 4-3-3 4-4z"/>',  # a cross
+    5: '<path d="M5 .5h6l4.5 4.5v6L11 15.5H5L.5 11V5z"/>',  # an octagon (a stop sign)
 }
 
 
@@ -128,7 +128,7 @@ def negotiate(query: str | None, accept_language: str | None, tr: Translations) 
 
 
 def local_time(t: datetime) -> str:
-    return t.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+    return t.astimezone(TZ).strftime("%Y-%m-%d %H:%M JST")
 
 
 def age_text(strings: dict[str, Any], t: datetime, now: datetime) -> str:

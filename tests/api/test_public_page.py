@@ -72,7 +72,7 @@ def test_each_language_shows_published_data_in_its_words(client, lang):
     gauge = html[html.index(f'data-gauge="{HIGH}"') :]
     gauge = gauge[: gauge.index("</li>")]
     assert "6.90 m" in gauge and tr["levels"][4] in gauge and 'class="lv lv4"' in gauge and "<svg" in gauge
-    assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d</time>', gauge)
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d JST</time>', gauge)
     minutes = tr["age_min"].replace("{n}", "12")
     assert minutes in gauge or tr["age_min"].replace("{n}", "11") in gauge
     assert tr["levels"][0] in text  # the hostile gauge at 1.25 m: normal
