@@ -227,11 +227,11 @@ def _csv_field_limit(limit: int) -> Iterator[None]:
         csv.field_size_limit(before)
 
 
-def unneutralise(cell: str) -> str:
-    """Undo `neutralise`: a quote written before a formula character is dropped again on import."""
-    if len(cell) >= 2 and cell[0] == "'" and cell[1] in "=+-@\t\r":
-        return cell[1:]
-    return cell
+def _runs_as_formula(cell: str) -> bool:
+    """Whether a spreadsheet would run ``cell`` (OWASP's list), or it is such a cell already quoted once or more
+    (so that quoting stays reversible: ``'=A1`` is written ``''=A1``)."""
+    body = cell.lstrip("'")
+    return body.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(body)
 
 
 def neutralise(cell: str) -> str:
@@ -239,9 +239,12 @@ def neutralise(cell: str) -> str:
 
     Plain numbers (a negative 標高) are left alone: a spreadsheet reads them as numbers, never as formulas.
     """
-    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(cell):
-        return "'" + cell
-    return cell
+    return "'" + cell if _runs_as_formula(cell) else cell
+
+
+def unneutralise(cell: str) -> str:
+    """Undo `neutralise` on import: the quote it put before a formula is dropped again."""
+    return cell[1:] if cell.startswith("'") and _runs_as_formula(cell[1:]) else cell
 
 
 def _float(text: str) -> float | None:

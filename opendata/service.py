@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -72,7 +73,10 @@ def history_request(bucket: str | None, start: str | None, end: str | None, now:
     if bucket not in BUCKETS:
         raise ValidationError("bucket is day or month")
     t_end = _instant("end", end) or now
-    t_start = _instant("start", start) or t_end - DEFAULT_SPAN[bucket]
+    try:
+        t_start = _instant("start", start) or t_end - DEFAULT_SPAN[bucket]
+    except OverflowError:  # an end at the very start of the calendar
+        raise ValidationError("end is too early") from None
     if t_start >= t_end:
         raise ValidationError("start must be before end")
     if t_end - t_start > MAX_SPAN[bucket]:
@@ -88,7 +92,15 @@ def history(conn: psycopg.Connection, d: Dataset, req: HistoryRequest, now: date
     ids = snapshot.device_ids(conn, d, now)
     rows = calendar_buckets(conn, ids, metric, req.bucket, req.start, req.end, TZ) if ids else []
     return [
-        {"device_id": r[0], "bucket_start": r[1], "count": r[2], "min": r[3], "max": r[4], "mean": r[5], "sum": r[6]}
+        {
+            "device_id": r[0],
+            "bucket_start": r[1].astimezone(ZoneInfo(TZ)),
+            "count": r[2],
+            "min": r[3],
+            "max": r[4],
+            "mean": r[5],
+            "sum": r[6],
+        }
         for r in rows
     ]
 

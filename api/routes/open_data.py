@@ -33,7 +33,19 @@ from opendata.tables import MEDIA_TYPES, to_csv, to_geojson, to_parquet
 
 router = APIRouter(tags=["open data"], route_class=StrictJSONRoute)
 # The anonymous face: its own router, so every route of it takes the address's rate limit and nothing else.
-public = APIRouter(tags=["open data"], route_class=StrictJSONRoute, dependencies=[Depends(open_rate_limit)])
+_JSON_ERROR: dict[str, Any] = {"content": {"application/json": {}}}
+OPEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the If-None-Match tag is the current one"},
+    400: {**_JSON_ERROR, "description": "A parameter out of bounds"},
+    429: {**_JSON_ERROR, "description": "Too many requests from this address; see Retry-After"},
+}
+public = APIRouter(
+    tags=["open data"],
+    route_class=StrictJSONRoute,
+    dependencies=[Depends(open_rate_limit)],
+    responses=OPEN_RESPONSES,
+)
+JSON_200: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {}}, "description": "JSON"}}
 
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 Manager = Annotated[Principal, Depends(require(Role.admin, Role.partner))]
@@ -146,7 +158,7 @@ def _history_window(request: Request) -> timedelta:
 # -- anonymous: /open -----------------------------------------------------------------------------------------
 
 
-@public.get("/open/datasets", response_class=Response)
+@public.get("/open/datasets", response_class=Response, responses=JSON_200)
 async def list_open(request: Request, pool: Pool) -> Response:
     """Every published dataset, with links to its latest values, history and downloads. No key needed."""
     found = await run_in_threadpool(_with_pool, pool, open_queries.published_datasets)
@@ -155,7 +167,7 @@ async def list_open(request: Request, pool: Pool) -> Response:
     return _answer(request, body, "application/json", (d.licence_url for d in found))
 
 
-@public.get("/open/datasets/{dataset_id}", response_class=Response)
+@public.get("/open/datasets/{dataset_id}", response_class=Response, responses=JSON_200)
 async def get_open(request: Request, dataset_id: str, pool: Pool) -> Response:
     d = await _published(pool, dataset_id)
     if d is None:
@@ -164,7 +176,7 @@ async def get_open(request: Request, dataset_id: str, pool: Pool) -> Response:
     return _answer(request, body, "application/json", [d.licence_url])
 
 
-@public.get("/open/datasets/{dataset_id}/latest", response_class=Response)
+@public.get("/open/datasets/{dataset_id}/latest", response_class=Response, responses=JSON_200)
 async def latest(request: Request, dataset_id: str, pool: Pool) -> Response:
     """The dataset's items now: gauges with their newest reading, active (and recently ended) alerts, the register
     in aggregate, or the evacuation sites."""
@@ -186,7 +198,7 @@ async def latest(request: Request, dataset_id: str, pool: Pool) -> Response:
     return _answer(request, body, "application/json", [d.licence_url])
 
 
-@public.get("/open/datasets/{dataset_id}/history", response_class=Response)
+@public.get("/open/datasets/{dataset_id}/history", response_class=Response, responses=JSON_200)
 async def history(
     request: Request,
     dataset_id: str,
@@ -257,7 +269,7 @@ async def download(request: Request, dataset_id: str, fmt: str, pool: Pool, bom:
     return _answer(request, body, MEDIA_TYPES[fmt], [d.licence_url], filename=f"{d.id}.{fmt}")
 
 
-@public.get("/open/alerts", response_class=Response)
+@public.get("/open/alerts", response_class=Response, responses=JSON_200)
 async def open_alerts(request: Request, pool: Pool) -> Response:
     """Active alerts of every published alerts dataset, highest level first, each with its CAP 1.2 document's URL."""
     found = await run_in_threadpool(_with_pool, pool, lambda c: snapshot.public_snapshot(c, _now()).alerts)

@@ -16,6 +16,8 @@ CREATE TABLE evacuation_sites (
   site_no text,                        -- the set's ID / NO within the municipality
   source_headers text[] NOT NULL DEFAULT '{}'  -- the file's headers, in order
 );
+ALTER TABLE evacuation_sites ADD CONSTRAINT evacuation_sites_hazards_known CHECK (hazards <@ ARRAY[
+  'flood', 'landslide', 'storm_surge', 'earthquake', 'tsunami', 'large_fire', 'inland_flood', 'volcano']::text[]);
 CREATE INDEX evacuation_sites_geom_idx ON evacuation_sites USING gist (geom);
 -- Nearest sites by true distance: KNN (<->) on geography uses this index.
 CREATE INDEX evacuation_sites_geog_idx ON evacuation_sites USING gist ((geom::geography));

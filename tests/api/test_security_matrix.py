@@ -19,7 +19,7 @@ from devices import upsert_device, upsert_tenant
 from devices.keys import Role, create_key
 from tests.services import ROOT
 
-PUBLIC_PREFIXES: tuple[str, ...] = ()  # every /v1 endpoint needs a key
+PUBLIC_PREFIXES: tuple[str, ...] = ()  # every /v1 endpoint needs a key (open data is at /open: test below)
 
 
 @pytest.fixture
@@ -56,6 +56,7 @@ def call(api, who, method, path, **kw):
 
 
 NEW_CITY_DEVICE = {"id": "m-new", "tenant_id": "toyota-city", "device_type": "rain_gauge", "lon": 137.2, "lat": 35.1}
+OPEN_RAIN = {"kind": "rainfall", "title_ja": "雨量", "title_en": "Rainfall", "attribution": "Test"}
 NEW_ACME_DEVICE = {"id": "m-acme", "tenant_id": "acme", "device_type": "soil_moisture", "lon": 137.5, "lat": 35.2}
 
 # (method, path, body) -> expected status per key. "404" for another tenant's device, like one that does not exist.
@@ -106,6 +107,18 @@ MATRIX = [
     ("DELETE", "/v1/keys/mk_00000000", None, {"acme": 403, "viewer": 403, "admin": 404}),
     ("GET", "/v1/audit", None, {"acme": 403, "viewer": 403, "operator": 403, "admin": 200}),
     ("POST", "/v1/telemetry?device=acme-soil-1", {"values": {"soil_moisture": 0.3}}, {"viewer": 403, "operator": 403}),
+    # Open datasets: admins and partners manage them (a partner its own tenant's only); docs/open-data.md
+    ("GET", "/v1/open-datasets", None, {"admin": 200, "acme": 200, "viewer": 403, "operator": 403, "forestry": 403}),
+    (
+        "PUT",
+        "/v1/open-datasets/m-rain",
+        OPEN_RAIN,
+        {"admin": 200, "acme": 200, "viewer": 403, "operator": 403, "forestry": 403},
+    ),
+    ("PUT", "/v1/open-datasets/m-rain", {**OPEN_RAIN, "tenant_id": "beta"}, {"acme": 403, "admin": 200}),
+    ("PUT", "/v1/open-datasets/m-rain", {**OPEN_RAIN, "tenant_id": "toyota-city"}, {"acme": 403, "beta": 403}),
+    ("POST", "/v1/open-datasets/m-none/publish", None, {"admin": 404, "acme": 404, "viewer": 403, "operator": 403}),
+    ("DELETE", "/v1/open-datasets/m-none", None, {"admin": 404, "acme": 404, "viewer": 403}),
 ]
 
 
@@ -203,6 +216,30 @@ def test_missing_or_bad_keys_get_401_on_every_endpoint(api, world):
             assert response.json() == {"detail": "missing or invalid API key"}
             checked += 1
     assert checked >= 45
+
+
+def test_open_data_is_anonymous_and_ignores_credentials(api, world):
+    """Every /open operation answers without a key, and a bad or conflicting key changes nothing (it is not read);
+    the OpenAPI document asks for no key there. A dataset published by its owner is what they serve."""
+    body = {"kind": "river_levels", "title_ja": "水位", "title_en": "Levels", "attribution": "Toyota City"}
+    assert call(api, world["admin"], "PUT", "/v1/open-datasets/m-rivers", json=body).status_code == 200
+    assert call(api, world["admin"], "POST", "/v1/open-datasets/m-rivers/publish").status_code == 200
+    assert call(api, world["acme"], "PUT", "/v1/open-datasets/m-acme", json=body).status_code == 200  # unpublished
+    doc = api.get("/openapi.json").json()
+    operations = [p for p in doc["paths"] if p.startswith("/open")]
+    assert len(operations) >= 8
+    checked = 0
+    for template in operations:
+        assert "security" not in doc["paths"][template]["get"], template
+        path = template.replace("{dataset_id}", "m-rivers").replace("{fmt}", "csv").replace("{alert_id}", "1")
+        for headers in ({}, {"X-API-Key": "mk_deadbeef.nope"}, {"X-API-Key": "a", "Authorization": "Bearer b"}):
+            response = api.get(path, headers=headers)
+            expected = 404 if template.startswith("/open/alerts/") else 200  # no alert 1
+            assert response.status_code == expected, (path, headers, response.text)
+            checked += 1
+    assert checked >= 24
+    for path in ("/open/datasets/m-acme", "/open/datasets/m-acme/latest", "/open/datasets/m-acme/download.csv"):
+        assert api.get(path).status_code == 404, path  # a partner's dataset it has not published
 
 
 def test_the_openapi_document_names_the_key_schemes_on_every_operation_that_needs_a_key(api):

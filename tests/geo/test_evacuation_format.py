@@ -280,6 +280,9 @@ def test_plain_negative_numbers_are_not_touched():
     assert neutralise("-3.5") == "-3.5" and neutralise("+81") == "+81"
     assert neutralise("-3.5+A1") == "'-3.5+A1"
     assert unneutralise("'=A1") == "=A1" and unneutralise("'quoted") == "'quoted"
+    for cell in ("'=A1", "''=A1", "'-1", "'quoted", "=A1", "-2", "'"):
+        assert unneutralise(neutralise(cell)) == cell, cell
+    assert neutralise("'=A1") == "''=A1" and neutralise("'-1") == "'-1"
     [site] = parse_one(標高="-3.5").sites
     assert site.elevation_m == -3.5
     assert parse_csv(write_csv([site], kind="emergency_site")).sites[0].elevation_m == -3.5
@@ -316,7 +319,9 @@ def test_round_trip_of_both_kinds_in_both_encodings_is_equal():
             assert again == first and len(first) == 5
 
 
-_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60)
+_plain = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60)
+# Cells a spreadsheet would run, and ones already quoted: neutralising must stay reversible for all of them.
+_text = _plain | st.builds(str.__add__, st.sampled_from(["=", "'=", "''+", "@", "-", "'", "\t=", "+1"]), _plain)
 
 
 @settings(max_examples=150, deadline=None)

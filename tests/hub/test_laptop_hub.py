@@ -63,6 +63,12 @@ CONCRETE = {
     "mimamori stands import stands.gpkg": ["mimamori stands import stands.gpkg"],
     "mimamori stands import register.csv --crs EPSG:6675 --encoding cp932 --column-map my_columns.yaml "
     "--rejects bad.csv": [],  # a city's own register file; tests/geo/test_stands.py imports such files
+    "mimamori evacuation import FILE | export FILE --kind K": [
+        "mimamori evacuation import geo/samples/toyota_shelters.sample.csv",
+        "mimamori evacuation export emergency-sites.csv --kind emergency_site",
+    ],
+    "mimamori evacuation import emergency_sites.csv --kind emergency_site --encoding cp932 --rejects bad.csv": [],
+    # a city's own list; tests/geo/test_evacuation.py imports such files through the same command
     "mimamori grafana export | check | sync": ["mimamori grafana export --out grafana-out", "mimamori grafana check"],
 }
 # Commands that run until stopped: started, watched for a line that shows them working, then stopped with Ctrl-C.
