@@ -41,15 +41,22 @@ def hub(app):
 
 
 def visit(browser, url: str, path: str, *, viewport=DESKTOP, script: bool = True, **options):
+    """A new context on ``path``. ``script=False``: the page's own script never runs (it is answered empty and no
+    service worker starts), as with script off, while axe-core, which needs the browser's timers, still can run;
+    test_with_script_really_off_the_page_still_reads turns the browser's script off altogether."""
     context = browser.new_context(
         viewport={"width": viewport[0], "height": viewport[1]},
-        java_script_enabled=script,
         locale="en-GB",
+        service_workers="allow" if script else "block",
         **options,
     )
     page = context.new_page()
     traffic = Traffic(url)
     traffic.watch(page)
+    if not script:
+        page.route(
+            "**/public/public.js", lambda route: route.fulfill(status=200, body="", content_type="text/javascript")
+        )
     page.goto(url + path, wait_until="networkidle")
     return context, page, traffic
 
@@ -77,6 +84,21 @@ def test_axe_finds_no_violation_in_any_language(browser, hub, viewport, script):
         finally:
             context.close()
     assert problems == {}
+
+
+def test_with_script_really_off_the_page_still_reads(browser, hub):
+    words = load_translations(None).languages["ja"]
+    context = browser.new_context(java_script_enabled=False, viewport={"width": PHONE[0], "height": PHONE[1]})
+    try:
+        page = context.new_page()
+        page.goto(hub + "/public?lang=ja")
+        main = page.inner_text("main")
+        for needed in (words["levels"][4], "6.90 m", words["what_to_do"], words["sites_order"], "崇化館交流館"):
+            assert needed in main
+        assert page.is_hidden("#sort-sites") and page.is_hidden("#offline")
+        assert page.get_attribute("html", "data-cached") is None  # no script ran
+    finally:
+        context.close()
 
 
 def test_one_gauge_page_and_a_narrow_screen_pass_axe(browser, hub):
