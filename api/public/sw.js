@@ -19,8 +19,9 @@ function fromNetwork(request) {
       if (response.ok) cache.put(request, response.clone());
       return response;
     }).catch(function (error) {
-      return cache.match(request).then(function (hit) {
-        if (!hit && request.mode === "navigate") return cache.match(request, { ignoreSearch: true });
+      // Vary (Accept-Language) is for shared caches; here any kept copy of the address will do.
+      return cache.match(request, { ignoreVary: true }).then(function (hit) {
+        if (!hit && request.mode === "navigate") return cache.match(request, { ignoreSearch: true, ignoreVary: true });
         return hit;
       }).then(function (hit) {
         if (!hit) throw error;
