@@ -80,6 +80,9 @@ def test_each_language_shows_published_data_in_its_words(client, lang):
     # the active alert: level and hazard in words, what to do
     assert tr["alerts_h"] in text and tr["hazards"]["flood"] in text
     assert tr["advice"]["flood"]["4"] in text
+    alert = html[html.index('<li class="alert"') :]
+    alert = alert[: alert.index("</li>")]
+    assert tr["levels"][4] in alert and "<svg" in alert and 'class="age"' in alert and "<time" in alert
     # evacuation sites by district, with their kinds; credits of each dataset shown
     assert "崇化館交流館" in text and tr["kinds"]["shelter"] in text and tr["sites_order"] in text
     assert "PDL-1.0" in text and "豊田市 防災対策課" in text and "CC-BY-4.0" in text
