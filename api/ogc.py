@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from api import ogc_tiles
 from geo import BBox, Collection, FeaturePage, FeatureQuery, parse_bbox
@@ -16,6 +16,7 @@ from geo.crs import STORAGE, Crs, UnsupportedCrs, crs_list, parse_crs
 from mimamori.errors import ValidationError
 
 GEOJSON = "application/geo+json"
+HTML = "text/html"
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
@@ -29,6 +30,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    # The pages as HTML for a browser (f=html, or an Accept header preferring it): api/ogc_html.py.
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     # Part 3: /queryables per collection, and each (simple) queryable an equality parameter of its items.
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
@@ -87,8 +90,8 @@ def parse_items_query(
             f"unknown parameter(s) {', '.join(sorted(unknown))}; this collection takes"
             f" {', '.join(sorted(COMMON_PARAMETERS | set(collection.queryables)))}"
         )
-    if params.get("f", "json") not in ("json", "geojson"):
-        raise ValidationError("f must be json or geojson")
+    if params.get("f", "json") not in ("json", "geojson", "html"):
+        raise ValidationError("f must be json, geojson or html")
     if "bbox-crs" in params and "bbox" not in params:
         raise ValidationError("bbox-crs names the CRS of bbox, and no bbox is given")
     bbox: BBox | None = parse_bbox(params["bbox"], requested_crs(params, "bbox-crs")) if "bbox" in params else None
@@ -144,8 +147,8 @@ def parse_item_query(params: Mapping[str, str], c: Collection) -> tuple[Crs, tup
         raise ValidationError(
             f"unknown parameter(s) {', '.join(sorted(unknown))}; a feature takes {', '.join(sorted(ITEM_PARAMETERS))}"
         )
-    if params.get("f", "json") not in ("json", "geojson"):
-        raise ValidationError("f must be json or geojson")
+    if params.get("f", "json") not in ("json", "geojson", "html"):
+        raise ValidationError("f must be json, geojson or html")
     properties = parse_properties(params["properties"], c) if "properties" in params else None
     return requested_crs(params, "crs"), properties
 
@@ -192,18 +195,39 @@ def parse_properties(text: str, c: Collection) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # each once
 
 
+def with_format(href: str, f: str) -> str:
+    """``href`` with its ``f`` parameter set to ``f`` (the other parameters kept, in their order)."""
+    parts = urlsplit(href)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "f"] + [("f", f)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def html_alternate(href: str, title: str = "This document as HTML") -> dict[str, str]:
+    """The link from a JSON document to its HTML page (Part 1, /req/html)."""
+    return {"rel": "alternate", "type": HTML, "title": title, "href": with_format(href, "html")}
+
+
 def landing(base: str) -> dict[str, object]:
     return {
         "title": "Mimamori 見守り",
         "description": "Toyota City's IoT data hub: sensors, alerts, forest stands and areas as OGC API Features.",
         "links": [
             {"rel": "self", "type": JSON, "title": "This document", "href": f"{base}/ogc"},
+            html_alternate(f"{base}/ogc"),
             {"rel": "service-desc", "type": OPENAPI, "title": "The API definition", "href": f"{base}/openapi.json"},
             {"rel": "service-doc", "type": "text/html", "title": "The API documentation", "href": f"{base}/docs"},
             {"rel": "conformance", "type": JSON, "title": "Conformance classes", "href": f"{base}/ogc/conformance"},
             {"rel": "data", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"},
             *ogc_tiles.landing_links(base),
         ],
+    }
+
+
+def conformance_document(base: str) -> dict[str, object]:
+    href = f"{base}/ogc/conformance"
+    return {
+        "links": [{"rel": "self", "type": JSON, "title": "Conformance classes", "href": href}, html_alternate(href)],
+        "conformsTo": CONFORMANCE,
     }
 
 
@@ -220,6 +244,7 @@ def collection_document(
         "storageCrs": CRS84,
         "links": [
             {"rel": "self", "type": JSON, "title": c.title, "href": href},
+            html_alternate(href),
             {"rel": "items", "type": GEOJSON, "title": f"{c.title} (GeoJSON)", "href": f"{href}/items"},
             {"rel": REL_QUERYABLES, "type": SCHEMA_JSON, "title": "Queryables", "href": f"{href}/queryables"},
             {"rel": REL_SCHEMA, "type": SCHEMA_JSON, "title": "Schema of the features", "href": f"{href}/schema"},
@@ -242,7 +267,10 @@ def collection_document(
 
 def collections_document(base: str, docs: list[dict[str, object]]) -> dict[str, object]:
     return {
-        "links": [{"rel": "self", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"}],
+        "links": [
+            {"rel": "self", "type": JSON, "title": "Collections", "href": f"{base}/ogc/collections"},
+            html_alternate(f"{base}/ogc/collections"),
+        ],
         "crs": crs_list(),  # Part 2's global list (each collection repeats it)
         "collections": docs,
     }
@@ -259,6 +287,7 @@ def items_document(
 
     links = [
         {"rel": "self", "type": GEOJSON, "title": "This page", "href": url(q.offset)},
+        html_alternate(url(q.offset), "This page as HTML"),
         {"rel": "collection", "type": JSON, "title": c.title, "href": f"{base}/ogc/collections/{c.id}"},
     ]
     if page.more:
@@ -284,6 +313,7 @@ def item_document(base: str, c: Collection, feature: dict[str, object], feature_
     return feature | {
         "links": [
             {"rel": "self", "type": GEOJSON, "title": "This feature", "href": f"{href}/{feature_id}"},
+            html_alternate(f"{href}/{feature_id}", "This feature as HTML"),
             {"rel": "collection", "type": JSON, "title": c.title, "href": f"{base}/ogc/collections/{c.id}"},
         ]
     }

@@ -1,5 +1,5 @@
-"""SQL of open data: the ``open_datasets`` table (migration 0062) and the evacuation sites (migration 0063, read
-only when the table exists). Parameterised; every anonymous read asks for published rows only."""
+"""SQL of open data: the ``open_datasets`` table (migration 0062), parameterised; every anonymous read asks for
+published rows only. (The evacuation sites are geo/'s table, read by geo.evacuation.)"""
 
 from __future__ import annotations
 
@@ -85,20 +85,9 @@ def delete_dataset(conn: psycopg.Connection, dataset_id: str) -> bool:
 
 
 def evacuation_sites_exist(conn: psycopg.Connection) -> bool:
+    """Whether migration 0063 made geo's evacuation_sites (an installation may run this before it)."""
     row = conn.execute("SELECT to_regclass('evacuation_sites') IS NOT NULL").fetchone()
     return bool(row and row[0])
-
-
-def evacuation_sites(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    """Every evacuation site (id, kind, name, name_kana, name_en, address, phone, hazards, capacity, elevation_m,
-    lon, lat), by id; [] while migration 0063 has not made the table."""
-    if not evacuation_sites_exist(conn):
-        return []
-    rows = conn.execute(
-        "SELECT id::text, kind, name, name_kana, name_en, address, phone, hazards, capacity, elevation_m,"
-        " ST_X(geom), ST_Y(geom) FROM evacuation_sites ORDER BY id"
-    ).fetchall()
-    return [tuple(r) for r in rows]
 
 
 def newest_change(conn: psycopg.Connection) -> datetime | None:

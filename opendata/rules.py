@@ -134,7 +134,7 @@ def check_manage(role: str, caller_tenant: str, dataset_tenant: str) -> None:
 def check_publish(role: str, caller_tenant: str, dataset_tenant: str, dataset_tenant_kind: str) -> None:
     """May this key make a dataset of ``dataset_tenant`` public? Forbidden if not (see the module's rule)."""
     check_manage(role, caller_tenant, dataset_tenant)
-    if role == "admin" and dataset_tenant != caller_tenant and dataset_tenant_kind != "operator":
+    if role == "admin" and dataset_tenant_kind != "operator":
         raise Forbidden(
             f"{dataset_tenant}'s data is published by {dataset_tenant} itself (its partner key), not by the city"
         )

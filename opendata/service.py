@@ -4,7 +4,7 @@ manage datasets (rules in opendata/rules.py, each change written to the audit lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,8 +63,11 @@ def _instant(name: str, text: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"{name} is a date (2026-12-01) or an ISO 8601 time with its offset") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        raise ValidationError(
+            f"{name} is a date (2026-12-01) or an ISO 8601 time (Japan time without an offset)"
+        ) from None
+    # a date, or a time without an offset, is Japan's: "2026-11-01" is the first bucket of that day, as it is shown
+    return value.replace(tzinfo=ZoneInfo(TZ)) if value.tzinfo is None else value
 
 
 def history_request(bucket: str | None, start: str | None, end: str | None, now: datetime) -> HistoryRequest:

@@ -18,7 +18,7 @@ import psycopg
 import alerts
 from devices import SilencePolicy, StateFilter, device_states, metric_specs
 from devices.records import DeviceState
-from geo.queries import stand_summaries
+from geo import load_sites, stand_summaries
 from opendata import queries
 from opendata.rules import READING_METRIC, Dataset, Kind, warning_level
 
@@ -275,23 +275,26 @@ def public_alert(conn: psycopg.Connection, alert_id: int) -> dict[str, Any] | No
 
 
 def evacuation_sites(conn: psycopg.Connection, d: Dataset) -> list[EvacuationSite]:
+    """The sites of table evacuation_sites (geo/'s, migration 0063), read by geo; [] where the table is not there."""
+    if not queries.evacuation_sites_exist(conn):
+        return []
     return [
         EvacuationSite(
-            id=r[0],
-            kind=r[1],
-            name=r[2],
-            name_kana=r[3],
-            name_en=r[4],
-            address=r[5],
-            phone=r[6],
-            hazards=tuple(r[7] or ()),
-            capacity=r[8],
-            elevation_m=r[9],
-            lon=r[10],
-            lat=r[11],
+            id=s.id,
+            kind=s.kind,
+            name=s.name,
+            name_kana=s.name_kana,
+            name_en=s.name_en,
+            address=s.address,
+            phone=s.phone,
+            hazards=tuple(s.hazards),
+            capacity=s.capacity,
+            elevation_m=s.elevation_m,
+            lon=s.lon,
+            lat=s.lat,
             source=source_of(d),
         )
-        for r in queries.evacuation_sites(conn)
+        for s in load_sites(conn)
     ]
 
 
@@ -299,30 +302,35 @@ def stands(conn: psycopg.Connection, d: Dataset) -> list[StandSummary]:
     return [StandSummary(*r, source=source_of(d)) for r in stand_summaries(conn)]
 
 
+def active_public_alerts(conn: psycopg.Connection, now: datetime) -> list[PublicAlert]:
+    """The active alerts of every published alerts dataset, highest level first, then the newest change."""
+    found: list[PublicAlert] = []
+    for d in queries.published_datasets(conn, Kind.alerts):
+        found += public_alerts(conn, d, now)
+    active = list(_first_by_id(found).values())
+    active.sort(key=lambda a: (-a.level, -a.updated_at.timestamp(), -a.id))
+    return active
+
+
 def public_snapshot(conn: psycopg.Connection, now: datetime) -> PublicSnapshot:
     """Everything public now: the items of every published dataset (river, rain, active alerts, evacuation sites)."""
     datasets = queries.published_datasets(conn)
     river: list[RiverGauge] = []
     rain: list[RainGauge] = []
-    active: list[PublicAlert] = []
     sites: list[EvacuationSite] = []
     for d in datasets:
         if d.kind is Kind.river_levels:
             river += river_gauges(conn, d, now)
         elif d.kind is Kind.rainfall:
             rain += rain_gauges(conn, d, now)
-        elif d.kind is Kind.alerts:
-            active += public_alerts(conn, d, now)
         elif d.kind is Kind.evacuation_sites:
             sites += evacuation_sites(conn, d)
-    active = list(_first_by_id(active).values())
-    active.sort(key=lambda a: (-a.level, -a.updated_at.timestamp(), -a.id))
     return PublicSnapshot(
         generated_at=now,
         datasets=tuple(datasets),
         river_gauges=tuple(sorted(_first_by_id(river).values(), key=lambda g: g.id)),
         rain_gauges=tuple(sorted(_first_by_id(rain).values(), key=lambda g: g.id)),
-        alerts=tuple(active),
+        alerts=tuple(active_public_alerts(conn, now)),
         evacuation_sites=tuple(sorted(_first_by_id(sites).values(), key=lambda s: s.id)),
     )
 

@@ -1,7 +1,8 @@
 """OGC API – Features at /ogc: landing page, conformance, collections, their queryables and schemas, items and
 single features.
 
-Readable by GDAL's OAPIF driver and QGIS (send the API key as an X-API-Key or Authorization: Bearer header).
+Readable by GDAL's OAPIF driver and QGIS (send the API key as an X-API-Key or Authorization: Bearer header), and
+by people in a web browser: the pages answer HTML to ``f=html`` or a browser's Accept header (api/ogc_html.py).
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 
-from api import ogc
+from api import ogc, ogc_html
 from api.auth import Authenticated
-from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.responses import JSONResponse
 from devices.keys import Role
@@ -28,7 +28,7 @@ from mimamori.db import reading
 from mimamori.errors import ValidationError
 from mimamori.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/ogc", tags=["OGC API Features"], route_class=ogc_html.NegotiatedRoute)
 
 
 def _providers(request: Request) -> Providers:
@@ -45,20 +45,24 @@ def _invalid(exc: ValidationError) -> JSONResponse:
     return JSONResponse({"code": "InvalidParameterValue", "description": str(exc)}, status_code=400)
 
 
-@router.get("", summary="Landing page")
-async def landing(request: Request) -> JSONResponse:
-    return JSONResponse(ogc.landing(_base(request)))
+# Each page answers JSON or, negotiated (f=html, a browser's Accept), HTML.
+_JSON_OR_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {ogc.JSON: {}, **ogc_html.HTML_CONTENT}}}
 
 
-@router.get("/conformance", summary="Conformance classes")
-async def conformance() -> JSONResponse:
-    return JSONResponse({"conformsTo": ogc.CONFORMANCE})
+@router.get("", summary="Landing page", responses=_JSON_OR_HTML)
+async def landing(request: Request) -> Response:
+    return ogc_html.respond(request, ogc.landing(_base(request)), "landing")
 
 
-@router.get("/collections", summary="The feature collections the caller may read")
+@router.get("/conformance", summary="Conformance classes", responses=_JSON_OR_HTML)
+async def conformance(request: Request) -> Response:
+    return ogc_html.respond(request, ogc.conformance_document(_base(request)), "conformance")
+
+
+@router.get("/collections", summary="The feature collections the caller may read", responses=_JSON_OR_HTML)
 async def collections(
     request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
-) -> JSONResponse:
+) -> Response:
     providers = _providers(request)
 
     def query() -> list[dict[str, object]]:
@@ -66,13 +70,14 @@ async def collections(
             found = providers.visible_collections(conn, partner=who.role is Role.partner)
             return [ogc.collection_document(_base(request), c, providers.extent(conn, c)) for c in found]
 
-    return JSONResponse(ogc.collections_document(_base(request), await run_in_threadpool(query)))
+    doc = ogc.collections_document(_base(request), await run_in_threadpool(query))
+    return ogc_html.respond(request, doc, "collections")
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get("/collections/{collection_id}", summary="One collection", responses=_JSON_OR_HTML)
 async def collection(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
-) -> JSONResponse:
+) -> Response:
     providers = _providers(request)
 
     def query() -> dict[str, object]:
@@ -80,7 +85,7 @@ async def collection(
             c = providers.collection_for(conn, collection_id, partner=who.role is Role.partner)
             return ogc.collection_document(_base(request), c, providers.extent(conn, c))
 
-    return JSONResponse(await run_in_threadpool(query))
+    return ogc_html.respond(request, await run_in_threadpool(query), "collection")
 
 
 def _collection_schema(
@@ -145,11 +150,14 @@ feature_schema = _collection_schema(
     " sortby=name,-name2 sorts by the collection's sortables (`/sortables`; `-` descending, nulls last ascending and"
     " first descending, ties by the collection's own order and id); properties=a,b returns only those properties"
     " (id and geometry always; a device's metrics and an area's own properties may be named too).",
-    responses={200: {"content": {ogc.GEOJSON: {}}}, 400: {"description": "A bad parameter"}},
+    responses={
+        200: {"content": {ogc.GEOJSON: {}, **ogc_html.HTML_CONTENT}},
+        400: {"description": "A bad parameter"},
+    },
 )
 async def items(
     collection_id: str, request: Request, who: Authenticated, pool: Annotated[ConnectionPool, Depends(get_pool)]
-) -> JSONResponse:
+) -> Response:
     settings: Settings = request.app.state.settings
     params = dict(request.query_params)
     tenant = None if who.sees_all_tenants else who.tenant_id
@@ -175,7 +183,8 @@ async def items(
     # Part 3 (/req/queryables/queryables-link): the filterable resource names its queryables in a Link header.
     queryables_href = f"{_base(request)}/ogc/collections/{collection_id}/queryables"
     link = f'<{queryables_href}>; rel="{ogc.REL_QUERYABLES}"; type="{ogc.SCHEMA_JSON}"'
-    return JSONResponse(body, media_type=ogc.GEOJSON, headers={"Link": link, **ogc.content_crs(crs)})
+    headers = {"Link": link, **ogc.content_crs(crs)}
+    return ogc_html.respond(request, body, "items", media_type=ogc.GEOJSON, headers=headers)
 
 
 @router.get(
@@ -183,7 +192,10 @@ async def items(
     summary="One feature",
     description="Parameters: crs, the CRS of the answer (as for items; the Content-Crs header names it), and"
     " properties=a,b, only those properties (as for items).",
-    responses={200: {"content": {ogc.GEOJSON: {}}}, 404: {"description": "No such feature (or not the caller's)"}},
+    responses={
+        200: {"content": {ogc.GEOJSON: {}, **ogc_html.HTML_CONTENT}},
+        404: {"description": "No such feature (or not the caller's)"},
+    },
 )
 async def item(
     collection_id: str,
@@ -191,7 +203,7 @@ async def item(
     request: Request,
     who: Authenticated,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
-) -> JSONResponse:
+) -> Response:
     tenant = None if who.sees_all_tenants else who.tenant_id
     providers = _providers(request)
     params = dict(request.query_params)
@@ -207,4 +219,4 @@ async def item(
         body, crs = await run_in_threadpool(query)
     except ValidationError as exc:
         return _invalid(exc)
-    return JSONResponse(body, media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))
+    return ogc_html.respond(request, body, "item", media_type=ogc.GEOJSON, headers=ogc.content_crs(crs))

@@ -272,7 +272,7 @@ async def download(request: Request, dataset_id: str, fmt: str, pool: Pool, bom:
 @public.get("/open/alerts", response_class=Response, responses=JSON_200)
 async def open_alerts(request: Request, pool: Pool) -> Response:
     """Active alerts of every published alerts dataset, highest level first, each with its CAP 1.2 document's URL."""
-    found = await run_in_threadpool(_with_pool, pool, lambda c: snapshot.public_snapshot(c, _now()).alerts)
+    found = await run_in_threadpool(_with_pool, pool, lambda c: snapshot.active_public_alerts(c, _now()))
     base = request.app.state.settings.public_url
     items = [{**_item_json(a), "cap": base + a.cap_path, **snapshot.credit(a.source)} for a in found]
     return _answer(request, _json({"alerts": items}), "application/json", (a.source.licence_url for a in found))

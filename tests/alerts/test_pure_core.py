@@ -14,7 +14,7 @@ from alerts.states import ACTIONS, ACTIVE, STATES, Action, RuleOp, RuleStep, rul
 from mimamori.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = ("alerts", "mimamori", "devices", "ingest", "api", "geo", "simulators")
+FIRST_PARTY = ("alerts", "mimamori", "devices", "ingest", "api", "geo", "opendata", "simulators")
 
 PURE = [
     "alerts.binding",

@@ -251,7 +251,7 @@ def test_a_single_feature_has_its_links(client, keys):
     assert r.headers["content-type"] == "application/geo+json"
     body = r.json()
     assert (body["type"], body["id"], body["properties"]["kind"]) == ("Feature", "asuke-slope", "slope")
-    assert {link["rel"] for link in body["links"]} == {"self", "collection"}
+    assert {link["rel"] for link in body["links"]} == {"self", "alternate", "collection"}
     assert client.get("/ogc/collections/areas/items/nope", headers=keys["viewer"]).status_code == 404
 
 

@@ -327,7 +327,6 @@ def test_collections_link_their_queryables_and_schemas(client, keys):
     conformance = client.get("/ogc/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables" in conformance
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters" in conformance
-    assert not [c for c in conformance if "/conf/filter" in c or "features-2" in c]  # not honoured (yet)
     items = client.get("/ogc/collections/stands/items?limit=1", headers=keys["viewer"])
     assert f'rel="{REL_QUERYABLES}"' in items.headers["link"]  # /req/queryables/queryables-link B
     assert client.get("/ogc/collections/stands/queryables", headers=keys["partner"]).status_code == 403

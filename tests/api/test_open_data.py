@@ -220,6 +220,12 @@ def test_history_by_japanese_calendar_day(api, published):
         ("2026-11-01", 2, 2.0),
         ("2026-11-02", 2, 4.0),
     ]
+    # a date is Japan's midnight: from 2 November, the first day's readings are out
+    later = api.get("/open/datasets/city-rivers/history?bucket=day&start=2026-11-02&end=2026-11-05").json()
+    assert [b["bucket_start"] for b in later["buckets"]] == ["2026-11-02T00:00:00+09:00"]
+    utc = api.get("/open/datasets/city-rivers/history?start=2026-11-01T12:00:00Z&end=2026-11-05").json()
+    # an offset is taken as given: 12:00Z is 21:00 in Japan, so the 2 November readings (01:00, 09:00) alone count
+    assert [(b["bucket_start"], b["count"]) for b in utc["buckets"]] == [("2026-11-02T00:00:00+09:00", 2)]
     month = api.get("/open/datasets/city-rivers/history?bucket=month&start=2026-01-01&end=2026-12-31").json()
     assert [(b["count"], b["mean"]) for b in month["buckets"]] == [(4, 2.5)]
 

@@ -16,6 +16,7 @@ OUR_FOLDERS = (
     "ingest",
     "alerts",
     "geo",
+    "opendata",
     "simulators",
     "dashboards",
     "api",

@@ -54,6 +54,8 @@ def test_an_admin_publishes_the_citys_data_but_never_a_partners():
     with pytest.raises(Forbidden, match="published by acme itself"):
         check_publish("admin", "toyota-city", "acme", "partner")
     check_manage("admin", "toyota-city", "acme")  # ... but may define or take down a partner's dataset
+    with pytest.raises(Forbidden):  # not even an admin key made for the partner's own tenant
+        check_publish("admin", "acme", "acme", "partner")
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "forestry"])
@@ -167,3 +169,26 @@ def test_the_dcat_catalogue_reads_as_rdf_with_titles_licences_and_downloads():
     }
     media = {str(g.value(dist, DCAT.mediaType)) for dist in g.objects(node, DCAT.distribution)}
     assert "http://www.iana.org/assignments/media-types/text/csv" in media
+
+
+def test_history_requests_default_and_bound_their_span():
+    from datetime import timedelta
+
+    from opendata.service import history_request
+
+    req = history_request(None, None, None, T)
+    assert (req.bucket, req.end, req.end - req.start) == ("day", T, timedelta(days=30))
+    assert history_request("month", None, None, T).end - history_request("month", None, None, T).start == timedelta(
+        days=365
+    )
+    assert history_request("day", "2026-11-01", None, T).start.isoformat() == "2026-11-01T00:00:00+09:00"
+    for bucket, start, end in [
+        ("week", None, None),
+        ("day", "2026-12-01", "2026-11-01"),
+        ("day", "2020-01-01", "2026-01-01"),
+        ("month", "2000-01-01", "2026-01-01"),
+        ("day", "soon", None),
+        ("day", None, "0001-01-01"),
+    ]:
+        with pytest.raises(ValidationError):
+            history_request(bucket, start, end, T)
