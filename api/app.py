@@ -148,6 +148,7 @@ def create_app(
     app.include_router(registry_routes.router)
     app.include_router(open_data_routes.public)
     app.include_router(open_data_routes.router)
+    public_routes.check_translations(settings)
     app.include_router(public_routes.router)
     app.include_router(docs_routes.router)
     app.include_router(web_routes.router)  # last: it mounts /web

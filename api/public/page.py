@@ -61,9 +61,11 @@ def parse_translations(doc: Any, where: str) -> Translations:
     if default not in langs:
         raise ConfigError(f"{where}: default language {default!r} is not in languages")
     wanted = _keys({k: v for k, v in langs[default].items() if k != "advice"})
-    for code, strings in langs.items():
-        if not isinstance(strings, dict):
+    checked: dict[str, dict[str, Any]] = {}
+    for code, given in langs.items():
+        if not isinstance(given, dict):
             raise ConfigError(f"{where}: languages.{code} must be a mapping")
+        strings = checked[str(code)] = dict(given)  # a copy: the caller's document is left as it was
         missing = wanted - _keys({k: v for k, v in strings.items() if k != "advice"})
         if missing:
             raise ConfigError(f"{where}: languages.{code} lacks {', '.join(sorted(missing))}")
@@ -75,7 +77,7 @@ def parse_translations(doc: Any, where: str) -> Translations:
         if sorted(int(k) for k in (advice.get("default") or {})) != list(range(1, 6)):
             raise ConfigError(f"{where}: languages.{code}.advice.default must advise levels 1-5")
         strings["advice"] = {h: {str(k): str(v) for k, v in a.items()} for h, a in advice.items()}
-    return Translations(default, langs, {str(k): str(v) for k, v in (doc.get("advice_from") or {}).items()})
+    return Translations(default, checked, {str(k): str(v) for k, v in (doc.get("advice_from") or {}).items()})
 
 
 @cache

@@ -26,6 +26,12 @@ HTML = "text/html; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 
 
+def check_translations(settings: Settings) -> None:
+    """Read and check the translations file now: a city's broken edit stops the hub at start, naming the key,
+    rather than failing the page in an emergency (ConfigError)."""
+    load_translations(settings.public_translations)
+
+
 def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 

@@ -209,6 +209,10 @@ def test_a_city_file_is_checked_and_used(tmp_path, settings, pool, db, city):
     del doc["languages"]["vi"]["sort_button"]
     with pytest.raises(ConfigError, match="vi lacks sort_button"):
         parse_translations(doc, "test")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    with pytest.raises(ConfigError, match="vi lacks sort_button"):  # the hub does not start with it
+        create_app(settings.model_copy(update={"public_translations": str(broken)}), pool)
     doc = yaml.safe_load(TRANSLATIONS.read_text("utf-8"))
     doc["languages"]["en"]["title"] = "Toyota City <river> watch"
     edited = tmp_path / "city.yaml"
