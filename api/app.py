@@ -28,6 +28,7 @@ from api.routes import health as health_routes
 from api.routes import ogc as ogc_routes
 from api.routes import ogc_tiles as ogc_tiles_routes
 from api.routes import open_data as open_data_routes
+from api.routes import public as public_routes
 from api.routes import registry as registry_routes
 from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
@@ -147,6 +148,8 @@ def create_app(
     app.include_router(registry_routes.router)
     app.include_router(open_data_routes.public)
     app.include_router(open_data_routes.router)
+    public_routes.check_translations(settings)
+    app.include_router(public_routes.router)
     app.include_router(docs_routes.router)
     app.include_router(web_routes.router)  # last: it mounts /web
     document_security(app)

@@ -124,6 +124,14 @@ class Settings(BaseSettings):
     open_cache_max_age_s: int = Field(
         60, ge=0, description="Open data: Cache-Control max-age of its answers (seconds; readings change often)."
     )
+    public_translations: str | None = Field(
+        None,
+        description="The citizens' page (/public): its translations file (YAML, api/public/translations.yaml's"
+        " layout); unset: the packaged one.",
+    )
+    public_cache_max_age_s: int = Field(
+        30, ge=0, description="The citizens' page: Cache-Control max-age (seconds; short, its values change)."
+    )
     open_alert_history_hours: int = Field(
         72,
         ge=0,
