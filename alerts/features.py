@@ -72,7 +72,7 @@ def alert_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
         params[f"f_{name}"] = value
     filter_clause(where, params, q.filter, _COLUMNS_CQL, sql.SQL("coalesce(a.area, a.location)"))
     order = sort_order(q.sortby, _SORT_COLUMNS, sql.SQL("a.opened_at DESC, a.id DESC"))
-    return page(conn, _alert_select(q.crs), where, order, params, q, _alert_features)
+    return page(conn, _alert_select(q.crs), where, order, params, q, _alert_features, ("alerts", "a"))
 
 
 def alert_feature(conn: psycopg.Connection, alert_id: str, tenant_id: str | None, crs: Crs = STORAGE) -> Feature | None:

@@ -89,9 +89,25 @@ def page(
     params: dict[str, Any],
     q: FeatureQuery,
     build: Callable[[Rows], list[Feature]],
+    table: tuple[str, str] | None = None,
 ) -> FeaturePage:
+    """A page of ``select`` (whose FROM names the owner's table) under ``where`` in ``order``.
+
+    ``table`` (name, alias): the page's rows are found first by their ``ctid`` alone, then only those are
+    selected. PostgreSQL projects every row an OFFSET skips, so a deep page of GeoJSON (GDAL paging through
+    100,000 stands) otherwise builds the GeoJSON of every stand before it: 3.5 s for a page at offset 99,000,
+    against 0.2 s for the keys (bench.ogc_gdal)."""
     condition = sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
-    query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(select, condition, order)
+    if table is None:
+        query = sql.SQL("{} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(select, condition, order)
+    else:
+        name, alias = table
+        keys = sql.SQL("SELECT {}.ctid FROM {} {} {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(
+            sql.Identifier(alias), sql.Identifier(name), sql.Identifier(alias), condition, order
+        )
+        query = sql.SQL("{} WHERE {}.ctid = ANY (ARRAY({})) ORDER BY {}").format(
+            select, sql.Identifier(alias), keys, order
+        )
     # One row more than asked: its presence says whether a next page exists, without counting every match.
     rows = conn.execute(query, {**params, "limit": q.limit + 1, "offset": q.offset}).fetchall()
     features = build(rows[: q.limit])

@@ -174,7 +174,7 @@ def stand_features(conn: psycopg.Connection, q: FeatureQuery, attrs: StandFilter
         params["forest_type"] = attrs.forest_type
     filter_clause(where, params, q.filter, _STAND_COLUMNS_CQL, sql.SQL("s.geom"))
     order = sort_order(q.sortby, _STAND_SORT_COLUMNS, sql.SQL("s.stand_id"))
-    return page(conn, _stand_select(q.crs), where, order, params, q, _stand_features)
+    return page(conn, _stand_select(q.crs), where, order, params, q, _stand_features, ("stands", "s"))
 
 
 def stand_species(conn: psycopg.Connection) -> list[str]:
@@ -260,7 +260,7 @@ def area_features(conn: psycopg.Connection, q: FeatureQuery) -> FeaturePage:
     where, params = feature_where("a", "geom", sql.SQL("a.updated_at"), q)
     filter_clause(where, params, q.filter, _AREA_COLUMNS_CQL, sql.SQL("a.geom"))
     order = sort_order(q.sortby, _AREA_SORT_COLUMNS, sql.SQL("a.id"))
-    return page(conn, _area_select(q.crs), where, order, params, q, plain_features)
+    return page(conn, _area_select(q.crs), where, order, params, q, plain_features, ("areas", "a"))
 
 
 def area_feature(conn: psycopg.Connection, area_id: str, tenant_id: str | None, crs: Crs = STORAGE) -> Feature | None:
