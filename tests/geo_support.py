@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from devices.keys import Role, create_key
+from devkit.api_server import ApiServer
 from mimamori.settings import Settings
 from tests.services import TEST_TIMESCALEDB
 
@@ -38,3 +39,14 @@ def role_keys(conn: psycopg.Connection) -> dict[str, dict[str, str]]:
         _, secret = create_key(conn, tenant, role, f"test {role}")
         headers[str(role)] = {"X-API-Key": secret}
     return headers
+
+
+@contextmanager
+def served(database_url: str) -> Iterator[str]:
+    """The app on a real port (uvicorn), as QGIS, ogrinfo or a browser reach it; its URL."""
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
+    try:
+        with ApiServer(create_app(geo_settings(database_url), pool)) as server:
+            yield server.url
+    finally:
+        pool.close()

@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
-from psycopg_pool import ConnectionPool
 from shapely.geometry import box
 
-from api.app import create_app
 from devices import upsert_device
 from geo import Stand, upsert_area, upsert_stands
-from tests.geo_support import api_client, geo_settings, role_keys
-from tests.services import free_port, wait_for_port
+from tests.geo_support import api_client, role_keys, served
 
 T = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 
@@ -270,25 +263,6 @@ def test_alerts_are_active_by_default_and_history_by_datetime(client, keys, worl
 
 
 # --- a real client: GDAL's OAPIF driver ------------------------------------------------------------------------
-
-
-@contextmanager
-def served(database_url: str) -> Iterator[str]:
-    """The app on a real port, as QGIS or ogrinfo would reach it."""
-    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(geo_settings(database_url), pool), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        pool.close()
 
 
 def _ogrinfo(url: str, header_file: str, *options: str, layer: str | None = None) -> str:

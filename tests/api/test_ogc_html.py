@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import uvicorn
-from psycopg_pool import ConnectionPool
 from shapely.geometry import box
 
 from api import ogc_html
-from api.app import create_app
 from geo import upsert_area
-from tests.geo_support import api_client, geo_settings, role_keys
-from tests.services import free_port, wait_for_port
+from tests.geo_support import api_client, role_keys, served
 from tests.web_support import ARTIFACTS, SECONDS, Traffic, axe_problems, chromium
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
@@ -386,24 +379,6 @@ def test_the_openapi_document_says_the_pages_answer_html(client):
 
 
 # --- in a real browser: axe-core, the map, nothing from outside ---------------------------------------------------
-
-
-@contextmanager
-def served(database_url: str) -> Iterator[str]:
-    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(geo_settings(database_url), pool), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        pool.close()
 
 
 @pytest.fixture(scope="module")

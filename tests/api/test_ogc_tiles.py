@@ -7,24 +7,19 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import morecantile
 import pyogrio
 import pytest
-from psycopg_pool import ConnectionPool
 from pyproj import Transformer
 from shapely.geometry import box
 
 from api import ogc_tiles
-from api.app import create_app
 from geo import Stand, upsert_stands
 from mimamori.errors import NotFound, ValidationError
-from tests.alerts_helpers import ApiServer
-from tests.geo_support import api_client, geo_settings, role_keys
+from tests.geo_support import api_client, role_keys, served
 
 MVT = "application/vnd.mapbox-vector-tile"
 WMQ = "WebMercatorQuad"
@@ -320,16 +315,6 @@ def test_the_openapi_document_describes_the_tile_answers(client):
 
 
 # --- GDAL reading the tiles from a real server ---------------------------------------------------------------------
-
-
-@contextmanager
-def served(database_url: str) -> Iterator[str]:
-    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
-    try:
-        with ApiServer(create_app(geo_settings(database_url), pool)) as server:
-            yield server.url
-    finally:
-        pool.close()
 
 
 def _ogrinfo(key: dict[str, str], tmp_path: Path, *args: str) -> str:
