@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import re
@@ -151,7 +150,9 @@ def parse_wrk(text: str) -> dict[str, float]:
         "requests": int(total.group(1)),
         "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": socket_errors,
-        "errors": (int(non2xx.group(1)) if non2xx else 0) + socket_errors,
+        # A run in which nothing was answered is a failure, not a clean zero: requests still waiting when wrk
+        # stops are counted nowhere (its timeout errors are only those answered later than --timeout).
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + socket_errors + (int(total.group(1)) == 0),
     }
 
 
@@ -339,8 +340,8 @@ def main() -> None:
         for runs in results.values():
             for c, r in runs.items():
                 b = results["baseline"][c]
-                r["rps_vs_baseline"] = round(r["rps"] / b["rps"], 2) if b["rps"] else math.nan
-                r["p99_vs_baseline"] = round(r["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else math.nan
+                r["rps_vs_baseline"] = round(r["rps"] / b["rps"], 2) if b["rps"] else None
+                r["p99_vs_baseline"] = round(r["p99_ms"] / b["p99_ms"], 2) if b["p99_ms"] else None
         met = targets(results, lag)
         title = f"citizens' stampede, wrk {args.seconds:g} s per run, {args.api_workers} API process(es)"
         table = Table("scenario", "conns", "req/s", "÷ base", "p50 ms", "p99 ms", "÷ base", "errors", title=title)
