@@ -15,13 +15,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
+from api.bodies import StrictJSONRoute
 from api.public import PUBLIC_DIR
 from api.public.page import load_translations, negotiate, render
 from api.ratelimit import open_rate_limit
 from mimamori.settings import Settings
 from opendata import PublicSnapshot, public_snapshot
 
-router = APIRouter(tags=["citizens' page"])
+router = APIRouter(tags=["citizens' page"], route_class=StrictJSONRoute)
 HTML = "text/html; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
 
