@@ -10,11 +10,9 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
-import pandas as pd
 import psycopg
-import pyogrio
 import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
@@ -22,6 +20,9 @@ from pyproj.exceptions import CRSError
 from geo.geometry import as_multipolygon
 from geo.stand_model import ColumnMap, Rejection, Stand, parse_row
 from mimamori.errors import ValidationError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "shape")
@@ -79,6 +80,8 @@ def read_register(
     if suffix not in (*VECTOR_SUFFIXES, ".zip"):
         raise ValidationError(f"{path.name}: unsupported format; use .gpkg, .shp, .zip (Shapefile), .geojson or .csv")
     source = _vector_path(path)
+    import pyogrio  # here, not at import: it imports geopandas and pandas, seconds at every hub process's start
+
     try:
         frame = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
@@ -89,6 +92,8 @@ def read_register(
         source_crs = CRS.from_user_input(frame.crs)
     else:
         source_crs = _parse_crs(default_crs)
+    import pandas as pd  # as pyogrio above
+
     rows = pd.DataFrame(frame.drop(columns=frame.geometry.name)).to_dict("records")
     return Register(rows, list(frame.geometry.array), source_crs)
 
@@ -99,6 +104,8 @@ def _read_csv(path: Path, source_crs: CRS, encoding: str | None) -> Register:
     frame = None
     for enc in encodings:
         try:
+            import pandas as pd  # as above
+
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
             break
         except UnicodeDecodeError:
@@ -146,6 +153,8 @@ def prepare(register: Register, columns: ColumnMap) -> Prepared:
             rejections.append(Rejection(i, None, fixed))
         else:
             repaired.append((i, fixed))
+    import geopandas as gpd  # as pandas above
+
     series = gpd.GeoSeries([g for _, g in repaired], crs=register.source_crs)
     reprojected = series.to_crs(4326) if len(series) else series
     plausible = _in_area_of_use(register.source_crs, reprojected) if len(series) else []
