@@ -67,6 +67,12 @@ CONCRETE = {
         "mimamori evacuation import geo/samples/toyota_shelters.sample.csv",
         "mimamori evacuation export emergency-sites.csv --kind emergency_site",
     ],
+    "mimamori evacuation import geo/samples/toyota_emergency_sites.sample.csv": [
+        "mimamori evacuation import geo/samples/toyota_emergency_sites.sample.csv"
+    ],
+    "mimamori evacuation export shelters.csv --kind shelter --bom": [
+        "mimamori evacuation export shelters.csv --kind shelter --bom"
+    ],
     "mimamori evacuation import emergency_sites.csv --kind emergency_site --encoding cp932 --rejects bad.csv": [],
     # a city's own list; tests/geo/test_evacuation.py imports such files through the same command
     "mimamori grafana export | check | sync": ["mimamori grafana export --out grafana-out", "mimamori grafana check"],
