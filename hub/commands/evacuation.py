@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from hub.commands import plain
+from hub.commands.rejections import report_rejections
 from mimamori.settings import load_settings
 
 app = typer.Typer(
@@ -22,7 +22,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-_SHOWN_REJECTIONS = 20
 SAMPLE_FILES = ("toyota_emergency_sites.sample.csv", "toyota_shelters.sample.csv")
 
 
@@ -71,21 +70,10 @@ def import_(
         f"{report.imported} {report.kind} site(s) imported from {report.rows} row(s) of {plain(file.name)}"
         f" ({report.encoding}); {len(report.rejections)} rejected"
     )
-    if report.rejections:
-        table = Table("row", "site id", "reason", title="rejected rows")
-        for r in report.rejections[:_SHOWN_REJECTIONS]:
-            table.add_row(str(r.row), plain(r.site_id or ""), plain(r.reason))
-        out.print(table)
-        if len(report.rejections) > _SHOWN_REJECTIONS and rejects is None:
-            out.print(f"… and {len(report.rejections) - _SHOWN_REJECTIONS} more: pass --rejects FILE.csv for all")
-    if rejects is not None:
-        from geo.evacuation_format import neutralise
+    from geo.evacuation_format import neutralise
 
-        with rejects.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
-            writer.writerow(["row", "site_id", "reason"])
-            writer.writerows((r.row, neutralise(r.site_id or ""), neutralise(r.reason)) for r in report.rejections)
-        out.print(f"rejections written to {plain(rejects)}")
+    rows = [(r.row, r.site_id or "", r.reason) for r in report.rejections]
+    report_rejections(out, rows, "site_id", rejects, cell=neutralise, quoting=csv.QUOTE_ALL)
 
 
 @app.command("export")

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from hub.commands import plain
+from hub.commands.rejections import report_rejections
 from mimamori.settings import load_settings
 
 app = typer.Typer(help="Forest stands (森林簿): import registers, make the synthetic sample.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-
-_SHOWN_REJECTIONS = 20
 
 
 def _progress() -> Progress:
@@ -70,19 +67,8 @@ def import_(
         f"{report.imported} stand(s) imported from {report.rows} row(s) of {plain(file.name)}"
         f" (source CRS {report.source_crs}); {len(report.rejections)} rejected"
     )
-    if report.rejections:
-        table = Table("row", "stand id", "reason", title="rejected rows")
-        for r in report.rejections[:_SHOWN_REJECTIONS]:
-            table.add_row(str(r.row), plain(r.stand_id or ""), plain(r.reason))
-        out.print(table)
-        if len(report.rejections) > _SHOWN_REJECTIONS and rejects is None:
-            out.print(f"… and {len(report.rejections) - _SHOWN_REJECTIONS} more: pass --rejects FILE.csv for all")
-    if rejects is not None:
-        with rejects.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["row", "stand_id", "reason"])
-            writer.writerows((r.row, r.stand_id or "", r.reason) for r in report.rejections)
-        out.print(f"rejections written to {plain(rejects)}")
+    rows = [(r.row, r.stand_id or "", r.reason) for r in report.rejections]
+    report_rejections(out, rows, "stand_id", rejects)
 
 
 @app.command("sample")
