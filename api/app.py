@@ -30,6 +30,7 @@ from api.routes import ogc_tiles as ogc_tiles_routes
 from api.routes import open_data as open_data_routes
 from api.routes import public as public_routes
 from api.routes import registry as registry_routes
+from api.routes import sta as sta_routes
 from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(ogc_tiles_routes.router)
     app.include_router(timeseries_routes.router)
     app.include_router(stands_routes.router)
+    app.include_router(sta_routes.router)
     app.include_router(devices_routes.router)
     app.include_router(alerts_routes.router)
     app.include_router(telemetry_routes.router)
