@@ -1,0 +1,100 @@
+"""``POST /sta/v1.1/Observations``: partners create Observations through the same validation and exactly-once store
+as MQTT and HTTP push."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.sta_support import seed
+from tests.geo_support import api_client, role_keys
+
+STA = "/sta/v1.1"
+
+
+@pytest.fixture
+def series(db, city):
+    return seed(db)
+
+
+@pytest.fixture
+def keys(db, city):
+    return role_keys(db)
+
+
+@pytest.fixture
+def client(database_url, series):
+    with api_client(database_url) as c:
+        yield c
+
+
+def stored(db, series_id):
+    return db.execute(
+        "SELECT time, value FROM series_readings WHERE series_id = %s AND time >= '2026-12-01' ORDER BY time",
+        (series_id,),
+    ).fetchall()
+
+
+def test_a_partner_posts_an_observation_and_a_repeat_is_stored_once(client, keys, series, db):
+    ds = series["acme-soil-1/soil_moisture"]
+    body = {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 0.42, "Datastream": {"@iot.id": ds}}
+    first = client.post(STA + "/Observations", json=body, headers=keys["partner"])
+    assert first.status_code == 201, first.text
+    assert first.headers["Location"].endswith(f"/Observations('{ds}.1796083200000000')")
+    assert first.json()["result"] == 0.42
+    again = client.post(STA + "/Observations", json=body, headers=keys["partner"])
+    assert again.status_code == 201
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(stored(db, ds)) == 1
+    fetched = client.get(first.headers["Location"], headers=keys["partner"]).json()
+    assert fetched["phenomenonTime"] == "2026-12-01T00:00:00Z"
+
+
+def test_posting_into_a_datastream_by_its_path(client, keys, series, db):
+    ds = series["acme-soil-1/soil_moisture"]
+    answer = client.post(
+        STA + f"/Datastreams({ds})/Observations",
+        json={"phenomenonTime": "2026-12-01T00:10:00+09:00", "result": 0.2},
+        headers=keys["partner"],
+    )
+    assert answer.status_code == 201, answer.text
+    assert db.execute(
+        "SELECT value FROM series_readings WHERE series_id = %s AND time = '2026-11-30T15:10:00Z'", (ds,)
+    ).fetchone() == (0.2,)
+
+
+def test_a_partner_cannot_post_into_another_tenants_datastream(client, keys, series, db):
+    ds = series["gauge-1/water_level"]
+    body = {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 1.0, "Datastream": {"@iot.id": ds}}
+    answer = client.post(STA + "/Observations", json=body, headers=keys["partner"])
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "error"
+    assert stored(db, ds) == []
+
+
+def test_viewers_may_not_post(client, keys, series):
+    body = {"result": 1.0, "Datastream": {"@iot.id": series["gauge-1/water_level"]}}
+    assert client.post(STA + "/Observations", json=body, headers=keys["viewer"]).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 5.0},  # out of the catalogue's range (0..1)
+        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": "wet"},
+        {"phenomenonTime": "yesterday", "result": 0.3},
+        {"phenomenonTime": "2026-12-01T00:00:00Z/2026-12-01T01:00:00Z", "result": 0.3},
+        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 0.3, "colour": "red"},
+        [1, 2],
+    ],
+)
+def test_bad_observations_are_400s_and_store_nothing(client, keys, series, db, body):
+    ds = series["acme-soil-1/soil_moisture"]
+    answer = client.post(STA + f"/Datastreams({ds})/Observations", json=body, headers=keys["partner"])
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"]
+    assert stored(db, ds) == []
+
+
+def test_a_post_without_a_datastream_is_a_400(client, keys):
+    answer = client.post(STA + "/Observations", json={"result": 0.3}, headers=keys["partner"])
+    assert answer.status_code == 400
