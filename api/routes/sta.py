@@ -176,7 +176,8 @@ def _datastream_id(body: dict[str, Any], from_path: int | None) -> int:
         if link is not None:
             raise StaError("the Datastream is given by the path; leave it out of the body")
         return from_path
-    if not isinstance(link, dict) or set(link) != {"@iot.id"}:
+    # A reference by id; clients that send the Datastream's other properties along (FROST's) are not refused.
+    if not isinstance(link, dict) or "@iot.id" not in link:
         raise StaError('an Observation names its Datastream: "Datastream": {"@iot.id": <integer>}')
     ds = link["@iot.id"]
     if isinstance(ds, bool) or not isinstance(ds, int):

@@ -137,7 +137,7 @@ def test_operators_and_functions_compile():
     assert "EXTRACT(year FROM" in text
     text, params = render("geo.distance(location, geography'POINT(1 2)') lt 0.5")
     assert "ST_Distance" in text and params["f0"] == "POINT (1 2)"
-    text, params = render("resultTime ge now() sub duration'P1D'" .replace("resultTime", "phenomenonTime"))
+    text, params = render("resultTime ge now() sub duration'P1D'".replace("resultTime", "phenomenonTime"))
     assert params["f0"] == NOW and params["f1"] == timedelta(days=1)
 
 
