@@ -16,10 +16,13 @@ import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
 
 from api import sta as documents
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
+from api.problems import Problem
 from api.ratelimit import push_rate_limit
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
@@ -41,10 +44,26 @@ from devices.sta import (
     series_number,
 )
 from ingest.http_push import push
+from mimamori import strict_json
 from mimamori.db import reading
 
 PREFIX = documents.VERSION_PATH
-router = APIRouter(prefix=PREFIX, tags=["SensorThings API"])
+
+
+class StaProblem(BaseModel):
+    """STA's error body, as FROST answers."""
+
+    code: int
+    type: str = "error"
+    message: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": StaProblem, "description": "A bad resource path, query option or body."},
+    # A path no route matches at all (a control character in it) is the framework's own 404 (Problem).
+    404: {"model": StaProblem | Problem, "description": "No such entity, or not the caller's tenant's."},
+}
+router = APIRouter(prefix=PREFIX, tags=["SensorThings API"], route_class=StrictJSONRoute, responses=_ERRORS)
 
 # Database refusals that only a request's own values can cause (a value out of a type's range, an unusable
 # geometry): a 400 like any other bad input, never a 500.
@@ -105,7 +124,7 @@ async def _serve(request: Request, who: Principal, pool: ConnectionPool) -> JSON
     except StaError as exc:
         return _problem(400, str(exc))
     except _INPUT_ERRORS as exc:
-        return _problem(400, f"a request value was refused: {exc.diag.message_primary or exc.sqlstate}")
+        return _problem(400, f"a request value was refused: {exc.diag.message_primary or exc}")
 
 
 @router.get("", summary="Service root: the entity sets and the conformance classes")
@@ -147,9 +166,9 @@ for _es in ENTITY_SETS.values():
 
 def _observation_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise StaError("the body is not JSON") from None
+        body = strict_json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StaError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise StaError("an Observation is a JSON object")
     return body
