@@ -39,6 +39,10 @@ class Nav:
     # value (%(parent)s): a FeatureOfInterest's Observations are found through its devices' series, not by
     # computing every Observation's feature.
     through: str | None = None
+    # Whether the target rows belong to the parent's own device (a Datastream's Observations, a Thing's Locations):
+    # the parent was found within the caller's tenant, so its rows are too, and the query need not join the
+    # tenant again (that join misleads the planner into sorting a whole month instead of seeking one page).
+    same_tenant: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ _SENSORS = EntitySet(
     " FROM device_types t WHERE %(tenant)s::text IS NULL"
     " OR EXISTS (SELECT 1 FROM devices d WHERE d.device_type = t.id AND {tenant})",
     {"id": TEXT, "name": TEXT, "description": TEXT, "encodingType": TEXT, "metadata": JSON},
-    {"Datastreams": Nav("Datastreams", False, "id", "_sensor")},
+    {"Datastreams": Nav("Datastreams", False, "id", "_sensor", same_tenant=False)},
 )
 _OBSERVED_PROPERTIES = EntitySet(
     "ObservedProperties",
@@ -120,7 +124,7 @@ _OBSERVED_PROPERTIES = EntitySet(
     " OR EXISTS (SELECT 1 FROM devices d WHERE d.device_type = m.device_type AND {tenant})"
     " GROUP BY m.metric",
     {"id": TEXT, "name": TEXT, "definition": TEXT, "description": TEXT},
-    {"Datastreams": Nav("Datastreams", False, "id", "_observedProperty")},
+    {"Datastreams": Nav("Datastreams", False, "id", "_observedProperty", same_tenant=False)},
 )
 _DATASTREAMS = EntitySet(
     "Datastreams",
@@ -178,6 +182,7 @@ _FEATURES = EntitySet(
             "_series",
             through="SELECT s.series_id FROM series s JOIN devices d ON d.id = s.device_id"
             f" WHERE d.location IS NOT NULL AND {_FOI} = %(parent)s::text",
+            same_tenant=False,  # a stand holds several tenants' devices
         )
     },
 )

@@ -34,6 +34,11 @@ class Page:
     expanded: list[dict[str, Any]] = field(default_factory=list)  # per row: nav name → Page | row | None
 
 
+def _confined(tenant: str | None, parent: tuple[Nav, Any] | None) -> str | None:
+    """The tenant a query confines itself to: none needed under a parent whose rows are its device's own."""
+    return None if parent is not None and parent[0].same_tenant else tenant
+
+
 def _base(es: EntitySet) -> sql.Composable:
     return sql.SQL("(" + es.base.replace("{tenant}", TENANT) + ")")
 
@@ -178,25 +183,30 @@ class NotFoundKey(LookupError):
     """A key of the wrong shape for its entity set: no such entity."""
 
 
-def fetch_page(
-    conn: psycopg.Connection,
-    es: EntitySet,
-    options: Options,
-    *,
-    tenant: str | None,
-    now: datetime,
-    parent: tuple[Nav, Any] | None = None,
-) -> Page:
-    """One page of ``es`` (under ``parent`` when navigated to) with its expansions."""
+@dataclass
+class PageQuery:
+    query: sql.Composable
+    params: dict[str, Any]
+    keys: list[tuple[str, bool]]  # the sort columns whose values the next page's cursor carries
+    count: sql.Composable | None
+
+
+def page_query(
+    es: EntitySet, options: Options, *, tenant: str | None, now: datetime, parent: tuple[Nav, Any] | None = None
+) -> PageQuery:
+    """The statement of one page of ``es`` (and of its count when asked)."""
     alias = sql.Identifier("e")
-    params: dict[str, Any] = {"tenant": tenant}
+    params: dict[str, Any] = {"tenant": _confined(tenant, parent)}
     where = _conditions(es, alias, options, params, parent=parent, key=None, now=now)
     keys = _order(es, options)
+    if parent is not None and parent[0].through is None:
+        # The parent fixes this column (a Datastream's Observations share its series): sorting or seeking on it
+        # is void, and leaving it out lets the primary key's index answer the page as one range.
+        keys = [k for k in keys if k[0] != parent[0].remote]
     count = None
     if options.count:
         cond = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
-        count_sql = sql.SQL("SELECT count(*) FROM {} {} WHERE {}").format(_base(es), alias, cond)
-        count = conn.execute(count_sql, params).fetchone()[0]  # type: ignore[index]
+        count = sql.SQL("SELECT count(*) FROM {} {} WHERE {}").format(_base(es), alias, cond)
     page_where = list(where)
     if options.skiptoken is not None:
         try:
@@ -215,6 +225,24 @@ def fetch_page(
         order,
     )
     params["limit"], params["offset"] = options.top + 1, options.skip if options.skiptoken is None else 0
+    return PageQuery(query, params, keys, count)
+
+
+def fetch_page(
+    conn: psycopg.Connection,
+    es: EntitySet,
+    options: Options,
+    *,
+    tenant: str | None,
+    now: datetime,
+    parent: tuple[Nav, Any] | None = None,
+) -> Page:
+    """One page of ``es`` (under ``parent`` when navigated to) with its expansions."""
+    planned = page_query(es, options, tenant=tenant, now=now, parent=parent)
+    query, params, keys = planned.query, planned.params, planned.keys
+    count = None
+    if planned.count is not None:
+        count = conn.execute(planned.count, params).fetchone()[0]  # type: ignore[index]
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query, params).fetchall()
     next_query = None
@@ -243,7 +271,7 @@ def fetch_entity(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """One entity by its key (and under ``parent``), with its expansions; None when the caller may not see it."""
     alias = sql.Identifier("e")
-    params: dict[str, Any] = {"tenant": tenant}
+    params: dict[str, Any] = {"tenant": _confined(tenant, parent)}
     try:
         where = _conditions(es, alias, Options(), params, parent=parent, key=key, now=now)
     except NotFoundKey:
