@@ -9,6 +9,7 @@ for, and only when a sort value is null does the next link fall back to ``$skip`
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,10 @@ from devices.sta.options import Options, StaError
 from devices.sta.paths import ResourcePath
 
 MAX_FILTER_HOPS = 4
+# Expansions run one query per parent entity and navigation property: a request may run this many, so an
+# ``$expand`` of big pages inside big pages is refused instead of running for minutes.
+MAX_EXPANSIONS = 2000
+_budget: ContextVar[list[int]] = ContextVar("sta_expansions")
 
 
 @dataclass
@@ -311,6 +316,11 @@ def expand(
     conn: psycopg.Connection, es: EntitySet, row: dict[str, Any], options: Options, *, tenant: str | None, now: datetime
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    budget = _budget.get(None)
+    if budget is not None and options.expand:
+        budget[0] -= len(options.expand)
+        if budget[0] < 0:
+            raise StaError(f"$expand would run more than {MAX_EXPANSIONS} queries: ask for smaller pages ($top)")
     for item in options.expand:
         if item.nav not in es.navs:
             raise StaError(f"$expand: {es.singular} has no navigation property {item.nav[:60]!r}")
@@ -367,6 +377,16 @@ def read(
     conn: psycopg.Connection, path: ResourcePath, options: Options, *, tenant: str | None, now: datetime
 ) -> One | Many | Value | None:
     """What a resource path names, confined to ``tenant``; None when nothing (visible) is there."""
+    token = _budget.set([MAX_EXPANSIONS])
+    try:
+        return _read(conn, path, options, tenant=tenant, now=now)
+    finally:
+        _budget.reset(token)
+
+
+def _read(
+    conn: psycopg.Connection, path: ResourcePath, options: Options, *, tenant: str | None, now: datetime
+) -> One | Many | Value | None:
     first = path.steps[0]
     es = ENTITY_SETS.get(first.name)
     if es is None:

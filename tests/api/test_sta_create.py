@@ -4,9 +4,13 @@ as MQTT and HTTP push."""
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
 
+from api.app import create_app
+from ingest import CommittedReadings
 from tests.api.sta_support import seed
-from tests.geo_support import api_client, role_keys
+from tests.geo_support import api_client, geo_settings, role_keys
 
 STA = "/sta/v1.1"
 
@@ -98,3 +102,21 @@ def test_bad_observations_are_400s_and_store_nothing(client, keys, series, db, b
 def test_a_post_without_a_datastream_is_a_400(client, keys):
     answer = client.post(STA + "/Observations", json={"result": 0.3}, headers=keys["partner"])
     assert answer.status_code == 400
+
+
+def test_a_posted_observation_is_handed_to_alerts_once(database_url, db, city, keys):
+    """The committed-readings port (where the alert engine listens) hears a posted Observation once, not its repeat."""
+    series = seed(db)
+    committed = CommittedReadings()
+    heard = []
+    committed.subscribe(heard.extend)
+    ds = series["acme-soil-1/soil_moisture"]
+    body = {"phenomenonTime": "2026-12-03T00:00:00Z", "result": 0.5, "Datastream": {"@iot.id": ds}}
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
+    try:
+        with TestClient(create_app(geo_settings(database_url), pool, committed)) as api:
+            for _ in range(2):
+                assert api.post(STA + "/Observations", json=body, headers=keys["partner"]).status_code == 201
+    finally:
+        pool.close()
+    assert [(r.device_id, r.metric, r.value) for r in heard] == [("acme-soil-1", "soil_moisture", 0.5)]

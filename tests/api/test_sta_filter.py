@@ -129,3 +129,16 @@ def test_an_expanded_collections_next_link_continues_it(client, viewer, series):
 def test_path_form_of_expand(client, viewer):
     doc = client.get(STA + "/Things('rain-1')", headers=viewer, params={"$expand": "Datastreams/Sensor"}).json()
     assert doc["Datastreams"][0]["Sensor"]["@iot.id"] == "rain_gauge"
+
+
+def test_an_expansion_too_large_to_run_is_a_400(client, viewer, series, monkeypatch):
+    from devices.sta import queries
+
+    monkeypatch.setattr(queries, "MAX_EXPANSIONS", 200)  # the seed is a day of readings, not a month
+    answer = client.get(
+        STA + f"/Datastreams({series['rain-1/rainfall']})/Observations",
+        headers=viewer,
+        params={"$top": "1000", "$expand": "Datastream($expand=Thing($expand=Datastreams($expand=Observations)))"},
+    )
+    assert answer.status_code == 400
+    assert "$expand" in answer.json()["message"]
