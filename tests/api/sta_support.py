@@ -36,3 +36,11 @@ def seed(db: psycopg.Connection) -> dict[str, int]:
     with db.cursor() as cur:
         cur.executemany("INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s)", rows)
     return {f"{d}/{m}": n for n, d, m in db.execute("SELECT series_id, device_id, metric FROM series").fetchall()}
+
+
+# Posted Observations must be within ingest's accepted past (a year by default): two days ago, at midnight UTC.
+RECENT = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

@@ -3,13 +3,16 @@ as MQTT and HTTP push."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from devices.sta import ObservationId
 from ingest import CommittedReadings
-from tests.api.sta_support import seed
+from tests.api.sta_support import RECENT, iso, seed
 from tests.geo_support import api_client, geo_settings, role_keys
 
 STA = "/sta/v1.1"
@@ -33,42 +36,46 @@ def client(database_url, series):
 
 def stored(db, series_id):
     return db.execute(
-        "SELECT time, value FROM series_readings WHERE series_id = %s AND time >= '2026-12-01' ORDER BY time",
-        (series_id,),
+        "SELECT time, value FROM series_readings WHERE series_id = %s AND time >= %s ORDER BY time",
+        (series_id, RECENT - timedelta(days=1)),
     ).fetchall()
 
 
 def test_a_partner_posts_an_observation_and_a_repeat_is_stored_once(client, keys, series, db):
     ds = series["acme-soil-1/soil_moisture"]
-    body = {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 0.42, "Datastream": {"@iot.id": ds}}
+    body = {"phenomenonTime": iso(RECENT), "result": 0.42, "Datastream": {"@iot.id": ds}}
     first = client.post(STA + "/Observations", json=body, headers=keys["partner"])
     assert first.status_code == 201, first.text
-    assert first.headers["Location"].endswith(f"/Observations('{ds}.1796083200000000')")
+    assert first.headers["Location"].endswith(f"/Observations('{ObservationId(ds, RECENT)}')")
     assert first.json()["result"] == 0.42
     again = client.post(STA + "/Observations", json=body, headers=keys["partner"])
     assert again.status_code == 201
     assert again.headers["Location"] == first.headers["Location"]
     assert len(stored(db, ds)) == 1
     fetched = client.get(first.headers["Location"], headers=keys["partner"]).json()
-    assert fetched["phenomenonTime"] == "2026-12-01T00:00:00Z"
+    assert fetched["phenomenonTime"] == iso(RECENT)
 
 
 def test_posting_into_a_datastream_by_its_path(client, keys, series, db):
     ds = series["acme-soil-1/soil_moisture"]
     answer = client.post(
         STA + f"/Datastreams({ds})/Observations",
-        json={"phenomenonTime": "2026-12-01T00:10:00+09:00", "result": 0.2},
+        json={
+            "phenomenonTime": (RECENT + timedelta(minutes=10)).isoformat().replace("+00:00", "+09:00"),
+            "result": 0.2,
+        },
         headers=keys["partner"],
     )
     assert answer.status_code == 201, answer.text
     assert db.execute(
-        "SELECT value FROM series_readings WHERE series_id = %s AND time = '2026-11-30T15:10:00Z'", (ds,)
+        "SELECT value FROM series_readings WHERE series_id = %s AND time = %s",
+        (ds, RECENT + timedelta(minutes=10) - timedelta(hours=9)),
     ).fetchone() == (0.2,)
 
 
 def test_a_partner_cannot_post_into_another_tenants_datastream(client, keys, series, db):
     ds = series["gauge-1/water_level"]
-    body = {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 1.0, "Datastream": {"@iot.id": ds}}
+    body = {"phenomenonTime": iso(RECENT), "result": 1.0, "Datastream": {"@iot.id": ds}}
     answer = client.post(STA + "/Observations", json=body, headers=keys["partner"])
     assert answer.status_code == 404
     assert answer.json()["type"] == "error"
@@ -83,11 +90,11 @@ def test_viewers_may_not_post(client, keys, series):
 @pytest.mark.parametrize(
     "body",
     [
-        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 5.0},  # out of the catalogue's range (0..1)
-        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": "wet"},
+        {"phenomenonTime": iso(RECENT), "result": 5.0},  # out of the catalogue's range (0..1)
+        {"phenomenonTime": iso(RECENT), "result": "wet"},
         {"phenomenonTime": "yesterday", "result": 0.3},
-        {"phenomenonTime": "2026-12-01T00:00:00Z/2026-12-01T01:00:00Z", "result": 0.3},
-        {"phenomenonTime": "2026-12-01T00:00:00Z", "result": 0.3, "colour": "red"},
+        {"phenomenonTime": iso(RECENT) + "/" + iso(RECENT + timedelta(hours=1)), "result": 0.3},
+        {"phenomenonTime": iso(RECENT), "result": 0.3, "colour": "red"},
         [1, 2],
     ],
 )
@@ -111,7 +118,7 @@ def test_a_posted_observation_is_handed_to_alerts_once(database_url, db, city, k
     heard = []
     committed.subscribe(heard.extend)
     ds = series["acme-soil-1/soil_moisture"]
-    body = {"phenomenonTime": "2026-12-03T00:00:00Z", "result": 0.5, "Datastream": {"@iot.id": ds}}
+    body = {"phenomenonTime": iso(RECENT + timedelta(minutes=20)), "result": 0.5, "Datastream": {"@iot.id": ds}}
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
     try:
         with TestClient(create_app(geo_settings(database_url), pool, committed)) as api:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import frost_sta_client as fsc
 import pytest
 
-from tests.api.sta_support import POINTS, seed
+from devices.sta import ObservationId
+from tests.api.sta_support import POINTS, RECENT, iso, seed
 from tests.geo_support import role_keys, served
 
 
@@ -67,13 +68,13 @@ def test_the_client_pages_through_every_observation(url, keys, series):
 def test_a_partner_posts_an_observation_with_the_client(url, keys, series, db):
     sta = service(url, keys["partner"])
     ds = sta.datastreams().find(series["acme-soil-1/soil_moisture"])
-    observation = fsc.Observation(result=0.37, phenomenon_time="2026-12-02T03:00:00Z", datastream=ds)
+    observation = fsc.Observation(result=0.37, phenomenon_time=iso(RECENT), datastream=ds)
     sta.create(observation)
-    assert observation.id == f"{series['acme-soil-1/soil_moisture']}.1796180400000000"
+    assert observation.id == str(ObservationId(series["acme-soil-1/soil_moisture"], RECENT))
     assert sta.observations().find(observation.id).result == 0.37
-    sta.create(fsc.Observation(result=0.37, phenomenon_time="2026-12-02T03:00:00Z", datastream=ds))
+    sta.create(fsc.Observation(result=0.37, phenomenon_time=iso(RECENT), datastream=ds))
     count = db.execute(
-        "SELECT count(*) FROM series_readings WHERE series_id = %s AND time = '2026-12-02T03:00:00Z'",
-        (series["acme-soil-1/soil_moisture"],),
+        "SELECT count(*) FROM series_readings WHERE series_id = %s AND time = %s",
+        (series["acme-soil-1/soil_moisture"], RECENT),
     ).fetchone()[0]
     assert count == 1
