@@ -29,7 +29,7 @@ from devices.sta.options import StaError
 MAX_LENGTH = 4000
 MAX_DEPTH = 40  # parentheses nesting, counted before parsing; the tree walk below recurses
 
-NUMBER, TEXT, TIME, BOOL, DATE, TIMEOFDAY, INTERVAL, GEOMETRY, JSON, NULL, OBSID = (
+NUMBER, TEXT, TIME, BOOL, DATE, TIMEOFDAY, INTERVAL, GEOMETRY, JSON, NULL, OBSID, PERIOD = (
     "number",
     "text",
     "time",
@@ -41,6 +41,7 @@ NUMBER, TEXT, TIME, BOOL, DATE, TIMEOFDAY, INTERVAL, GEOMETRY, JSON, NULL, OBSID
     "json",
     "null",
     "observation id",
+    "time interval",  # a Datastream's phenomenonTime: shown, and compared only for equality with another
 )
 
 
@@ -379,4 +380,4 @@ def compile_filter(text: str, resolve: Resolver, now: datetime, params: dict[str
         raise StaError("$filter is too deeply nested") from None
 
 
-__all__ = ["BOOL", "GEOMETRY", "JSON", "NUMBER", "OBSID", "TEXT", "TIME", "Term", "compile_filter", "parse"]
+__all__ = ["BOOL", "GEOMETRY", "JSON", "NUMBER", "OBSID", "PERIOD", "TEXT", "TIME", "Term", "compile_filter", "parse"]

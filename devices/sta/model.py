@@ -20,9 +20,16 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from devices.sta.filter import GEOMETRY, JSON, NUMBER, OBSID, TEXT, TIME
+from devices.sta.filter import GEOMETRY, JSON, NUMBER, OBSID, PERIOD, TEXT, TIME
 
 TENANT = "(%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s::text)"
+# A Datastream's phenomenonTime: its first and last readings' times as an ISO 8601 interval (two probes of the
+# primary key's index), null while it has none.
+_ISO = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_RANGE = (
+    "SELECT " + _ISO.format("min(x.time)") + " || '/' || " + _ISO.format("max(x.time)")
+    + " FROM series_readings x WHERE x.series_id = s.series_id"
+)  # fmt: skip
 _FOI = (
     "COALESCE((SELECT 'stand:' || st.stand_id FROM stands st WHERE ST_Covers(st.geom, d.location)"
     " ORDER BY st.stand_id LIMIT 1), 'site:' || d.id)"
@@ -134,16 +141,25 @@ _DATASTREAMS = EntitySet(
     " 'http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement' AS \"observationType\","
     " jsonb_build_object('name', s.metric, 'symbol', m.unit, 'definition', 'urn:mimamori:unit:' || m.unit)"
     '  AS "unitOfMeasurement",'
+    f' ({_RANGE}) AS "phenomenonTime",'
     ' d.id AS _thing, d.device_type AS _sensor, s.metric AS "_observedProperty"'
     " FROM series s JOIN devices d ON d.id = s.device_id"
     " LEFT JOIN device_type_metrics m ON m.device_type = d.device_type AND m.metric = s.metric WHERE {tenant}",
-    {"id": NUMBER, "name": TEXT, "description": TEXT, "observationType": TEXT, "unitOfMeasurement": JSON},
+    {
+        "id": NUMBER,
+        "name": TEXT,
+        "description": TEXT,
+        "observationType": TEXT,
+        "unitOfMeasurement": JSON,
+        "phenomenonTime": PERIOD,
+    },
     {
         "Thing": Nav("Things", True, "_thing", "id"),
         "Sensor": Nav("Sensors", True, "_sensor", "id"),
         "ObservedProperty": Nav("ObservedProperties", True, "_observedProperty", "id"),
         "Observations": Nav("Observations", False, "id", "_series"),
     },
+    nullable=frozenset({"phenomenonTime"}),
 )
 _OBSERVATIONS = EntitySet(
     "Observations",

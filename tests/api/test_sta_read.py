@@ -158,3 +158,24 @@ def test_sta_routes_are_in_the_openapi_document(client):
     assert "/sta/v1.1/Datastreams({key})" in paths
     assert "post" in paths["/sta/v1.1/Observations"]
     assert paths["/sta/v1.1/Observations"]["get"]["security"]
+
+
+def test_a_stand_shared_with_another_tenant_shows_a_partner_only_its_own_observations(client, keys, db):
+    from devices import upsert_device
+
+    upsert_device(db, device_id="city-soil-2", tenant_id="toyota-city", device_type="soil_moisture", lon=137.495,
+                  lat=35.195)  # fmt: skip
+    db.execute(
+        "INSERT INTO readings (time, device_id, metric, value) VALUES ('2026-11-01T00:00:00Z', 'city-soil-2',"
+        " 'soil_moisture', 0.5)"
+    )
+    path = "/FeaturesOfInterest('stand:7-1')/Observations"
+    assert get(client, path, keys["viewer"], **{"$count": "true"}).json()["@iot.count"] == POINTS + 1
+    assert get(client, path, keys["partner"], **{"$count": "true"}).json()["@iot.count"] == POINTS
+    things = get(client, "/Things", keys["partner"], **{"$filter": "id eq 'city-soil-2'"}).json()["value"]
+    assert things == []
+
+
+def test_a_datastreams_phenomenon_time_spans_its_readings(client, keys, series):
+    ds = get(client, f"/Datastreams({series['rain-1/rainfall']})", keys["viewer"]).json()
+    assert ds["phenomenonTime"] == "2026-11-01T00:00:00.000000Z/2026-11-01T23:50:00.000000Z"
