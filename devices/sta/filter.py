@@ -106,10 +106,22 @@ def parse(text: str) -> ast._Node:
 
 
 class _Compiler:
-    def __init__(self, resolve: Resolver, now: datetime, params: dict[str, Any]) -> None:
+    def __init__(self, resolve: Resolver, now: datetime, params: dict[str, Any], anys: list[sql.Composable]) -> None:
         self.resolve = resolve
         self.now = now
         self.params = params
+        # ``EXISTS (… AND `` openings the resolver registers for paths through a collection
+        # (``Datastreams/Observations/result gt 3``: any of them): each wraps the condition its path is part of.
+        self.anys = anys
+
+    def _wrap(self, term: Term, mark: int) -> Term:
+        if term.kind != BOOL or len(self.anys) == mark:
+            return term
+        cond = term.sql
+        for opening in reversed(self.anys[mark:]):
+            cond = opening + cond + sql.SQL(")")
+        del self.anys[mark:]
+        return Term(cond, BOOL)
 
     def bind(self, value: Any, kind: str) -> Term:
         name = f"f{len(self.params)}"
@@ -138,11 +150,13 @@ class _Compiler:
                 raise StaError(f"$filter: cannot negate a {inner.kind}")
             return Term(sql.SQL("(-{})").format(inner.sql), inner.kind)
         if isinstance(node, ast.Compare):
-            return self.compare(node)
+            mark = len(self.anys)
+            return self._wrap(self.compare(node), mark)
         if isinstance(node, ast.BinOp):
             return self.arithmetic(node)
         if isinstance(node, ast.Call):
-            return self.call(node)
+            mark = len(self.anys)
+            return self._wrap(self.call(node), mark)
         if isinstance(node, ast.Identifier | ast.Attribute):
             return self.resolve(_path(node))
         return self.literal(node)
@@ -371,11 +385,19 @@ def _wkt(text: str) -> str:
     return str(geometry.wkt)
 
 
-def compile_filter(text: str, resolve: Resolver, now: datetime, params: dict[str, Any]) -> sql.Composable:
-    """The condition ``text`` asks for; its values are added to ``params`` (named ``f0``, ``f1`` …)."""
+def compile_filter(
+    text: str,
+    resolve: Resolver,
+    now: datetime,
+    params: dict[str, Any],
+    anys: list[sql.Composable] | None = None,
+) -> sql.Composable:
+    """The condition ``text`` asks for; its values are added to ``params`` (named ``f0``, ``f1`` …). ``anys`` is
+    the list the resolver adds its openings for paths through collections to."""
     tree = parse(text)
+    compiler = _Compiler(resolve, now, params, [] if anys is None else anys)
     try:
-        return _Compiler(resolve, now, params).boolean(tree)
+        return compiler._wrap(Term(compiler.boolean(tree), BOOL), 0).sql
     except RecursionError:
         raise StaError("$filter is too deeply nested") from None
 

@@ -57,6 +57,8 @@ class _Resolver:
 
     def __init__(self, es: EntitySet, alias: sql.Identifier, params: dict[str, Any]) -> None:
         self.es, self.alias, self.params = es, alias, params
+        self.anys: list[sql.Composable] = []  # shared with the compiler (devices/sta/filter.py)
+        self.aliases = 0
 
     def __call__(self, path: tuple[str, ...]) -> Term:
         return self._resolve(self.es, self.alias, path, 0)
@@ -80,16 +82,28 @@ class _Resolver:
         nav = es.navs.get(head)
         if nav is None:
             raise StaError(f"$filter: {es.singular} has no property {head[:60]!r}")
-        if not nav.to_one:
-            raise StaError(f"$filter: {es.singular}/{head} is a collection; filter on its own entity set instead")
         if not rest:
             raise StaError(f"$filter: {es.singular}/{head} is an entity, not a value")
         if hop >= MAX_FILTER_HOPS:
             raise StaError("$filter: too many navigation steps in one path")
         target = ENTITY_SETS[nav.target]
+        self.aliases += 1
+        inner = sql.Identifier(f"n{self.aliases}")
+        if not nav.to_one:
+            if nav.through is not None:
+                raise StaError(f"$filter: {es.singular}/{head} cannot be followed in a filter")
+            # Any of the collection: the condition this path is part of is wrapped in EXISTS by the compiler.
+            self.anys.append(
+                sql.SQL("EXISTS (SELECT 1 FROM {} {} WHERE {} = {} AND ").format(
+                    _base(target), inner, _column(inner, nav.remote), _column(alias, nav.local)
+                )
+            )
+            term = self._resolve(target, inner, rest, hop + 1)
+            if term.kind == OBSID:
+                raise StaError("$filter: compare an Observation's id on Observations")
+            return term
         if rest == ("id",) and nav.remote == "id":  # the link itself: no subquery
             return Term(_column(alias, nav.local), target.properties["id"])
-        inner = sql.Identifier(f"n{hop + 1}")
         term = self._resolve(target, inner, rest, hop + 1)
         if term.kind == OBSID:
             raise StaError("$filter: compare an Observation's id on Observations")
@@ -159,7 +173,8 @@ def _conditions(
     if key is not None:
         where.append(_key_condition(es, alias, key, params))
     if options.filter is not None:
-        where.append(compile_filter(options.filter, _Resolver(es, alias, params), now, params))
+        resolver = _Resolver(es, alias, params)
+        where.append(compile_filter(options.filter, resolver, now, params, resolver.anys))
     return where
 
 

@@ -243,3 +243,13 @@ def test_generated_expressions_are_answered_or_refused_never_failed(client, view
 
     check()
     assert seen.count(200) >= len(seen) * 0.9, seen  # well-typed: refused only for values out of range
+
+
+def test_paths_through_collections_mean_any_of_them(client, viewer):
+    names = lambda path, flt: {x["@iot.id"] for x in values(client, viewer, path, flt)}  # noqa: E731
+    assert names("/Things", "Datastreams/ObservedProperty/id eq 'battery'") == {"gauge-1"}
+    assert names("/Things", "Datastreams/Observations/result gt 3.7") == {"rain-1"}  # rainfall reaches 4
+    box = "geography'POLYGON((137.4 35.1, 137.6 35.1, 137.6 35.3, 137.4 35.3, 137.4 35.1))'"
+    assert names("/Things", f"geo.intersects(Locations/location, {box})") == {"acme-soil-1"}
+    assert names("/Things", f"not geo.intersects(Locations/location, {box})") == {"gauge-1", "rain-1"}
+    assert names("/Sensors", "Datastreams/Thing/id eq 'rain-1' and Datastreams/Thing/id eq 'rain-1'") == {"rain_gauge"}
