@@ -143,6 +143,10 @@ def test_the_feature_of_interest_is_the_stand_the_device_stands_in(client, keys)
         ("/Things('gauge-1')/Nothing", {}),
         ("/Observations", {"$filter": "(" * 100 + "result gt 1" + ")" * 100}),
         ("/Observations", {"$filter": "result div 0 gt 1e999"}),
+        ("/Things", {"$filter": "name eq 'a\x00b'"}),  # text PostgreSQL cannot take
+        ("/Things('a%00b')", {}),
+        ("/Observations", {"$filter": "phenomenonTime gt now() add duration'P999999999D'"}),
+        ("/Datastreams", {"$filter": "substring(name, 1e300) eq 'x'"}),
     ],
 )
 def test_bad_input_is_a_400_in_stas_error_format(client, keys, path, params):
