@@ -43,7 +43,7 @@ from devices.sta import (
     read,
     series_number,
 )
-from ingest.http_push import push
+from ingest import push
 from mimamori import strict_json
 from mimamori.db import reading
 
