@@ -72,3 +72,17 @@ def sql_explain(query):
     from psycopg import sql
 
     return sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query
+
+
+@pytest.mark.parametrize("tenant", [None, "toyota-city"])
+def test_a_page_of_all_observations_deep_in_the_month_reads_one_page_of_rows(db, month, tenant):
+    observations = ENTITY_SETS["Observations"]
+    options = parse_options({"$top": "100"})
+    cursor = encode_cursor(options.orderby_text, [month, MONTH_START + timedelta(days=20)])
+    planned = page_query(observations, parse_options({"$top": "100", "$skiptoken": cursor}), tenant=tenant,
+                         now=datetime.now(UTC))  # fmt: skip
+    explained = db.execute(sql_explain(planned.query), planned.params).fetchone()[0]
+    plan = (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"]
+    scans = _scanned(plan)
+    assert all("Index" in node for node, _ in scans), scans
+    assert sum(rows for _, rows in scans) <= 101, scans
