@@ -25,9 +25,8 @@ from devices.sta.options import Options, StaError
 from devices.sta.paths import ResourcePath
 
 MAX_FILTER_HOPS = 4
-# Expansions run one query per parent entity and navigation property: a request may run this many, so an
-# ``$expand`` of big pages inside big pages is refused instead of running for minutes.
-MAX_EXPANSIONS = 2000
+# Entities an ``$expand`` may add to one answer: big pages inside big pages are refused, not assembled for minutes.
+MAX_EXPANDED = 20_000
 _budget: ContextVar[list[int]] = ContextVar("sta_expansions")
 
 
@@ -275,7 +274,7 @@ def fetch_page(
             else:
                 next_query = {"$skiptoken": encode_cursor(options.orderby_text, last)}
     page = Page(rows, count, next_query)
-    page.expanded = [expand(conn, es, row, options, tenant=tenant, now=now) for row in rows] if options.expand else []
+    page.expanded = expand_batch(conn, es, rows, options, tenant=tenant, now=now) if options.expand else []
     return page
 
 
@@ -303,7 +302,7 @@ def fetch_entity(
         row = cur.execute(query, params).fetchone()
     if row is None:
         return None
-    return row, expand(conn, es, row, options, tenant=tenant, now=now)
+    return row, expand_batch(conn, es, [row], options, tenant=tenant, now=now)[0]
 
 
 def fetch_related(
@@ -327,20 +326,119 @@ def fetch_related(
     return fetch_page(conn, target, options, tenant=tenant, now=now, parent=(nav, value))
 
 
-def expand(
-    conn: psycopg.Connection, es: EntitySet, row: dict[str, Any], options: Options, *, tenant: str | None, now: datetime
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _spend(rows: int) -> None:
     budget = _budget.get(None)
-    if budget is not None and options.expand:
-        budget[0] -= len(options.expand)
+    if budget is not None:
+        budget[0] -= rows
         if budget[0] < 0:
-            raise StaError(f"$expand would run more than {MAX_EXPANSIONS} queries: ask for smaller pages ($top)")
+            raise StaError(f"$expand would return more than {MAX_EXPANDED} entities: ask for smaller pages ($top)")
+
+
+def expand_batch(
+    conn: psycopg.Connection,
+    es: EntitySet,
+    rows: list[dict[str, Any]],
+    options: Options,
+    *,
+    tenant: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The expansions of every row of a page (aligned with ``rows``): one query for each navigation property and
+    level, whatever the page's length (a LATERAL join seeks each parent's page on its own index)."""
+    out: list[dict[str, Any]] = [{} for _ in rows]
     for item in options.expand:
-        if item.nav not in es.navs:
+        nav = es.navs.get(item.nav)
+        if nav is None:
             raise StaError(f"$expand: {es.singular} has no navigation property {item.nav[:60]!r}")
-        out[item.nav] = fetch_related(conn, es, row, item.nav, item.options, tenant=tenant, now=now)
+        if nav.through is not None or item.options.skiptoken is not None or (nav.to_one and nav.remote != "id"):
+            for row, expanded in zip(rows, out, strict=True):  # the rare shapes: one query a row
+                _spend(1)
+                expanded[item.nav] = fetch_related(conn, es, row, item.nav, item.options, tenant=tenant, now=now)
+            continue
+        target = ENTITY_SETS[nav.target]
+        values = list(dict.fromkeys(row[nav.local] for row in rows if row[nav.local] is not None))
+        found = _children(conn, target, nav, values, item.options, tenant=tenant, now=now) if values else {}
+        for row, expanded in zip(rows, out, strict=True):
+            child = found.get(row[nav.local])
+            if nav.to_one:
+                expanded[item.nav] = child
+            else:
+                expanded[item.nav] = child if child is not None else Page([], 0 if item.options.count else None)
     return out
+
+
+def _children(
+    conn: psycopg.Connection,
+    target: EntitySet,
+    nav: Nav,
+    values: list[Any],
+    options: Options,
+    *,
+    tenant: str | None,
+    now: datetime,
+) -> dict[Any, Any]:
+    """Parent value → its expansion: ``(row, expansions)`` for a to-one navigation, a Page for a collection."""
+    alias = sql.Identifier("e")
+    params: dict[str, Any] = {"tenant": tenant if nav.to_one else _confined(tenant, (nav, None)), "parents": values}
+    where = _conditions(target, alias, options, params, parent=None, key=None, now=now)
+    if nav.to_one:
+        where.append(sql.SQL("{} = ANY(%(parents)s)").format(_column(alias, nav.remote)))
+        query = sql.SQL("SELECT {} FROM {} {} WHERE {}").format(
+            target.output(alias), _base(target), alias, sql.SQL(" AND ").join(where)
+        )
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(query, params).fetchall()
+        _spend(len(rows))
+        nested = expand_batch(conn, target, rows, options, tenant=tenant, now=now)
+        return {row["id"]: (row, x) for row, x in zip(rows, nested, strict=True)}
+    keys = [k for k in _order(target, options) if k[0] != nav.remote]
+    where.append(sql.SQL("{} = p.v").format(_column(alias, nav.remote)))
+    order = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(_column(alias, k), sql.SQL("DESC" if desc else "ASC")) for k, desc in keys
+    )
+    inner = sql.SQL("SELECT {} FROM {} {} WHERE {} ORDER BY {} LIMIT %(limit)s OFFSET %(offset)s").format(
+        target.output(alias), _base(target), alias, sql.SQL(" AND ").join(where), order
+    )
+    array = sql.SQL("%(parents)s::bigint[]" if isinstance(values[0], int) else "%(parents)s::text[]")
+    query = sql.SQL("SELECT p.v AS _parent, x.* FROM unnest({}) WITH ORDINALITY AS p(v, n)"
+                    " CROSS JOIN LATERAL ({}) x ORDER BY p.n").format(array, inner)  # fmt: skip
+    params["limit"], params["offset"] = options.top + 1, options.skip
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query, params).fetchall()
+    counts: dict[Any, int] = {}
+    if options.count:
+        count = sql.SQL("SELECT {0}, count(*) FROM {1} {2} WHERE {3} GROUP BY {0}").format(
+            _column(alias, nav.remote),
+            _base(target),
+            alias,
+            sql.SQL(" AND ").join([*where[:-1], sql.SQL("{} = ANY(%(parents)s)").format(_column(alias, nav.remote))]),
+        )
+        counts = dict(conn.execute(count, params).fetchall())  # type: ignore[arg-type]
+    by_parent: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_parent.setdefault(row.pop("_parent"), []).append(row)
+    pages: dict[Any, Page] = {}
+    kept: list[dict[str, Any]] = []
+    for value in values:
+        children = by_parent.get(value, [])
+        next_query = None
+        if len(children) > options.top:
+            children = children[: options.top]
+            last = [children[-1][k] for k, _ in keys] if children else []
+            if children and any(v is None for v in last):
+                next_query = {"$skip": str(options.skip + options.top)}
+            elif children:
+                next_query = {"$skiptoken": encode_cursor(options.orderby_text, last)}
+        pages[value] = Page(children, counts.get(value, 0) if options.count else None, next_query)
+        kept += children
+    _spend(len(kept))
+    if options.expand:
+        nested = expand_batch(conn, target, kept, options, tenant=tenant, now=now)
+        at = 0
+        for value in values:
+            page = pages[value]
+            page.expanded, at = nested[at : at + len(page.rows)], at + len(page.rows)
+    return pages
 
 
 def datastream_target(conn: psycopg.Connection, series_id: int, tenant: str | None) -> tuple[str, str] | None:
@@ -392,7 +490,7 @@ def read(
     conn: psycopg.Connection, path: ResourcePath, options: Options, *, tenant: str | None, now: datetime
 ) -> One | Many | Value | None:
     """What a resource path names, confined to ``tenant``; None when nothing (visible) is there."""
-    token = _budget.set([MAX_EXPANSIONS])
+    token = _budget.set([MAX_EXPANDED])
     try:
         return _read(conn, path, options, tenant=tenant, now=now)
     finally:

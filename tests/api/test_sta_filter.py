@@ -134,11 +134,11 @@ def test_path_form_of_expand(client, viewer):
 def test_an_expansion_too_large_to_run_is_a_400(client, viewer, series, monkeypatch):
     from devices.sta import queries
 
-    monkeypatch.setattr(queries, "MAX_EXPANSIONS", 200)  # the seed is a day of readings, not a month
+    monkeypatch.setattr(queries, "MAX_EXPANDED", 200)  # the seed is a day of readings, not a month
     answer = client.get(
-        STA + f"/Datastreams({series['rain-1/rainfall']})/Observations",
+        STA + "/Things",
         headers=viewer,
-        params={"$top": "1000", "$expand": "Datastream($expand=Thing($expand=Datastreams($expand=Observations)))"},
+        params={"$expand": "Datastreams($expand=Observations($top=1000))"},  # 576 Observations
     )
     assert answer.status_code == 400
     assert "$expand" in answer.json()["message"]
@@ -253,3 +253,17 @@ def test_paths_through_collections_mean_any_of_them(client, viewer):
     assert names("/Things", f"geo.intersects(Locations/location, {box})") == {"acme-soil-1"}
     assert names("/Things", f"not geo.intersects(Locations/location, {box})") == {"gauge-1", "rain-1"}
     assert names("/Sensors", "Datastreams/Thing/id eq 'rain-1' and Datastreams/Thing/id eq 'rain-1'") == {"rain_gauge"}
+
+
+def test_each_parent_of_a_page_gets_its_own_expanded_page(client, viewer):
+    things = client.get(
+        STA + "/Things", headers=viewer, params={"$expand": "Datastreams($count=true;$top=1;$orderby=name)"}
+    ).json()["value"]
+    by_id = {t["@iot.id"]: t for t in things}
+    assert by_id["gauge-1"]["Datastreams@iot.count"] == 2
+    assert [d["name"] for d in by_id["gauge-1"]["Datastreams"]] == ["gauge-1 battery"]
+    rest = client.get(by_id["gauge-1"]["Datastreams@iot.nextLink"], headers=viewer).json()["value"]
+    assert [d["name"] for d in rest] == ["gauge-1 water_level"]
+    assert by_id["rain-1"]["Datastreams@iot.count"] == 1
+    assert "Datastreams@iot.nextLink" not in by_id["rain-1"]
+    assert [d["name"] for d in by_id["rain-1"]["Datastreams"]] == ["rain-1 rainfall"]
