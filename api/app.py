@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerts import WebhookDestinations
 from alerts.feed import start_forwarding
+from api.answer_cache import AnswerCache
 from api.auth import document_security
 from api.bodies import BodyLimit
 from api.collections import feature_providers
@@ -92,6 +93,7 @@ def create_app(
     app.state.silence = SilencePolicy.from_settings(settings)
     app.state.feature_providers = feature_providers(app.state.silence)
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
+    app.state.answers = AnswerCache(settings.open_fresh_s, settings.open_cache_mb * 1024 * 1024)
     app.state.pipeline_config = pipeline_config(settings)
     app.state.webhook_destinations = WebhookDestinations.from_settings(settings)
     if pool is not None:

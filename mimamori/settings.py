@@ -124,6 +124,16 @@ class Settings(BaseSettings):
     open_cache_max_age_s: int = Field(
         60, ge=0, description="Open data: Cache-Control max-age of its answers (seconds; readings change often)."
     )
+    open_fresh_s: float = Field(
+        2.0,
+        ge=0,
+        description="Open data and the citizens' page: each anonymous answer is built at most once per this many"
+        " seconds per API process and served from memory meanwhile (readings reach citizens at most this late; 0:"
+        " every request reads the database).",
+    )
+    open_cache_mb: int = Field(
+        32, ge=1, description="Open data and the citizens' page: memory per API process for those built answers (MB)."
+    )
     public_translations: str | None = Field(
         None,
         description="The citizens' page (/public): its translations file (YAML, api/public/translations.yaml's"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -423,3 +424,46 @@ def test_no_client_address_in_the_access_log(api, published, caplog):
     lines = [json.dumps(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records]
     assert lines and all("testclient" not in line and "127.0.0.1" not in line for line in lines)
     assert any("/open/datasets/{dataset_id}/latest" in line for line in lines)
+
+
+# -- built once, served from memory (api/answer_cache.py) --------------------------------------------------------
+
+
+def _set_level(db, value: float) -> None:
+    db.execute(
+        "UPDATE latest_readings SET value = %s, time = %s WHERE device_id = 'gauge-1' AND metric = 'water_level'",
+        (value, NOW + timedelta(seconds=1)),
+    )
+
+
+def _level(client) -> float:
+    return client.get("/open/datasets/city-rivers/latest").json()["items"][0]["water_level_m"]
+
+
+def test_a_new_reading_reaches_citizens_within_the_freshness_bound(database_url, published, db):
+    with api_client(database_url, open_burst=1000, open_fresh_s=0.3) as client:
+        assert _level(client) == 4.8
+        _set_level(db, 5.1)
+        assert _level(client) == 4.8  # served from memory: the database is not read again at once
+        time.sleep(0.4)
+        assert _level(client) == 5.1
+
+
+def test_publication_changes_through_the_process_take_effect_at_once(database_url, published, db):
+    admin = published["keys"]["admin"]
+    with api_client(database_url, open_burst=1000, open_fresh_s=600) as client:
+        assert client.get("/open/datasets/city-rivers/latest").status_code == 200
+        assert "平戸橋" in client.get("/public?lang=ja").text
+        assert client.post("/v1/open-datasets/city-rivers/unpublish", headers=admin).status_code == 200
+        assert client.get("/open/datasets/city-rivers/latest").status_code == 404
+        assert "平戸橋" not in client.get("/public?lang=ja").text
+        _set_level(db, 5.5)
+        assert _publish(client, admin, "city-rivers").status_code == 200
+        assert _level(client) == 5.5
+
+
+def test_without_the_cache_every_request_reads_the_database(database_url, published, db):
+    with api_client(database_url, open_burst=1000, open_fresh_s=0) as client:
+        assert _level(client) == 4.8
+        _set_level(db, 5.2)
+        assert _level(client) == 5.2
