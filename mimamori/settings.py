@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="`mimamori api` lowers its own CPU priority by this much (Unix nice): on a machine it shares with"
+        " ingest, a stampede of readers waits for the cores and readings do not.",
+    )
 
     # Devices (devices/silence.py): when a device counts as silent, for the map, the API and Grafana alike.
     devices_silent_after_intervals: float = Field(
