@@ -13,7 +13,21 @@ CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+# Open to anyone (DCAT-AP's dct:accessRights, from the EU's access-right vocabulary)
+PUBLIC = "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
+# Each licence document's dct:title. A CKAN harvester (ckanext-dcat) gives a harvested dataset the licence of its
+# portal's licence register whose URL, or else title, is a distribution's dct:license: CKAN's stock register knows
+# these licences by opendefinition.org URLs, not by their deeds' URLs, so the title is the stock register's name
+# where it has the licence (ckan/model/license.py); a portal with its own register matches the deed's URL.
+LICENCE_TITLES: dict[str, str] = {
+    "CC-BY-4.0": "Creative Commons Attribution",
+    "CC0-1.0": "Creative Commons CCZero",
+    "CC-BY-SA-4.0": "Creative Commons Attribution Share-Alike",
+    "ODbL-1.0": "Open Data Commons Open Database License (ODbL)",
+    "PDL-1.0": "公共データ利用規約（第1.0版）",
 }
 IANA = "http://www.iana.org/assignments/media-types/"
 # format -> (IANA media type, dct:format label) of each distribution
@@ -39,10 +53,20 @@ def _time(value: datetime) -> dict[str, str]:
     return {"@value": value.isoformat(), "@type": "xsd:dateTime"}
 
 
+def _licence(d: Dataset) -> dict[str, Any]:
+    return {"@id": d.licence_url, "@type": "dct:LicenseDocument", "dct:title": LICENCE_TITLES.get(d.licence, d.licence)}
+
+
+def _rights(attribution: str) -> dict[str, Any]:
+    """The attribution as a dct:RightsStatement (a blank node with an rdfs:label), which is how DCAT-AP and CKAN
+    read a distribution's dct:rights."""
+    return {"@type": "dct:RightsStatement", "rdfs:label": attribution}
+
+
 def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, Any]:
     """One dcat:Dataset with a distribution per download format."""
     page = f"{base_url}/open/datasets/{d.id}"
-    licence = {"@id": d.licence_url}
+    licence = _licence(d)
     distributions = [
         {
             "@id": f"{page}/download.{fmt}",
@@ -53,6 +77,7 @@ def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, An
             "dcat:mediaType": {"@id": IANA + media},
             "dct:format": label,
             "dct:license": licence,
+            "dct:rights": _rights(d.attribution),
         }
         for fmt, (media, label) in DISTRIBUTIONS.items()
     ]
@@ -63,7 +88,8 @@ def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, An
         "dct:title": _texts(d.title_ja, d.title_en),
         "dct:description": d.description or d.title_en,
         "dct:license": licence,
-        "dct:rights": d.attribution,
+        "dct:rights": _rights(d.attribution),
+        "dct:accessRights": {"@id": PUBLIC},
         "dct:publisher": {
             "@id": f"{base_url}/open/publishers/{d.tenant_id}",
             "@type": "foaf:Agent",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 import rdflib
-from rdflib.namespace import DCAT, DCTERMS, RDF
+from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS
 
 from mimamori.errors import Forbidden, ValidationError
 from opendata import dcat
@@ -169,6 +169,15 @@ def test_the_dcat_catalogue_reads_as_rdf_with_titles_licences_and_downloads():
     }
     media = {str(g.value(dist, DCAT.mediaType)) for dist in g.objects(node, DCAT.distribution)}
     assert "http://www.iana.org/assignments/media-types/text/csv" in media
+    # what CKAN's harvester reads (tests/api/test_open_data.py runs it): the licence document's title, matched
+    # against CKAN's licence register, the attribution as each distribution's rights statement, and access rights
+    licence = rdflib.URIRef(d.licence_url)
+    assert (licence, RDF.type, DCTERMS.LicenseDocument) in g
+    assert str(g.value(licence, DCTERMS.title)) == "Creative Commons Attribution"  # CKAN's stock cc-by
+    for dist in g.objects(node, DCAT.distribution):
+        rights = g.value(dist, DCTERMS.rights)
+        assert (rights, RDF.type, DCTERMS.RightsStatement) in g and str(g.value(rights, RDFS.label)) == d.attribution
+    assert str(g.value(node, DCTERMS.accessRights)).endswith("/access-right/PUBLIC")
 
 
 def test_history_requests_default_and_bound_their_span():
