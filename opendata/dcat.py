@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,8 @@ CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
+    "gsp": "http://www.opengis.net/ont/geosparql#",
+    "locn": "http://www.w3.org/ns/locn#",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
@@ -45,6 +47,29 @@ KEYWORDS: dict[Kind, tuple[str, ...]] = {
 }
 
 
+Box = tuple[float, float, float, float]  # west, south, east, north: WGS 84 degrees
+
+
+def extent(points: Iterable[tuple[float | None, float | None]]) -> Box | None:
+    """The bounding box of the (lon, lat) points that have both; None when none has."""
+    placed = [(lon, lat) for lon, lat in points if lon is not None and lat is not None]
+    if not placed:
+        return None
+    lons, lats = [p[0] for p in placed], [p[1] for p in placed]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+def _location(box: Box) -> dict[str, Any]:
+    """A dct:Location in DCAT-AP's terms, as WKT (CRS84, lon lat): the box as locn:geometry (which CKAN's harvester
+    makes the dataset's ``spatial`` GeoJSON, the one ckanext-spatial indexes) and dcat:bbox, or the point where the
+    box is one place."""
+    w, s, e, n = box
+    if w == e and s == n:
+        return {"@type": "dct:Location", "locn:geometry": {"@value": f"POINT ({w} {s})", "@type": "gsp:wktLiteral"}}
+    wkt = {"@value": f"POLYGON (({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))", "@type": "gsp:wktLiteral"}
+    return {"@type": "dct:Location", "locn:geometry": wkt, "dcat:bbox": wkt}
+
+
 def _texts(ja: str, en: str) -> list[dict[str, str]]:
     return [{"@value": ja, "@language": "ja"}, {"@value": en, "@language": "en"}]
 
@@ -63,8 +88,8 @@ def _rights(attribution: str) -> dict[str, Any]:
     return {"@type": "dct:RightsStatement", "rdfs:label": attribution}
 
 
-def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, Any]:
-    """One dcat:Dataset with a distribution per download format."""
+def dataset_node(d: Dataset, base_url: str, publisher_name: str, box: Box | None = None) -> dict[str, Any]:
+    """One dcat:Dataset with a distribution per download format; ``box`` its places' extent (dct:spatial)."""
     page = f"{base_url}/open/datasets/{d.id}"
     licence = _licence(d)
     distributions = [
@@ -102,13 +127,22 @@ def dataset_node(d: Dataset, base_url: str, publisher_name: str) -> dict[str, An
     }
     if d.published_at is not None:
         node["dct:issued"] = _time(d.published_at)
+    if box is not None:
+        node["dct:spatial"] = _location(box)
     return node
 
 
 def catalog(
-    datasets: Sequence[Dataset], publishers: Mapping[str, str], base_url: str, operator_id: str, operator_name: str
+    datasets: Sequence[Dataset],
+    publishers: Mapping[str, str],
+    base_url: str,
+    operator_id: str,
+    operator_name: str,
+    extents: Mapping[str, Box] | None = None,
 ) -> dict[str, Any]:
-    """The dcat:Catalog of the published datasets; ``publishers`` names each tenant (tenants.name)."""
+    """The dcat:Catalog of the published datasets; ``publishers`` names each tenant (tenants.name), ``extents`` the
+    extent of a dataset's places by its id (none for a dataset without)."""
+    extents = extents or {}
     return {
         "@context": CONTEXT,
         "@id": f"{base_url}/open/catalog",
@@ -121,5 +155,7 @@ def catalog(
             "foaf:name": operator_name,
         },
         "foaf:homepage": {"@id": f"{base_url}/open/datasets"},
-        "dcat:dataset": [dataset_node(d, base_url, publishers.get(d.tenant_id, d.tenant_id)) for d in datasets],
+        "dcat:dataset": [
+            dataset_node(d, base_url, publishers.get(d.tenant_id, d.tenant_id), extents.get(d.id)) for d in datasets
+        ],
     }

@@ -357,9 +357,9 @@ async def catalog(request: Request, pool: Pool) -> Response:
     base = request.app.state.settings.public_url
 
     def build() -> Built:
-        datasets, names, (op_id, op_name) = _with_pool(pool, service.catalog_inputs)
-        doc = dcat_doc.catalog(datasets, names, base, op_id, op_name)
-        return _built(_json(doc), JSON_LD, (d.licence_url for d in datasets))
+        got = _with_pool(pool, lambda c: service.catalog_inputs(c, _now()))
+        doc = dcat_doc.catalog(got.datasets, got.publishers, base, *got.operator, got.extents)
+        return _built(_json(doc), JSON_LD, (d.licence_url for d in got.datasets))
 
     return await _cached(request, ("catalog",), build)
 

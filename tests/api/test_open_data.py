@@ -511,9 +511,10 @@ def _extras(dataset: dict) -> dict[str, str]:
 
 
 def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
-    ckan_python, database_url, api, published, tmp_path
+    ckan_python, database_url, db, api, published, tmp_path
 ):
     admin = published["keys"]["admin"]
+    upsert_device(db, device_id="rain-2", tenant_id="toyota-city", device_type="rain_gauge", lon=137.41, lat=35.3)
     description = "矢作川の雨量 / rainfall on the Yahagi"
     assert _define(api, admin, "city-rain", "rainfall", description=description).status_code == 200
     assert _define(api, admin, "city-forest", "stand_summaries", licence="PDL-1.0").status_code == 200
@@ -563,8 +564,14 @@ def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
                 assert r["download_url"] == r["url"] and r["license"] == licence and r["rights"] == "豊田市"
                 assert r["mimetype"].startswith("http://www.iana.org/assignments/media-types/")
                 downloads.add(r["url"])
-            # none of these datasets gives a period or a place
-            assert not {"temporal_start", "temporal_end", "spatial", "spatial_uri"} & (set(extras) | set(d))
+            # the place: the gauges' extent (a point for one gauge), as GeoJSON, which ckanext-spatial indexes
+            spatial = json.loads(extras["spatial"]) if "spatial" in extras else None
+            ring = [[137.36, 35.23], [137.41, 35.23], [137.41, 35.3], [137.36, 35.3], [137.36, 35.23]]
+            assert spatial == {
+                "city-rivers": {"type": "Point", "coordinates": [137.179, 35.094]},
+                "city-rain": {"type": "Polygon", "coordinates": [ring]},
+            }.get(dataset_id)  # alerts come and go, and the register's summaries have no place of their own
+            assert not {"temporal_start", "temporal_end"} & set(extras)  # no dataset states a period
 
     assert len(downloads) == 12
     for download in downloads:  # each resource's URL answers
