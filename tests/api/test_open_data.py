@@ -535,6 +535,7 @@ def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
         ja = {"locale": "ja", "licenses": str(register), "rdf_format": JSON_LD}
         portal = _ckan_harvest(ckan_python, f"{url}/open/catalog", "euro_dcat_ap_3", **ja)
     assert stock["content_type"] == JSON_LD and stock["rdf_format_accepted"] and portal["rdf_format_accepted"]
+    assert stock["head_status"] == 405  # the harvester then GETs, as it does for any server refusing HEAD
 
     base = "http://127.0.0.1:8000/open/datasets"
     ids = ["city-alerts", "city-forest", "city-rain", "city-rivers"]  # acme-rivers is defined, not published
