@@ -21,7 +21,7 @@ from alerts.store import NewAlert, insert_alert, insert_event
 from devices import upsert_device, upsert_tenant
 from devices.keys import Role, create_key
 from devkit.peer_env import CACHE, PeerEnvUnavailable, peer_python
-from opendata import public_snapshot
+from opendata import Kind, dcat, public_snapshot
 from tests.cap_support import valid_cap
 from tests.geo_support import api_client, role_keys, served
 
@@ -538,7 +538,13 @@ def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
     assert stock["head_status"] == 405  # the harvester then GETs, as it does for any server refusing HEAD
 
     base = "http://127.0.0.1:8000/open/datasets"
-    ids = ["city-alerts", "city-forest", "city-rain", "city-rivers"]  # acme-rivers is defined, not published
+    kinds = {  # acme-rivers is defined, not published
+        "city-alerts": Kind.alerts,
+        "city-forest": Kind.stand_summaries,
+        "city-rain": Kind.rainfall,
+        "city-rivers": Kind.river_levels,
+    }
+    ids = sorted(kinds)
     runs = [*stock["profiles"].values(), *portal["profiles"].values()]
     assert len(runs) == 3
     downloads = set()
@@ -554,7 +560,7 @@ def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
             assert extras["publisher_uri"] == "http://127.0.0.1:8000/open/publishers/toyota-city"
             assert extras["access_rights"] == "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
             assert datetime.fromisoformat(extras["issued"]) <= datetime.fromisoformat(extras["modified"])
-            assert d["tags"]
+            assert sorted(t["name"] for t in d["tags"]) == sorted(dcat.KEYWORDS[kinds[dataset_id]])
             licence = PDL if dataset_id == "city-forest" else CC_BY
             assert sorted((r["format"], r["url"]) for r in d["resources"]) == [
                 ("CSV", f"{base}/{dataset_id}/download.csv"),
