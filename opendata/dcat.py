@@ -99,7 +99,7 @@ def dataset_node(d: Dataset, base_url: str, publisher_name: str, box: Box | None
             "dct:title": f"{d.title_en} ({label})",
             "dcat:accessURL": {"@id": f"{page}/download.{fmt}"},
             "dcat:downloadURL": {"@id": f"{page}/download.{fmt}"},
-            "dcat:mediaType": {"@id": IANA + media},
+            "dcat:mediaType": {"@id": IANA + media, "@type": "dct:MediaType"},
             "dct:format": label,
             "dct:license": licence,
             "dct:rights": _rights(d.attribution),
@@ -114,7 +114,7 @@ def dataset_node(d: Dataset, base_url: str, publisher_name: str, box: Box | None
         "dct:description": d.description or d.title_en,
         "dct:license": licence,
         "dct:rights": _rights(d.attribution),
-        "dct:accessRights": {"@id": PUBLIC},
+        "dct:accessRights": {"@id": PUBLIC, "@type": "dct:RightsStatement"},
         "dct:publisher": {
             "@id": f"{base_url}/open/publishers/{d.tenant_id}",
             "@type": "foaf:Agent",
