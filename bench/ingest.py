@@ -51,6 +51,7 @@ from bench.nodered_peer import (
     PG_SPEC,
     BrokerLogin,
     NodeRedPeer,
+    cpu_seconds,
     create_peer_table,
     missing_tool,
     nodered_home,
@@ -317,11 +318,11 @@ def _ingest_process(
     stop: Any,
     stored: Any,
     last: Any,
-    first: Any = None,
-    first_count: Any = None,
+    drain: tuple[Any, Any, Any] | None = None,
 ) -> None:
-    """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool); with
-    ``first``, also the time and count of its first commit (the drain phase times from there)."""
+    """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool). With
+    ``drain`` (three shared values), the time and this process's CPU seconds when it connects, and its CPU seconds
+    at its last commit: the drain phase times a consumer from its connection on, its start-up left out."""
     tune_for_streaming(settings.ingest_gc_gen0)
     pool = ConnectionPool(settings.dsn, min_size=1, max_size=2, open=True)
     stream = CommittedReadings()
@@ -331,11 +332,13 @@ def _ingest_process(
         with stored.get_lock():
             stored.value += len(readings)
             last.value = max(last.value, now)
-            if first is not None and not first.value:
-                first.value, first_count.value = now, stored.value
+            if drain:
+                drain[2].value = time.process_time()
 
     stream.subscribe(count)
     ingestor = MqttIngestor(settings.model_copy(update={"mqtt_client_id": client_id}), pool, committed=stream)
+    if drain:
+        drain[0].value, drain[1].value = time.perf_counter(), time.process_time()
     ingestor.connect()
     ready.release()
     halt = threading.Event()
@@ -405,12 +408,6 @@ def run_nodered(
 DRAIN_SESSION_S = 3600  # the drained sessions outlive the consumer's absence while the backlog is queued
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds process ``pid`` has used so far (every thread), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def telemetry_filter(group: str) -> str:
     return f"$share/{group}/{PREFIX}/+/+/telemetry"
 
@@ -435,19 +432,13 @@ def prime_session(broker: Mosquitto, client_id: str, filters: list[str]) -> None
 
 
 class Drained:
-    """One consumer's drain: readings per second from its first commit to its last, CPU per 1,000 readings over
-    the same span, and the rows found by SQL afterwards."""
+    """One consumer's drain: readings per second from its connection (its session resumed, the backlog flowing)
+    to its last commit, CPU per 1,000 readings over the same span, and the rows found by SQL afterwards."""
 
     def __init__(self, readings: int, seconds: float, cpu_s: float, stored: int) -> None:
         self.readings_per_s = readings / seconds
         self.cpu_ms_per_1000 = cpu_s / readings * 1_000_000
         self.stored = stored
-
-
-def _span(first_count: int, expected: int, first: float, last: float, cpu0: float, cpu1: float) -> tuple:
-    if last <= first or expected <= first_count:
-        raise RuntimeError("the backlog went in one commit: make it larger")
-    return expected - first_count, last - first, cpu1 - cpu0
 
 
 def count_rows(dsn: str, table: str) -> int:
@@ -460,24 +451,19 @@ def drain_mimamori(settings: Settings, dsn: str, client_id: str, expected: int) 
     """One ingest process (as `mimamori ingest` runs it) resuming ``client_id``'s session and its backlog."""
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Semaphore(0), ctx.Event()
-    stored, last, first, first_count = ctx.Value("q", 0), ctx.Value("d", 0.0), ctx.Value("d", 0.0), ctx.Value("q", 0)
+    stored, last = ctx.Value("q", 0), ctx.Value("d", 0.0)
+    connected, cpu0, cpu1 = ctx.Value("d", 0.0), ctx.Value("d", 0.0), ctx.Value("d", 0.0)
     own = settings.model_copy(update={"mqtt_share_group": client_id, "mqtt_session_expiry_s": DRAIN_SESSION_S})
-    proc = ctx.Process(target=_ingest_process, args=(own, client_id, ready, stop, stored, last, first, first_count))
+    drain = (connected, cpu0, cpu1)
+    proc = ctx.Process(target=_ingest_process, args=(own, client_id, ready, stop, stored, last, drain))
     proc.start()
     try:
-        assert proc.pid is not None
         deadline = time.monotonic() + 600
-        while not first.value:
-            if time.monotonic() > deadline or not proc.is_alive():
-                raise RuntimeError("the ingest process committed nothing of its backlog")
-            time.sleep(0.002)
-        cpu0 = cpu_seconds(proc.pid)
         while stored.value < expected:
             if time.monotonic() > deadline or not proc.is_alive():
                 raise RuntimeError(f"ingest drained {stored.value} of {expected}")
             time.sleep(0.002)
-        cpu1 = cpu_seconds(proc.pid)
-        span = _span(first_count.value, expected, first.value, last.value, cpu0, cpu1)
+        span = (expected, last.value - connected.value, cpu1.value - cpu0.value)
     finally:
         stop.set()
         proc.join(timeout=30)
@@ -485,18 +471,12 @@ def drain_mimamori(settings: Settings, dsn: str, client_id: str, expected: int) 
 
 
 def drain_nodered(peer: NodeRedPeer, dsn: str, client_id: str, expected: int) -> Drained:
-    """Node-RED started on ``client_id``'s session, timed from its first committed batch to its last."""
+    """Node-RED started on ``client_id``'s session, timed from its connection (its log line, when Node-RED's CPU
+    is read too) to its last committed batch."""
     red = peer.start(client_id, telemetry_filter(client_id))
     try:
-        deadline = time.monotonic() + 600
-        while not red.first:
-            if time.monotonic() > deadline or red.proc.poll() is not None:
-                raise RuntimeError("Node-RED committed nothing of its backlog:\n" + b"".join(red.log[-30:]).decode())
-            time.sleep(0.002)
-        cpu0 = cpu_seconds(red.proc.pid)
         red.wait_committed(expected)
-        cpu1 = cpu_seconds(red.proc.pid)
-        span = _span(red.first_count, expected, red.first, red.last, cpu0, cpu1)
+        span = (expected, red.last - red.connected_at, cpu_seconds(red.proc.pid) - red.cpu_at_connect)
     finally:
         red.stop()
     return Drained(*span, count_rows(dsn, PEER_TABLE))

@@ -79,6 +79,12 @@ return null;
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (every thread), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def missing_tool() -> str | None:
     """Why the peer cannot run here (None: it can)."""
     for tool in ("node", "npm"):
@@ -224,9 +230,9 @@ class NodeRed:
         cred_file.write_text(json.dumps(creds))
         cred_file.chmod(0o600)
         self.connected = threading.Event()
+        self.connected_at = 0.0
+        self.cpu_at_connect = 0.0
         self.committed = 0
-        self.first = 0.0
-        self.first_count = 0
         self.last = 0.0
         self.log: list[bytes] = []
         red = home / "node_modules" / "node-red" / "red.js"
@@ -248,11 +254,10 @@ class NodeRed:
             found = _COMMITTED.search(line)
             if found:
                 self.committed += int(found.group(1))
-                if not self.first:
-                    self.first, self.first_count = now, self.committed
                 self.last = now
                 continue
-            if _CONNECTED in line:
+            if _CONNECTED in line and not self.connected.is_set():
+                self.connected_at, self.cpu_at_connect = now, cpu_seconds(self.proc.pid)
                 self.connected.set()
             self.log.append(line)
 
