@@ -9,10 +9,17 @@ Starts its own Mosquitto (the project's configuration) and a scratch database, t
   ``--processes`` processes on the shared subscription (`mimamori ingest --workers N`);
 * naive baseline — one INSERT and commit per message, as a tutorial would write it;
 * database limit — binary COPY of the same rows from memory into a keyed table;
-* publish → commit lag at half of the measured peak.
+* publish → commit lag at half of the measured peak;
+* the Node-RED peer (bench/nodered_peer.py) at 1 and 10 readings per message, next to ingest, when node and npm
+  are there (skipped with the reason printed otherwise);
+* a drain phase at 1 and at 10 readings per message: a backlog queued at the broker for each consumer's persistent
+  session while it is away (publishers then stopped), then each consumer alone timed from its connection to its
+  last commit, with its CPU time over the span: one ingest process, Node-RED, and ``mosquitto_sub -C N`` (the
+  broker's own delivery limit to a C subscriber); stored rows counted by SQL. ``--drain-only``: this phase alone,
+  with smaller backlogs (a smoke run).
 
 The first three are measured side by side in each of several rounds (``--rounds``); the figures are medians over
-rounds and each ratio the median of the rounds' own ratios. mosquitto_pub is the publisher. Prints a table, then
+rounds and each ratio the median of the rounds' own ratios. mosquitto_pub is the publisher. Prints tables, then
 one JSON line.
 """
 
