@@ -407,9 +407,12 @@ def run_nodered(
         start = time.perf_counter()
         wait_publishers(start_publishers(broker, folder, devices))
         red.wait_committed(expected_readings)
-        return expected_readings / (red.last - start)
+        rate = expected_readings / (red.last - start)
     finally:
         red.stop()
+    if (stored := count_rows(peer.dsn, PEER_TABLE)) != expected_readings:
+        raise RuntimeError(f"Node-RED stored {stored} of {expected_readings} readings")
+    return rate
 
 
 DRAIN_SESSION_S = 3600  # the drained sessions outlive the consumer's absence while the backlog is queued

@@ -235,6 +235,7 @@ class NodeRed:
         self.committed = 0
         self.last = 0.0
         self.log: list[bytes] = []
+        self.errors: list[bytes] = []
         red = home / "node_modules" / "node-red" / "red.js"
         env = os.environ | {"NODE_RED_HOME": str(user_dir)}
         self.proc = subprocess.Popen(
@@ -256,6 +257,8 @@ class NodeRed:
                 self.committed += int(found.group(1))
                 self.last = now
                 continue
+            if b"[error]" in line:
+                self.errors.append(line)
             if _CONNECTED in line and not self.connected.is_set():
                 self.connected_at, self.cpu_at_connect = now, cpu_seconds(self.proc.pid)
                 self.connected.set()
@@ -268,8 +271,8 @@ class NodeRed:
     def wait_committed(self, expected: int, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while self.committed < expected:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                tail = b"".join(self.log[-30:]).decode()
+            if time.monotonic() > deadline or self.proc.poll() is not None or self.errors:
+                tail = b"".join(self.errors[:5] or self.log[-30:]).decode()
                 raise RuntimeError(f"Node-RED committed {self.committed} of {expected}:\n{tail}")
             time.sleep(0.005)
 
