@@ -508,6 +508,16 @@ def drain_broker(broker: Mosquitto, client_id: str, messages: int) -> tuple[floa
     return messages / seconds, (usage.ru_utime + usage.ru_stime) / messages * 1_000_000
 
 
+def refuse_dropped_messages(broker: Mosquitto) -> None:
+    """Stop when the broker says it has dropped queued messages (a queue limit reached): the drain would wait for
+    readings that will never come."""
+    log = (broker.data_dir / "mosquitto.log").read_text(errors="replace")
+    if "being dropped" in log:
+        raise RuntimeError(
+            "the broker dropped queued messages (max_queued_messages / max_queued_bytes): a smaller backlog"
+        )
+
+
 def drain_round(
     settings: Settings,
     dsn: str,
@@ -533,6 +543,7 @@ def drain_round(
         ids["nodered"] = f"drain-nr{per_message}-{tag}"
         prime_session(broker, ids["nodered"], [telemetry_filter(ids["nodered"])])
     wait_publishers(start_publishers(broker, folder, devices))
+    refuse_dropped_messages(broker)
     k = f"_{per_message}"
     r: dict[str, float] = {f"published{k}": readings}
     names = list(ids)
