@@ -11,6 +11,7 @@ Two layouts, and nothing else wires the parts:
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,6 +91,9 @@ def standalone_api(settings: Settings) -> FastAPI:
     """`mimamori api` (each of its workers): its own pool, HTTP pushes forwarded to `mimamori alerts run`."""
     app = create_app(settings, forward_to_evaluator=True)
     freeze_start_up_heap()
+    if settings.api_nice and hasattr(os, "nice"):
+        # Once built, not before: start-up (imports, most of it) at full priority, serving below ingest's.
+        os.nice(settings.api_nice)
     return app
 
 
