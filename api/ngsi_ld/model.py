@@ -148,11 +148,12 @@ def entity_type(name: str) -> EntityType:
 
 
 def parse_types(text: str) -> list[EntityType]:
-    """``type=A,B``: each type once, in the order given."""
+    """``type=A,B``: each type the hub holds once, in the order given. A type it does not hold matches no entity
+    (as in any broker: a query names what it looks for, and there is none of it), so it is left out."""
     out: list[EntityType] = []
     for part in text.split(","):
-        t = entity_type(part.strip())
-        if t not in out:
+        t = TYPES.get(part.strip()) or _BY_IRI.get(part.strip())
+        if t is not None and t not in out:
             out.append(t)
     return out
 

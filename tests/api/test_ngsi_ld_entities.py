@@ -229,7 +229,6 @@ def test_stands_intersecting_a_point(client, keys):
         {"type": "Device", "q": "noSuchAttribute==1"},
         {"type": "Device", "q": 'online=="yes"'},
         {"type": "Device", "attrs": "noSuchAttribute"},
-        {"type": "NoSuchType"},
         {},
         {
             "type": "Device",
@@ -249,6 +248,12 @@ def test_bad_input_is_a_400_problem_details(client, keys, params):
     body = r.json()
     assert body["type"] == ERRORS + "BadRequestData"
     assert body["title"] and body["detail"]
+
+
+def test_a_type_the_hub_does_not_hold_matches_nothing(client, keys):
+    r = _get(client, "/entities", keys["viewer"], type="NoSuchType", limit="0", count="true")
+    assert r.status_code == 200
+    assert r.json() == [] and r.headers["ngsild-results-count"] == "0"
 
 
 def test_errors_of_keys_and_media_types_are_problem_details_too(client, keys):
