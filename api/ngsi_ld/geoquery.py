@@ -16,7 +16,7 @@ from typing import Any
 
 import shapely.geometry
 from pyproj import Geod
-from shapely.errors import GEOSException
+from shapely.errors import ShapelyError
 
 from api.ngsi_ld.problems import bad_request
 
@@ -55,13 +55,13 @@ def _geometry(kind: str, coordinates_text: str) -> dict[str, Any]:
     except ValueError:
         raise bad_request(f"coordinates are not a JSON array: {coordinates_text[:80]!r}") from None
     geojson = {"type": kind, "coordinates": coordinates}
+    _check_positions(coordinates, kind)
     try:
         shape = shapely.geometry.shape(geojson)
-    except (GEOSException, ValueError, TypeError, IndexError, KeyError, AttributeError):
+    except (ShapelyError, ValueError, TypeError, IndexError, KeyError, AttributeError):
         raise bad_request(f"coordinates do not make a {kind}") from None
     if shape.is_empty:
         raise bad_request(f"coordinates make an empty {kind}")
-    _check_positions(coordinates, kind)
     if not shape.is_valid:
         raise bad_request(f"the {kind} is not valid: {shapely.is_valid_reason(shape)}")
     return geojson
