@@ -3,6 +3,7 @@ q, geo-queries, the temporal API and errors as ProblemDetails, each confined to 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from shapely.geometry import box
 
 from geo import Stand, upsert_stands
 from tests.geo_support import api_client, role_keys
+from tests.services import ROOT
 
 T = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 BASE = "/ngsi-ld/v1"
@@ -330,3 +332,23 @@ def test_the_routes_are_in_the_openapi_document(client):
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/entities", "/entities/{entity_id}", "/temporal/entities", "/temporal/entities/{entity_id}"):
         assert BASE + path in paths
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    text = (ROOT / "docs/interop-ngsi-ld.md").read_text("utf-8")
+    out = []
+    for line in text.splitlines():
+        if line.startswith("curl "):
+            accept = re.search(r'-H "Accept: ([^"]+)"', line)
+            url = re.search(r'"http://127\.0\.0\.1:8000(/[^"]+)"', line)
+            assert url, line
+            out.append((url[1], accept[1] if accept else "application/json"))
+    return out
+
+
+@pytest.mark.parametrize(("path", "accept"), _doc_examples())
+def test_the_documented_examples_answer(client, keys, path, accept):
+    r = client.get(path, headers={**keys["admin"], "Accept": accept})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith(accept)
+    assert r.json()
