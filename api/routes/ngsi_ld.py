@@ -35,7 +35,7 @@ from api.ngsi_ld.problems import (
     not_supported,
 )
 from api.responses import JSONResponse
-from devices import metric_specs
+from devices import LATEST_PREFIX, metric_specs
 from devices.keys import Principal, Role
 from devices.series import read_series
 from devices.series_plan import plan
@@ -194,7 +194,8 @@ def _geo_params(params: Mapping[str, str]) -> dict[str, str]:
 class _Query:
     types: list[model.EntityType]
     ids: list[str]
-    filters: dict[str, dict[str, Any] | None]  # per type name: its cql2-json filter
+    q: qlang.Query | None
+    geo: dict[str, Any] | None  # cql2-json
     attrs: list[str] | None
     selection_key_values: bool
     limit: int
@@ -229,23 +230,6 @@ def _parse_query(params: Mapping[str, str], *, needs_selector: bool = True) -> _
             raise bad_request(f"{urn} is not of the requested type(s)")
     q = qlang.parse_q(params["q"]) if "q" in params else None
     geo = geoquery.parse_geoq(_geo_params(params))
-    filters: dict[str, dict[str, Any] | None] = {}
-    problem: NgsiLdError | None = None
-    for t in types:
-        parts: list[Any] = []
-        if q is not None:
-            try:
-                parts.append(qlang.to_cql2(q, t.attributes, t.name))
-            except NgsiLdError as exc:
-                if len(types) == 1 or exc.status != 400:
-                    raise
-                problem = problem or exc
-                continue  # an attribute this type has not: none of its entities match
-        if geo is not None:
-            parts.append(geo)
-        filters[t.name] = None if not parts else parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
-    if not filters and problem is not None:
-        raise problem
     attrs = [a.strip() for a in params["attrs"].split(",") if a.strip()] if "attrs" in params else None
     options = {o.strip() for o in params.get("options", "").split(",") if o.strip()}
     key_values = "keyValues" in options or params.get("format") == "keyValues"
@@ -256,13 +240,43 @@ def _parse_query(params: Mapping[str, str], *, needs_selector: bool = True) -> _
         raise NgsiLdError(403, TOO_MANY_RESULTS, f"limit must be at most {MAX_LIMIT}")
     if limit == 0 and not count:
         raise bad_request("limit=0 goes with count=true")
-    if offset + limit > MAX_WINDOW and len(filters) > 1:
+    if offset + limit > MAX_WINDOW and len(types) > 1:
         raise NgsiLdError(403, TOO_MANY_RESULTS, f"over several types, offset + limit must be at most {MAX_WINDOW}")
-    return _Query(types, ids, filters, attrs, key_values, limit, offset, count)
+    return _Query(types, ids, q, geo, attrs, key_values, limit, offset, count)
+
+
+def _queryable(t: model.EntityType, metrics: set[str]) -> Mapping[str, qlang.Attribute]:
+    """What q may name of a type: its attributes, and a Device's measurements (their latest values)."""
+    if t is not model.DEVICE:
+        return t.attributes
+    return {**{m: qlang.Attribute(LATEST_PREFIX + m, "number") for m in sorted(metrics)}, **t.attributes}
+
+
+def _filters(query: _Query, metrics: set[str]) -> dict[str, dict[str, Any] | None]:
+    """Per type name, the cql2-json filter of q and the geo-query; a type lacking an attribute q names is left out
+    (none of its entities match) unless it is the only one asked for: then q is a 400."""
+    filters: dict[str, dict[str, Any] | None] = {}
+    problem: NgsiLdError | None = None
+    for t in query.types:
+        parts: list[Any] = []
+        if query.q is not None:
+            try:
+                parts.append(qlang.to_cql2(query.q, _queryable(t, metrics), t.name))
+            except NgsiLdError as exc:
+                if len(query.types) == 1 or exc.status != 400:
+                    raise
+                problem = problem or exc
+                continue
+        if query.geo is not None:
+            parts.append(query.geo)
+        filters[t.name] = None if not parts else parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
+    if not filters and problem is not None:
+        raise problem
+    return filters
 
 
 def _fetch(
-    request: Request, who: Principal, conn: psycopg.Connection, query: _Query
+    request: Request, who: Principal, conn: psycopg.Connection, query: _Query, metrics: set[str]
 ) -> tuple[list[tuple[model.EntityType, dict[str, Any]]], int | None]:
     """The page of features the query asks for, with each one's type, and how many match (when asked)."""
     providers = _providers(request)
@@ -280,11 +294,12 @@ def _fetch(
             found.append((t, feature.as_geojson()))
         window = found[query.offset : query.offset + query.limit]
         return window, len(found) if query.count else None
-    single = len(query.filters) == 1
+    filters = _filters(query, metrics)
+    single = len(filters) == 1
     rows: list[tuple[model.EntityType, dict[str, Any]]] = []
     total: int | None = 0
     for t in query.types:
-        if t.name not in query.filters:
+        if t.name not in filters:
             continue
         c = providers.collection_for(conn, t.collection, partner=partner)
         fq = FeatureQuery(
@@ -292,7 +307,7 @@ def _fetch(
             offset=query.offset if single else 0,
             tenant_id=tenant,
             count=query.count,
-            filter=query.filters[t.name],
+            filter=filters[t.name],
         )
         try:
             page = providers.page(conn, c, fq)
@@ -332,7 +347,7 @@ async def query_entities(
                 model.check_attrs(query.attrs, query.types, _metrics(units)) if query.attrs is not None else None,
                 query.selection_key_values,
             )
-            rows, total = _fetch(request, who, conn, query)
+            rows, total = _fetch(request, who, conn, query, _metrics(units))
         return [model.render(t, f, selection, units) for t, f in rows], total
 
     entities, total = await run_in_threadpool(run)
@@ -496,7 +511,7 @@ async def query_temporal(
         with reading(pool) as conn:
             units = _units(conn)
             attrs = model.check_attrs(query.attrs, query.types, _metrics(units)) if query.attrs is not None else None
-            rows, total = _fetch(request, who, conn, query)
+            rows, total = _fetch(request, who, conn, query, _metrics(units))
             tenant = _tenant(request, who)
             out = [
                 _temporal_entity(

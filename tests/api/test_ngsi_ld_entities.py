@@ -170,6 +170,9 @@ def _alert_id(client, keys) -> str:
         ("dateLastValueReported", {"gauge-1", "rain-1"}),
         ('deviceState=="active";(owner=="acme"|online==false)', {"acme-soil-1", "rain-1"}),
         ('deviceCategory!="river_gauge","rain_gauge"', {"acme-soil-1"}),
+        ("water_level>3", {"gauge-1"}),
+        ("water_level<3", set()),
+        ("soil_moisture|water_level==3.42", {"gauge-1", "acme-soil-1"}),
     ],
 )
 def test_q_selects_devices(client, keys, q, expected):
