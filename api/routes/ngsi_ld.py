@@ -21,9 +21,10 @@ from fastapi.routing import APIRoute
 from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException
 
-from api.auth import Authenticated
+import alerts
+from api.auth import Authenticated, require
 from api.deps import get_pool
-from api.ngsi_ld import geoquery, model, qlang, temporal
+from api.ngsi_ld import geoquery, model, qlang, subscriptions, temporal
 from api.ngsi_ld.problems import (
     FORBIDDEN,
     NOT_ACCEPTABLE,
@@ -87,7 +88,8 @@ class NgsiLdRoute(APIRoute):
         return answer
 
 
-router = APIRouter(prefix="/ngsi-ld/v1", tags=["NGSI-LD"], route_class=NgsiLdRoute)
+BASE_PATH = "/ngsi-ld/v1"
+router = APIRouter(prefix=BASE_PATH, tags=["NGSI-LD"], route_class=NgsiLdRoute)
 
 _ENTITY_CONTENT = {model.JSON: {}, model.JSONLD: {}, model.GEOJSON: {}}
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -560,3 +562,111 @@ async def retrieve_temporal(
 
     entity = await run_in_threadpool(run)
     return _respond(request, media, _with_context(request, media, entity))
+
+
+# -- subscriptions (on Alert entities, delivered by the alert webhooks) ---------------------------------------------
+
+Subscriber = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.partner))]
+
+
+def _webhook_tenant(who: Principal) -> str | None:
+    return None if who.sees_all_tenants else who.tenant_id
+
+
+def _subscriptions_of(conn: psycopg.Connection, who: Principal) -> list[dict[str, Any]]:
+    return [w for w in alerts.list_webhooks(conn, _webhook_tenant(who)) if w.get("format") == subscriptions.FORMAT]
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    summary="Subscribe an endpoint to changes of Alert entities (NGSI-LD Notifications over the alert webhooks)",
+    description='The body is an NGSI-LD Subscription: entities [{"type": "Alert"}], optionally q'
+    ' (warningLevel>=N; category=="flood"), watchedAttributes, and notification {endpoint {uri, accept},'
+    " attributes, format}. The endpoint must pass the webhooks' address rules (public addresses, or"
+    " MIMAMORI_ALERTS_WEBHOOK_ALLOW); every delivery is signed as the webhooks' are: the secret is in the"
+    " X-Mimamori-Webhook-Secret header of this answer only.",
+    responses={201: {"description": "Created; Location names the subscription"}, **_PROBLEMS},
+)
+async def create_subscription(
+    request: Request, who: Subscriber, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("the body is not JSON") from None
+    spec = subscriptions.parse_subscription(body)
+    destinations: alerts.WebhookDestinations = request.app.state.webhook_destinations
+    document = {**spec.document, "_context": _context_url(request)}
+
+    def create() -> tuple[int, str]:
+        with pool.connection() as conn:
+            return alerts.subscribe_webhook(
+                conn,
+                who,
+                url=spec.url,
+                min_level=spec.min_level,
+                hazards=spec.hazards,
+                all_tenants=who.sees_all_tenants,
+                destinations=destinations,
+                format=subscriptions.FORMAT,
+                subscription=document,
+            )
+
+    webhook_id, secret = await run_in_threadpool(create)
+    location = f"{BASE_PATH}/subscriptions/{subscriptions.subscription_id(webhook_id)}"
+    return Response(
+        status_code=201,
+        headers={"Location": location, "X-Mimamori-Webhook-Secret": secret, "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/subscriptions", summary="The caller's NGSI-LD subscriptions", responses=_PROBLEMS)
+async def list_subscriptions(
+    request: Request, who: Subscriber, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> Response:
+    media = negotiate(request.headers.get("accept"), geo=False)
+    context = _context_url(request) if media == model.JSONLD else None
+
+    def query() -> list[dict[str, Any]]:
+        with pool.connection() as conn:
+            return [subscriptions.subscription_document(w, context) for w in _subscriptions_of(conn, who)]
+
+    return _respond(request, media, await run_in_threadpool(query))
+
+
+@router.get("/subscriptions/{subscription_id}", summary="One NGSI-LD subscription", responses=_PROBLEMS)
+async def retrieve_subscription(
+    subscription_id: str, request: Request, who: Subscriber, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> Response:
+    media = negotiate(request.headers.get("accept"), geo=False)
+    wanted = subscriptions.webhook_id_of(subscription_id)
+    context = _context_url(request) if media == model.JSONLD else None
+
+    def query() -> dict[str, Any]:
+        with pool.connection() as conn:
+            for w in _subscriptions_of(conn, who):
+                if w["id"] == wanted:
+                    return subscriptions.subscription_document(w, context)
+        raise not_found(f"no subscription {subscription_id}")
+
+    return _respond(request, media, await run_in_threadpool(query))
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}", status_code=204, summary="Delete an NGSI-LD subscription", responses=_PROBLEMS
+)
+async def delete_subscription(
+    subscription_id: str, who: Subscriber, pool: Annotated[ConnectionPool, Depends(get_pool)]
+) -> Response:
+    wanted = subscriptions.webhook_id_of(subscription_id)
+
+    def delete() -> bool:
+        with pool.connection() as conn:
+            if not any(w["id"] == wanted for w in _subscriptions_of(conn, who)):
+                return False
+            return alerts.delete_webhook(conn, wanted, _webhook_tenant(who))
+
+    if not await run_in_threadpool(delete):
+        raise not_found(f"no subscription {subscription_id}")
+    return Response(status_code=204)
