@@ -3,6 +3,7 @@ q, geo-queries, the temporal API and errors as ProblemDetails, each confined to 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -341,7 +342,7 @@ def _doc_examples() -> list[tuple[str, str]]:
     text = (ROOT / "docs/interop-ngsi-ld.md").read_text("utf-8")
     out = []
     for line in text.splitlines():
-        if line.startswith("curl "):
+        if line.startswith("curl ") and " -X " not in line:  # the reads; the subscription's POST is checked below
             accept = re.search(r'-H "Accept: ([^"]+)"', line)
             url = re.search(r'"http://127\.0\.0\.1:8000(/[^"]+)"', line)
             assert url, line
@@ -355,3 +356,13 @@ def test_the_documented_examples_answer(client, keys, path, accept):
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith(accept)
     assert r.json()
+
+
+def test_the_documented_subscription_is_one_the_hub_takes():
+    from api.ngsi_ld.subscriptions import parse_subscription
+
+    text = (ROOT / "docs/interop-ngsi-ld.md").read_text("utf-8")
+    body = re.search(r"-X POST \S+ -d '(.*?)'", text, re.S)
+    assert body
+    spec = parse_subscription(json.loads(body[1]))
+    assert (spec.min_level, spec.hazards) == (3, ["flood"])
