@@ -232,6 +232,8 @@ def _parse_query(params: Mapping[str, str], *, needs_selector: bool = True) -> _
             raise bad_request(f"{urn} is not of the requested type(s)")
     q = qlang.parse_q(params["q"]) if "q" in params else None
     geo = geoquery.parse_geoq(_geo_params(params))
+    if ids and (q is not None or geo is not None):
+        raise not_supported("id goes without q and geo-queries here: ask for the ids, or query by type")
     attrs = [a.strip() for a in params["attrs"].split(",") if a.strip()] if "attrs" in params else None
     options = {o.strip() for o in params.get("options", "").split(",") if o.strip()}
     key_values = "keyValues" in options or params.get("format") == "keyValues"

@@ -105,6 +105,17 @@ def test_a_partner_sees_only_its_own_tenant(client, keys):
     assert stands.status_code == 403
 
 
+def test_ngsild_tenant_narrows_the_citys_keys_and_cannot_widen_a_partners(client, keys):
+    narrowed = client.get(
+        BASE + "/entities", params={"type": "Device"}, headers={**keys["viewer"], "NGSILD-Tenant": "acme"}
+    )
+    assert [e["id"] for e in narrowed.json()] == ["urn:ngsi-ld:Device:acme-soil-1"]
+    widened = client.get(
+        BASE + "/entities", params={"type": "Device"}, headers={**keys["partner"], "NGSILD-Tenant": "toyota-city"}
+    )
+    assert widened.status_code == 403 and widened.json()["type"].startswith(ERRORS)
+
+
 def test_ld_json_carries_the_context_in_the_body(client, keys):
     r = _get(client, "/entities/urn:ngsi-ld:Device:gauge-1", keys["viewer"], accept="application/ld+json")
     assert r.headers["content-type"].startswith("application/ld+json")
@@ -254,6 +265,17 @@ def test_bad_input_is_a_400_problem_details(client, keys, params):
     body = r.json()
     assert body["type"] == ERRORS + "BadRequestData"
     assert body["title"] and body["detail"]
+
+
+def test_entities_by_id(client, keys):
+    ids = "urn:ngsi-ld:Device:gauge-1,urn:ngsi-ld:Device:acme-soil-1,urn:ngsi-ld:Device:nowhere"
+    r = _get(client, "/entities", keys["viewer"], id=ids, count="true")
+    assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Device:gauge-1", "urn:ngsi-ld:Device:acme-soil-1"]
+    assert r.headers["ngsild-results-count"] == "2"
+    mine = _get(client, "/entities", keys["partner"], id=ids)
+    assert [e["id"] for e in mine.json()] == ["urn:ngsi-ld:Device:acme-soil-1"]
+    mixed = _get(client, "/entities", keys["viewer"], id=ids, q="online==true")
+    assert mixed.status_code == 501 and mixed.json()["type"] == ERRORS + "OperationNotSupported"
 
 
 def test_a_type_the_hub_does_not_hold_matches_nothing(client, keys):
