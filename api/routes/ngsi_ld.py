@@ -17,12 +17,12 @@ import psycopg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException
 
 import alerts
 from api.auth import Authenticated, require
+from api.bodies import StrictJSONRoute
 from api.deps import get_pool
 from api.ngsi_ld import geoquery, model, qlang, subscriptions, temporal
 from api.ngsi_ld.problems import (
@@ -58,9 +58,9 @@ def _problem(exc: NgsiLdError, headers: Mapping[str, str] | None = None) -> JSON
     return JSONResponse(exc.body(), status_code=exc.status, headers=dict(headers or {}))
 
 
-class NgsiLdRoute(APIRoute):
+class NgsiLdRoute(StrictJSONRoute):
     """Every answer of the router's routes, the refusals of the key check and of parameter validation among them,
-    as NGSI-LD's ProblemDetails."""
+    as NGSI-LD's ProblemDetails; bodies parsed strictly, as on every route (api/bodies.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

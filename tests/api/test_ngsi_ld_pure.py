@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from pyproj import Geod
 
-from api.ngsi_ld import geoquery, model, qlang, temporal
+from api.ngsi_ld import geoquery, model, qlang, subscriptions, temporal
 from api.ngsi_ld.problems import NgsiLdError
 from api.routes.ngsi_ld import negotiate
 from geo import COLLECTIONS
@@ -370,3 +370,72 @@ def test_negotiation_refuses_what_is_not_served():
     assert caught.value.status == 406
     with pytest.raises(NgsiLdError):
         negotiate("application/geo+json", geo=False)
+
+
+# -- subscriptions --------------------------------------------------------------------------------------------------
+
+_SUB = {
+    "type": "Subscription",
+    "entities": [{"type": "Alert"}],
+    "notification": {"endpoint": {"uri": "https://ops.example.org/n"}, "format": "keyValues"},
+}
+
+
+@pytest.mark.parametrize(
+    ("q", "min_level", "hazards"),
+    [
+        (None, 1, None),
+        ("warningLevel>=3", 3, None),
+        ("warningLevel>2", 3, None),
+        ('category=="flood","landslide";warningLevel==4', 4, ["flood", "landslide"]),
+    ],
+)
+def test_a_subscriptions_q_becomes_the_webhooks_filters(q, min_level, hazards):
+    spec = subscriptions.parse_subscription({**_SUB, **({"q": q} if q else {})})
+    assert (spec.url, spec.min_level, spec.hazards) == ("https://ops.example.org/n", min_level, hazards)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {**_SUB, "entities": [{"type": "Alert", "idPattern": ".*"}]},
+        {**_SUB, "q": "warningLevel<3"},
+        {**_SUB, "q": 'warningLevel>=3|category=="flood"'},
+        {**_SUB, "watchedAttributes": ["colour"]},
+        {**_SUB, "notification": {"endpoint": {"uri": "https://x.example", "accept": "text/plain"}}},
+        {**_SUB, "isActive": False},
+        {**_SUB, "expiresAt": "2030-01-01T00:00:00Z"},
+    ],
+)
+def test_subscriptions_the_webhooks_cannot_honour_are_bad_request_data(body):
+    _bad(subscriptions.parse_subscription, body)
+
+
+def test_a_notification_carries_the_alert_as_an_entity():
+    row = {
+        "alert": {
+            "id": 12,
+            "rule_id": "river",
+            "hazard": "flood",
+            "title_en": "River level",
+            "device_id": "gauge-1",
+            "tenant_id": "toyota-city",
+            "state": "open",
+            "level": 3,
+            "peak_level": 3,
+            "opened_at": "2026-11-25T01:00:00+00:00",
+            "location": {"type": "Point", "coordinates": [137.1, 35.1]},
+            "area": None,
+        }
+    }
+    delivery = {"id": 17, "webhook_id": 4, "subscription": {**_SUB, "_context": "http://hub/ctx.jsonld"}}
+    body = json.loads(subscriptions.notification(row, delivery, datetime(2026, 11, 25, 1, 10, tzinfo=UTC)))
+    assert body["id"] == "urn:ngsi-ld:Notification:17" and body["subscriptionId"] == "urn:ngsi-ld:Subscription:4"
+    assert body["notifiedAt"] == "2026-11-25T01:10:00Z"
+    [alert] = body["data"]
+    assert alert["id"] == "urn:ngsi-ld:Alert:12"
+    assert alert["alertSource"] == "urn:ngsi-ld:Device:gauge-1"  # keyValues: the Relationship's object
+    assert alert["dateIssued"] == {"@type": "DateTime", "@value": "2026-11-25T01:00:00Z"}
+    assert alert["severity"] == "medium"
+    assert alert["location"] == {"type": "Point", "coordinates": [137.1, 35.1]}

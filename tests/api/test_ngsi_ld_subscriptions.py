@@ -136,3 +136,12 @@ def test_a_matching_alert_change_is_delivered_as_an_ngsi_ld_notification(databas
     assert note["data"] == [
         {"id": f"urn:ngsi-ld:Alert:{raised}", "type": "Alert", "warningLevel": {"type": "Property", "value": 3}}
     ]
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[" * 100_000, b'{"type": NaN}', b"\xff\xfe"])
+def test_unreadable_subscription_bodies_are_400_problem_details(client, keys, content):
+    r = client.post(
+        BASE + "/subscriptions", content=content, headers={**keys["operator"], "Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == ERRORS + "BadRequestData"
