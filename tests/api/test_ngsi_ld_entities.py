@@ -257,6 +257,8 @@ def test_stands_intersecting_a_point(client, keys):
         {"type": "Device", "georel": "near;maxDistance==x", "geometry": "Point", "coordinates": "[1,2]"},
         {"type": "Device", "georel": "within", "geometry": "Point"},
         {"type": "Device", "limit": "-1"},
+        {"type": "Device", "offset": "9" * 30},
+        {"type": "Device", "q": "water_level>" + "9" * 400},
     ],
 )
 def test_bad_input_is_a_400_problem_details(client, keys, params):
@@ -282,6 +284,12 @@ def test_a_type_the_hub_does_not_hold_matches_nothing(client, keys):
     r = _get(client, "/entities", keys["viewer"], type="NoSuchType", limit="0", count="true")
     assert r.status_code == 200
     assert r.json() == [] and r.headers["ngsild-results-count"] == "0"
+
+
+def test_pages_past_the_limits_are_403_too_many_results(client, keys):
+    for params in ({"type": "Device,Alert", "offset": "9" * 30}, {"type": "Device", "limit": "1001"}):
+        r = _get(client, "/entities", keys["viewer"], **params)
+        assert r.status_code == 403 and r.json()["type"] == ERRORS + "TooManyResults"
 
 
 def test_errors_of_keys_and_media_types_are_problem_details_too(client, keys):
