@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 from alerts import AlertServices, start_alert_services
 from alerts.feed import start_forwarding
 from api.app import create_app
+from api.ngsi_ld.subscriptions import NOTIFICATION_FORMATS
 from ingest import CommittedReadings, MqttIngestor
 from mimamori.settings import Settings
 
@@ -60,7 +61,9 @@ def in_process_hub(
     committed = CommittedReadings()
     services = None
     if settings.alerts_enabled if alerts is None else alerts:
-        services = start_alert_services(settings, pool, stop, webhooks=webhooks, clock=clock)
+        services = start_alert_services(
+            settings, pool, stop, webhooks=webhooks, clock=clock, notification_formats=NOTIFICATION_FORMATS
+        )
         committed.subscribe(services.engine.on_readings)
     ingestor = MqttIngestor(settings, pool, committed=committed)
     worker = None
