@@ -9,10 +9,17 @@ Starts its own Mosquitto (the project's configuration) and a scratch database, t
   ``--processes`` processes on the shared subscription (`mimamori ingest --workers N`);
 * naive baseline — one INSERT and commit per message, as a tutorial would write it;
 * database limit — binary COPY of the same rows from memory into a keyed table;
-* publish → commit lag at half of the measured peak.
+* publish → commit lag at half of the measured peak;
+* the Node-RED peer (bench/nodered_peer.py) at 1 and 10 readings per message, next to ingest, when node and npm
+  are there (skipped with the reason printed otherwise);
+* a drain phase at 1 and at 10 readings per message: a backlog queued at the broker for each consumer's persistent
+  session while it is away (publishers then stopped), then each consumer alone timed from its connection to its
+  last commit, with its CPU time over the span: one ingest process, Node-RED, and ``mosquitto_sub -C N`` (the
+  broker's own delivery limit to a C subscriber); stored rows counted by SQL. ``--drain-only``: this phase alone,
+  with smaller backlogs (a smoke run).
 
 The first three are measured side by side in each of several rounds (``--rounds``); the figures are medians over
-rounds and each ratio the median of the rounds' own ratios. mosquitto_pub is the publisher. Prints a table, then
+rounds and each ratio the median of the rounds' own ratios. mosquitto_pub is the publisher. Prints tables, then
 one JSON line.
 """
 
@@ -39,14 +46,28 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 from rich.console import Console
 from rich.table import Table
 
+from bench.nodered_peer import (
+    NODERED_HOME,
+    NODERED_SPEC,
+    PEER_TABLE,
+    PG_SPEC,
+    BrokerLogin,
+    NodeRedPeer,
+    cpu_seconds,
+    create_peer_table,
+    missing_tool,
+    nodered_home,
+)
 from devices import load_catalogue, sync_catalogue, upsert_device, upsert_tenant
 from devkit.broker import Mosquitto
 from devkit.databases import create_scratch_database, drop_database
 from ingest import CommittedReadings, MqttIngestor
+from ingest.contract import subscription_filters
 from ingest.gc_tuning import tune_for_streaming
 from ingest.mqtt_client import make_client, missing_paho_names
 from ingest.series_numbers import series_numbers
@@ -297,8 +318,18 @@ def run_ingest(
     return expected_readings / (clock.last - start)
 
 
-def _ingest_process(settings: Settings, client_id: str, ready: Any, stop: Any, stored: Any, last: Any) -> None:
-    """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool)."""
+def _ingest_process(
+    settings: Settings,
+    client_id: str,
+    ready: Any,
+    stop: Any,
+    stored: Any,
+    last: Any,
+    drain: tuple[Any, Any, Any] | None = None,
+) -> None:
+    """One `mimamori ingest` process of several on the shared subscription (its own interpreter and pool). With
+    ``drain`` (three shared values), the time and this process's CPU seconds when it connects, and its CPU seconds
+    at its last commit: the drain phase times a consumer from its connection on, its start-up left out."""
     tune_for_streaming(settings.ingest_gc_gen0)
     pool = ConnectionPool(settings.dsn, min_size=1, max_size=2, open=True)
     stream = CommittedReadings()
@@ -308,9 +339,13 @@ def _ingest_process(settings: Settings, client_id: str, ready: Any, stop: Any, s
         with stored.get_lock():
             stored.value += len(readings)
             last.value = max(last.value, now)
+            if drain:
+                drain[2].value = time.process_time()
 
     stream.subscribe(count)
     ingestor = MqttIngestor(settings.model_copy(update={"mqtt_client_id": client_id}), pool, committed=stream)
+    if drain:
+        drain[0].value, drain[1].value = time.perf_counter(), time.process_time()
     ingestor.connect()
     ready.release()
     halt = threading.Event()
@@ -360,6 +395,170 @@ def run_ingest_processes(
         stop.set()
         for proc in procs:
             proc.join(timeout=30)
+
+
+def run_nodered(
+    peer: NodeRedPeer, broker: Mosquitto, folder: Path, devices: list[str], expected_readings: int, client_id: str
+) -> float:
+    """The Node-RED peer as run_ingest measures ingest: connected first, then first publish → last commit."""
+    red = peer.start(client_id, telemetry_filter(client_id))
+    try:
+        time.sleep(0.5)
+        start = time.perf_counter()
+        wait_publishers(start_publishers(broker, folder, devices))
+        red.wait_committed(expected_readings)
+        rate = expected_readings / (red.last - start)
+    finally:
+        red.stop()
+    if (stored := count_rows(peer.dsn, PEER_TABLE)) != expected_readings:
+        raise RuntimeError(f"Node-RED stored {stored} of {expected_readings} readings")
+    return rate
+
+
+DRAIN_SESSION_S = 3600  # the drained sessions outlive the consumer's absence while the backlog is queued
+
+
+def telemetry_filter(group: str) -> str:
+    return f"$share/{group}/{PREFIX}/+/+/telemetry"
+
+
+def prime_session(broker: Mosquitto, client_id: str, filters: list[str]) -> None:
+    """Make ``client_id``'s persistent session with its subscriptions, then leave: what it is sent meanwhile is
+    queued at the broker until a consumer of that id comes back (the project's broker queues up to 5 million
+    messages and 1 GiB per client, deploy/mosquitto/mosquitto.conf, so a bench backlog is never dropped)."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(broker.ingest_username, broker.ingest_password)
+    client.on_subscribe = lambda *_args: subscribed.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = DRAIN_SESSION_S
+    client.connect("127.0.0.1", broker.port, clean_start=True, properties=props)
+    client.loop_start()
+    client.subscribe([(f, 1) for f in filters])
+    if not subscribed.wait(10):
+        raise RuntimeError(f"{client_id} was not subscribed")
+    client.disconnect()
+    client.loop_stop()
+
+
+class Drained:
+    """One consumer's drain: readings per second from its connection (its session resumed, the backlog flowing)
+    to its last commit, CPU per 1,000 readings over the same span, and the rows found by SQL afterwards."""
+
+    def __init__(self, readings: int, seconds: float, cpu_s: float, stored: int) -> None:
+        self.readings_per_s = readings / seconds
+        self.cpu_ms_per_1000 = cpu_s / readings * 1_000_000
+        self.stored = stored
+
+
+def count_rows(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+        return int(found[0]) if found else 0
+
+
+def drain_mimamori(settings: Settings, dsn: str, client_id: str, expected: int) -> Drained:
+    """One ingest process (as `mimamori ingest` runs it) resuming ``client_id``'s session and its backlog."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Semaphore(0), ctx.Event()
+    stored, last = ctx.Value("q", 0), ctx.Value("d", 0.0)
+    connected, cpu0, cpu1 = ctx.Value("d", 0.0), ctx.Value("d", 0.0), ctx.Value("d", 0.0)
+    own = settings.model_copy(update={"mqtt_share_group": client_id, "mqtt_session_expiry_s": DRAIN_SESSION_S})
+    drain = (connected, cpu0, cpu1)
+    proc = ctx.Process(target=_ingest_process, args=(own, client_id, ready, stop, stored, last, drain))
+    proc.start()
+    try:
+        deadline = time.monotonic() + 600
+        while stored.value < expected:
+            if time.monotonic() > deadline or not proc.is_alive():
+                raise RuntimeError(f"ingest drained {stored.value} of {expected}")
+            time.sleep(0.002)
+        span = (expected, last.value - connected.value, cpu1.value - cpu0.value)
+    finally:
+        stop.set()
+        proc.join(timeout=30)
+    return Drained(*span, count_rows(dsn, "series_readings"))
+
+
+def drain_nodered(peer: NodeRedPeer, dsn: str, client_id: str, expected: int) -> Drained:
+    """Node-RED started on ``client_id``'s session, timed from its connection (its log line, when Node-RED's CPU
+    is read too) to its last committed batch."""
+    red = peer.start(client_id, telemetry_filter(client_id))
+    try:
+        red.wait_committed(expected)
+        span = (expected, red.last - red.connected_at, cpu_seconds(red.proc.pid) - red.cpu_at_connect)
+    finally:
+        red.stop()
+    return Drained(*span, count_rows(dsn, PEER_TABLE))
+
+
+def drain_broker(broker: Mosquitto, client_id: str, messages: int) -> tuple[float, float]:
+    """The broker's own delivery limit: ``mosquitto_sub`` (C) resuming the session and counting the backlog
+    (``-C``) to /dev/null. Messages per second, spawn to exit; and its CPU ms per 1,000 messages."""
+    cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1", "-c",
+           "-i", client_id, "-x", str(DRAIN_SESSION_S), "-t", telemetry_filter(client_id), "-C", str(messages),
+           "-W", "600", "-u", broker.ingest_username or "", "-P", broker.ingest_password or ""]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mosquitto_sub drained less than {messages} messages ({proc.returncode})")
+    return messages / seconds, (usage.ru_utime + usage.ru_stime) / messages * 1_000_000
+
+
+def refuse_dropped_messages(broker: Mosquitto) -> None:
+    """Stop when the broker says it has dropped queued messages (a queue limit reached): the drain would wait for
+    readings that will never come."""
+    log = (broker.data_dir / "mosquitto.log").read_text(errors="replace")
+    if "being dropped" in log:
+        raise RuntimeError(
+            "the broker dropped queued messages (max_queued_messages / max_queued_bytes): a smaller backlog"
+        )
+
+
+def drain_round(
+    settings: Settings,
+    dsn: str,
+    broker: Mosquitto,
+    folder: Path,
+    devices: list[str],
+    messages: int,
+    per_message: int,
+    tag: str,
+    peer: NodeRedPeer | None,
+    turn: int,
+    reset: Callable[[], None],
+) -> dict[str, float]:
+    """A backlog queued at the broker for each consumer's session (consumers away, publishers then stopped),
+    then each consumer alone draining its own copy, the order rotating from round to round."""
+    published = messages // len(devices) * len(devices)
+    readings = published * per_message
+    write_payload_files(folder, devices, published, per_message, datetime.now(UTC) - timedelta(days=2))
+    ids = {"mimamori": f"drain-m{per_message}-{tag}", "broker": f"drain-sub{per_message}-{tag}"}
+    prime_session(broker, ids["mimamori"], subscription_filters(PREFIX, ids["mimamori"]))
+    prime_session(broker, ids["broker"], [telemetry_filter(ids["broker"])])
+    if peer:
+        ids["nodered"] = f"drain-nr{per_message}-{tag}"
+        prime_session(broker, ids["nodered"], [telemetry_filter(ids["nodered"])])
+    wait_publishers(start_publishers(broker, folder, devices))
+    refuse_dropped_messages(broker)
+    k = f"_{per_message}"
+    r: dict[str, float] = {f"published{k}": readings}
+    names = list(ids)
+    for name in names[turn % len(names) :] + names[: turn % len(names)]:
+        if name == "broker":
+            msgs_per_s, cpu = drain_broker(broker, ids[name], published)
+            r |= {f"broker_msgs{k}": msgs_per_s, f"broker_readings{k}": msgs_per_s * per_message}
+            r[f"broker_cpu{k}"] = cpu / per_message
+        else:
+            done = (drain_mimamori(settings, dsn, ids[name], readings) if name == "mimamori"
+                    else drain_nodered(peer, dsn, ids[name], readings))  # type: ignore[arg-type]  # fmt: skip
+            r |= {f"{name}{k}": done.readings_per_s, f"{name}_cpu{k}": done.cpu_ms_per_1000}
+            r[f"{name}_rows{k}"] = done.stored
+    reset()
+    return r
 
 
 def lag_at_rate(
@@ -456,7 +655,79 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-def main() -> None:
+def streaming_round(
+    args: argparse.Namespace,
+    n: int,
+    settings: Settings,
+    pool: ConnectionPool,
+    broker: Mosquitto,
+    dsn: str,
+    folder: Path,
+    devices: list[str],
+    t0: datetime,
+    peer: NodeRedPeer | None,
+    reset: Callable[[], None],
+) -> dict[str, float]:
+    """One round of the publish-while-ingesting phases, the baselines next to what they are baselines for."""
+    tag = f"round {n}/{args.rounds}:"
+    r: dict[str, float] = {}
+    console.print(f"[bold]{tag}[/] bare paho receive loop, 1 reading per message")
+    write_payload_files(folder, devices, args.messages, 1, t0)
+    r["bare"] = bare_paho_loop(broker, folder, devices, args.messages)
+    console.print(f"[bold]{tag}[/] ingest's own client, fast path, counting only")
+    r["fast_client"] = fast_path_loop(broker, folder, devices, args.messages)
+    console.print(f"[bold]{tag}[/] mimamori ingest, 1 reading per message")
+    r["ingest_1"] = run_ingest(settings, pool, broker, folder, devices, args.messages, f"bench-1-{n}")
+    reset()
+    if peer:
+        console.print(f"[bold]{tag}[/] Node-RED peer, 1 reading per message")
+        r["nodered_stream_1"] = run_nodered(peer, broker, folder, devices, args.messages, f"bench-nr1-{n}")
+        reset()
+    if args.processes > 1:
+        console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 1 reading per message")
+        r["ingest_1_processes"] = run_ingest_processes(
+            settings, args.processes, broker, folder, devices, args.messages, f"bench-p1-{n}"
+        )
+        reset()
+    console.print(f"[bold]{tag}[/] bare paho loop and mimamori ingest, 10 readings per message")
+    write_payload_files(folder, devices, args.batched_messages, 10, t0)
+    r["bare_10"] = bare_paho_loop(broker, folder, devices, args.batched_messages) * 10
+    r["ingest_10"] = run_ingest(settings, pool, broker, folder, devices, args.batched_messages * 10, f"bench-10-{n}")
+    reset()
+    if peer:
+        console.print(f"[bold]{tag}[/] Node-RED peer, 10 readings per message")
+        r["nodered_stream_10"] = run_nodered(
+            peer, broker, folder, devices, args.batched_messages * 10, f"bench-nr10-{n}"
+        )
+        reset()
+    if args.processes > 1:
+        console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 10 readings per message")
+        r["ingest_10_processes"] = run_ingest_processes(
+            settings, args.processes, broker, folder, devices, args.batched_messages * 10, f"bench-p10-{n}"
+        )
+        reset()
+    console.print(f"[bold]{tag}[/] naive baseline: INSERT + commit per message")
+    write_payload_files(folder, devices, args.naive_messages, 1, t0)
+    r["naive"] = naive_baseline(broker, dsn, folder, devices, args.naive_messages)
+    reset()
+    return r
+
+
+def start_peer(args: argparse.Namespace, broker: Mosquitto, dsn: str, folder: Path) -> tuple[NodeRedPeer | None, str]:
+    """The Node-RED peer (installed on first use), or None and why not."""
+    if args.no_nodered:
+        return None, "--no-nodered"
+    if reason := missing_tool():
+        return None, reason
+    try:
+        home = nodered_home(args.nodered_home)
+    except subprocess.CalledProcessError as e:
+        return None, f"npm install of {NODERED_SPEC} {PG_SPEC} failed ({e.returncode})"
+    login = BrokerLogin(broker.port, broker.ingest_username, broker.ingest_password)
+    return NodeRedPeer(home, folder / "nodered", login, dsn), ""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=40_000, help="messages at 1 reading each")
     parser.add_argument("--batched-messages", type=int, default=20_000, help="messages at 10 readings each")
@@ -467,7 +738,29 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=2, help="also measure this many ingest processes on one subscription (1: not)"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--drain-only", action="store_true", help="only the drain comparison, with smaller backlogs (a smoke run)"
+    )
+    parser.add_argument(
+        "--drain-messages", type=int, help="backlog at 1 reading per message (40,000; 10,000 with --drain-only)"
+    )
+    parser.add_argument(
+        "--drain-batched-messages",
+        type=int,
+        help="backlog at 10 readings per message (20,000; 5,000 with --drain-only); above ingest's batch of 2,000",
+    )
+    parser.add_argument("--no-nodered", action="store_true", help="leave the Node-RED peer out")
+    parser.add_argument("--nodered-home", type=Path, default=NODERED_HOME, help="Node-RED's folder (made if missing)")
+    args = parser.parse_args(argv)
+    if args.drain_messages is None:
+        args.drain_messages = 10_000 if args.drain_only else 40_000
+    if args.drain_batched_messages is None:
+        args.drain_batched_messages = 5_000 if args.drain_only else 20_000
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     refuse_without_fast_path()
 
     devices = device_ids(args.devices)
@@ -476,75 +769,82 @@ def main() -> None:
     dsn = create_scratch_database("mimamori_bench")
     folder = Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    result: dict[str, Any] = {}
     try:
-        # Each phase's session ends with it, so no phase leaves a queue behind.
+        # Each streaming phase's session ends with it, so no phase leaves a queue behind; the drain phase's
+        # sessions are its own (drain_round).
         settings = bench_settings(dsn, broker, mqtt_session_expiry_s=0)
         prepare_database(settings, devices)
+        with psycopg.connect(dsn) as conn:
+            create_peer_table(conn)
+        peer, skipped = start_peer(args, broker, dsn, folder)
+        if peer:
+            console.print(f"[bold]peer:[/] {peer.version} (from {args.nodered_home})")
+        else:
+            console.print(f"[yellow]Node-RED peer skipped: {skipped}[/]")
         # The collector settings of `mimamori ingest`; the baselines measured in this process run under them too.
         tune_for_streaming(settings.ingest_gc_gen0)
         pool = ConnectionPool(dsn, min_size=2, max_size=4, open=True)
 
         def reset() -> None:
             with psycopg.connect(dsn) as conn:
-                conn.execute("TRUNCATE series_readings, latest_readings, dead_letters")
+                conn.execute(f"TRUNCATE series_readings, latest_readings, dead_letters, {PEER_TABLE}")
 
         # Rounds, each measuring the baselines right next to what they are baselines for: on a shared machine
         # the throughput of every phase drifts by tens of percent from minute to minute, a ratio of neighbours
         # much less. The figures reported are medians over rounds; the ratios, medians of each round's ratio.
         rounds: list[dict[str, float]] = []
+        drains: list[dict[str, float]] = []
         for n in range(1, args.rounds + 1):
-            tag = f"round {n}/{args.rounds}:"
-            r: dict[str, float] = {}
-            console.print(f"[bold]{tag}[/] bare paho receive loop, 1 reading per message")
-            write_payload_files(folder, devices, args.messages, 1, t0)
-            r["bare"] = bare_paho_loop(broker, folder, devices, args.messages)
-            console.print(f"[bold]{tag}[/] ingest's own client, fast path, counting only")
-            r["fast_client"] = fast_path_loop(broker, folder, devices, args.messages)
-            console.print(f"[bold]{tag}[/] mimamori ingest, 1 reading per message")
-            r["ingest_1"] = run_ingest(settings, pool, broker, folder, devices, args.messages, f"bench-1-{n}")
-            reset()
-            if args.processes > 1:
-                console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 1 reading per message")
-                r["ingest_1_processes"] = run_ingest_processes(
-                    settings, args.processes, broker, folder, devices, args.messages, f"bench-p1-{n}"
+            if not args.drain_only:
+                rounds.append(streaming_round(args, n, settings, pool, broker, dsn, folder, devices, t0, peer, reset))
+            d: dict[str, float] = {}
+            for per_message, messages in ((1, args.drain_messages), (10, args.drain_batched_messages)):
+                console.print(
+                    f"[bold]round {n}/{args.rounds}:[/] drain of a {messages:,}-message backlog, "
+                    f"{per_message} reading(s) per message"
                 )
-                reset()
-            console.print(f"[bold]{tag}[/] bare paho loop and mimamori ingest, 10 readings per message")
-            write_payload_files(folder, devices, args.batched_messages, 10, t0)
-            r["bare_10"] = bare_paho_loop(broker, folder, devices, args.batched_messages) * 10
-            r["ingest_10"] = run_ingest(
-                settings, pool, broker, folder, devices, args.batched_messages * 10, f"bench-10-{n}"
-            )
-            reset()
-            if args.processes > 1:
-                console.print(f"[bold]{tag}[/] {args.processes} ingest processes, 10 readings per message")
-                r["ingest_10_processes"] = run_ingest_processes(
-                    settings, args.processes, broker, folder, devices, args.batched_messages * 10, f"bench-p10-{n}"
-                )
-                reset()
-            console.print(f"[bold]{tag}[/] naive baseline: INSERT + commit per message")
-            write_payload_files(folder, devices, args.naive_messages, 1, t0)
-            r["naive"] = naive_baseline(broker, dsn, folder, devices, args.naive_messages)
-            reset()
-            rounds.append(r)
-        bare, fast_client, ingest_1, bare_10, ingest_10, naive = (
-            statistics.median(r[k] for r in rounds)
-            for k in ("bare", "fast_client", "ingest_1", "bare_10", "ingest_10", "naive")
-        )
-        console.print("[bold]database limit:[/] binary COPY")
-        copy_rows = copy_limit(dsn, args.batched_messages * 10, t0)
-        console.print(f"[bold]lag:[/] publish→commit at half of peak ({ingest_1 / 2:,.0f} msg/s)")
-        lags = lag_at_rate(settings, pool, broker, devices, ingest_1 / 2, args.lag_seconds)
+                d |= drain_round(settings, dsn, broker, folder, devices, messages, per_message, str(n), peer, n, reset)
+            drains.append(d)
+        if not args.drain_only:
+            ingest_1 = statistics.median(r["ingest_1"] for r in rounds)
+            console.print("[bold]database limit:[/] binary COPY")
+            copy_rows = copy_limit(dsn, args.batched_messages * 10, t0)
+            console.print(f"[bold]lag:[/] publish→commit at half of peak ({ingest_1 / 2:,.0f} msg/s)")
+            lags = lag_at_rate(settings, pool, broker, devices, ingest_1 / 2, args.lag_seconds)
+            result = streaming_result(args, rounds, copy_rows, lags)
         pool.close()
     finally:
         broker.cleanup()
         drop_database(dsn)
         shutil.rmtree(folder, ignore_errors=True)
 
+    result |= drain_result(drains, peer.version if peer else None, skipped)
+    result["targets"] = targets(result)
+    if not args.drain_only:
+        Console(width=120).print(streaming_table(args, result))
+    Console(width=120).print(drain_table(result))
+    checks = Table(title="the issue's targets, in this run")
+    processes = args.processes > 1 and not args.drain_only
+    for column in ("target", "one process", f"{args.processes} processes" if processes else ""):
+        checks.add_column(column)
+    for name, by in result["targets"].items():
+        checks.add_row(name, *(f"{'met' if ok else 'NOT met'} ({value:,})" for value, ok in by.values()))
+    Console(width=120).print(checks)
+    print(json.dumps(result), flush=True)
+
+
+def streaming_result(
+    args: argparse.Namespace, rounds: list[dict[str, float]], copy_rows: float, lags: list[float]
+) -> dict[str, Any]:
     def ratio(key: str, base: str) -> float:
         return statistics.median(r[key] / r[base] for r in rounds)
 
-    result = {
+    bare, fast_client, ingest_1, bare_10, ingest_10, naive = (
+        statistics.median(r[k] for r in rounds)
+        for k in ("bare", "fast_client", "ingest_1", "bare_10", "ingest_10", "naive")
+    )
+    result: dict[str, Any] = {
         "rounds": len(rounds),
         "readings_per_s": round(ingest_1),
         "readings_per_s_batched10": round(ingest_10),
@@ -563,6 +863,13 @@ def main() -> None:
         "lag_p99_ms": round(percentile(lags, 0.99), 1),
         "per_round": [{k: round(v) for k, v in r.items()} for r in rounds],
     }
+    if "nodered_stream_1" in rounds[0]:
+        result |= {
+            "nodered_readings_per_s": round(statistics.median(r["nodered_stream_1"] for r in rounds)),
+            "nodered_readings_per_s_batched10": round(statistics.median(r["nodered_stream_10"] for r in rounds)),
+            "nodered_ratio": round(ratio("ingest_1", "nodered_stream_1"), 2),
+            "nodered_ratio_batched10": round(ratio("ingest_10", "nodered_stream_10"), 2),
+        }
     if args.processes > 1:
         result |= {
             "processes": args.processes,
@@ -572,26 +879,74 @@ def main() -> None:
             "naive_ratio_processes": round(ratio("ingest_1_processes", "naive"), 1),
             "naive_ratio_batched10_processes": round(ratio("ingest_10_processes", "naive"), 1),
         }
-    result["targets"] = targets(result)
-    table = Table(title=f"Mimamori ingest benchmark (same run, same machine; medians of {len(rounds)} rounds)")
+    return result
+
+
+def drain_result(drains: list[dict[str, float]], peer: str | None, skipped: str) -> dict[str, Any]:
+    """The drain phase's columns: medians over rounds, each ratio the median of the rounds' own ratios."""
+
+    def median(key: str) -> float:
+        return statistics.median(d[key] for d in drains)
+
+    def ratio(key: str, base: str) -> float:
+        return statistics.median(d[key] / d[base] for d in drains)
+
+    out: dict[str, Any] = {"drain_rounds": len(drains), "nodered": peer, "nodered_skipped": skipped or None}
+    for k in (1, 10):
+        s = "" if k == 1 else "_batched10"
+        out |= {
+            f"drain_published_readings{s}": int(drains[0][f"published_{k}"]),
+            f"drain_stored_readings{s}": [int(d[f"mimamori_rows_{k}"]) for d in drains],
+            f"drain_readings_per_s{s}": round(median(f"mimamori_{k}")),
+            f"drain_cpu_ms_per_1000{s}": round(median(f"mimamori_cpu_{k}"), 1),
+            f"broker_limit_readings_per_s{s}": round(median(f"broker_readings_{k}")),
+            f"broker_limit_cpu_ms_per_1000{s}": round(median(f"broker_cpu_{k}"), 1),
+            f"broker_limit_ratio{s}": round(ratio(f"mimamori_{k}", f"broker_readings_{k}"), 3),
+        }
+        if peer:
+            out |= {
+                f"nodered_drain_stored_readings{s}": [int(d[f"nodered_rows_{k}"]) for d in drains],
+                f"nodered_drain_readings_per_s{s}": round(median(f"nodered_{k}")),
+                f"nodered_drain_cpu_ms_per_1000{s}": round(median(f"nodered_cpu_{k}"), 1),
+                f"drain_nodered_ratio{s}": round(ratio(f"mimamori_{k}", f"nodered_{k}"), 2),
+                f"drain_cpu_nodered_ratio{s}": round(ratio(f"mimamori_cpu_{k}", f"nodered_cpu_{k}"), 2),
+            }
+    out["drain_per_round"] = [{k: round(v, 1) for k, v in d.items()} for d in drains]
+    return out
+
+
+def streaming_table(args: argparse.Namespace, result: dict[str, Any]) -> Table:
+    bare, fast_client = result["client_limit_msgs_per_s"], result["fast_client_msgs_per_s"]
+    table = Table(title=f"Mimamori ingest benchmark (same run, same machine; medians of {result['rounds']} rounds)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("vs baseline", justify="right")
-    table.add_row("bare paho loop (issue's client limit)", f"{bare:,.0f} msg/s", "")
+    table.add_row("bare paho loop (issue's client limit)", f"{bare:,} msg/s", "")
     table.add_row(
-        "ingest's client, fast path, counting only", f"{fast_client:,.0f} msg/s", f"{fast_client / bare:.0%} of paho"
+        "ingest's client, fast path, counting only", f"{fast_client:,} msg/s", f"{fast_client / bare:.0%} of paho"
     )
     table.add_row(
         "ingest, 1 reading/msg",
-        f"{ingest_1:,.0f} readings/s",
+        f"{result['readings_per_s']:,} readings/s",
         f"{result['client_limit_ratio']:.0%} of client limit, {result['fast_client_ratio']:.0%} of own client's, "
         f"{result['naive_ratio']}× naive",
     )
     table.add_row(
         "ingest, 10 readings/msg",
-        f"{ingest_10:,.0f} readings/s",
+        f"{result['readings_per_s_batched10']:,} readings/s",
         f"{result['naive_ratio_batched10']}× naive, {result['copy_limit_ratio']:.0%} of COPY",
     )
+    if "nodered_readings_per_s" in result:
+        table.add_row(
+            "Node-RED peer, 1 reading/msg",
+            f"{result['nodered_readings_per_s']:,} readings/s",
+            f"ingest {result['nodered_ratio']}× this",
+        )
+        table.add_row(
+            "Node-RED peer, 10 readings/msg",
+            f"{result['nodered_readings_per_s_batched10']:,} readings/s",
+            f"ingest {result['nodered_ratio_batched10']}× this",
+        )
     if args.processes > 1:
         table.add_row(
             f"{args.processes} ingest processes, 1 reading/msg",
@@ -604,20 +959,44 @@ def main() -> None:
             f"{result['readings_per_s_batched10_processes']:,} readings/s",
             f"{result['naive_ratio_batched10_processes']}× naive",
         )
-    table.add_row("naive INSERT+commit per msg", f"{naive:,.0f} readings/s", "1×")
-    table.add_row("binary COPY (database limit)", f"{copy_rows:,.0f} rows/s", "")
+    table.add_row("naive INSERT+commit per msg", f"{result['naive_readings_per_s']:,} readings/s", "1×")
+    table.add_row("binary COPY (database limit)", f"{result['copy_limit_rows_per_s']:,} rows/s", "")
     table.add_row("lag p50 / p99 at half peak", f"{result['lag_p50_ms']} / {result['lag_p99_ms']} ms", "")
-    Console().print(table)
-    checks = Table(title="the issue's targets, in this run")
-    for column in ("target", "one process", f"{args.processes} processes" if args.processes > 1 else ""):
-        checks.add_column(column)
-    for name, by in result["targets"].items():
-        checks.add_row(name, *(f"{'met' if ok else 'NOT met'} ({value:,})" for value, ok in by.values()))
-    Console().print(checks)
-    print(json.dumps(result))
+    return table
 
 
-# The issue's targets (#3): name → (result key for one process, key for several processes or None, bound, at least).
+def drain_table(result: dict[str, Any]) -> Table:
+    """Drain of a backlog queued at the broker: each consumer alone, rows counted by SQL."""
+    table = Table(title=f"drain of a queued backlog, each consumer alone (medians of {result['drain_rounds']} rounds)")
+    for column in ("consumer", "readings/msg", "readings/s", "CPU ms / 1,000 readings", "stored / published"):
+        table.add_column(column, justify="left" if column == "consumer" else "right")
+    for k, s in ((1, ""), (10, "_batched10")):
+        published = result[f"drain_published_readings{s}"]
+        rows = [("mimamori ingest", "drain", f"drain_stored_readings{s}")]
+        if result["nodered"]:
+            rows.append((result["nodered"], "nodered_drain", f"nodered_drain_stored_readings{s}"))
+        for name, key, stored in rows:
+            table.add_row(
+                name,
+                str(k),
+                f"{result[f'{key}_readings_per_s{s}']:,}",
+                f"{result[f'{key}_cpu_ms_per_1000{s}']}",
+                f"{'/'.join(f'{n:,}' for n in result[stored])} / {published:,}",
+            )
+        table.add_row(
+            "mosquitto_sub (broker's delivery limit)",
+            str(k),
+            f"{result[f'broker_limit_readings_per_s{s}']:,}",
+            f"{result[f'broker_limit_cpu_ms_per_1000{s}']}",
+            "",
+        )
+    if not result["nodered"]:
+        table.caption = f"Node-RED peer skipped: {result['nodered_skipped']}"
+    return table
+
+
+# The issue's targets (#3, #21): name → (result key for one process, key for several processes or None, bound,
+# at least). A target whose key is not in the result (a phase not run, the peer skipped) is left out.
 TARGETS: dict[str, tuple[str, str | None, float, bool]] = {
     "1 reading/msg: ≥ 80 % of the bare paho loop": ("client_limit_ratio", None, 0.8, True),
     "1 reading/msg: ≥ 10× naive": ("naive_ratio", "naive_ratio_processes", 10, True),
@@ -629,6 +1008,16 @@ TARGETS: dict[str, tuple[str, str | None, float, bool]] = {
     ),
     "10 readings/msg: ≥ 50× naive": ("naive_ratio_batched10", "naive_ratio_batched10_processes", 50, True),
     "lag p99 ≤ 250 ms at half of peak": ("lag_p99_ms", None, 250, False),
+    "drain, 1 reading/msg: ≥ 1.5× Node-RED's": ("drain_nodered_ratio", None, 1.5, True),
+    "drain, 10 readings/msg: ≥ 1.5× Node-RED's": ("drain_nodered_ratio_batched10", None, 1.5, True),
+    "drain, 1 reading/msg: CPU per reading ≤ 0.5× Node-RED's": ("drain_cpu_nodered_ratio", None, 0.5, False),
+    "drain, 10 readings/msg: CPU per reading ≤ 0.5× Node-RED's": (
+        "drain_cpu_nodered_ratio_batched10",
+        None,
+        0.5,
+        False,
+    ),
+    "drain, 1 reading/msg: ≥ 80 % of the broker's delivery limit": ("broker_limit_ratio", None, 0.8, True),
 }
 
 
@@ -636,6 +1025,8 @@ def targets(result: dict[str, Any]) -> dict[str, dict[str, tuple[float, bool]]]:
     """Each target with the value and whether it is met, for one process and (where measured) several."""
     out: dict[str, dict[str, tuple[float, bool]]] = {}
     for name, (one, several, bound, at_least) in TARGETS.items():
+        if one not in result:
+            continue
         by = {"one_process": result[one]} | ({"processes": result[several]} if several and several in result else {})
         out[name] = {k: (v, v >= bound if at_least else v <= bound) for k, v in by.items()}
     return out

@@ -30,7 +30,6 @@ import math
 import multiprocessing
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,13 +46,14 @@ from rich.table import Table
 from devices import load_catalogue, sync_catalogue, upsert_tenant
 from devices.keys import Role, create_key
 from devkit.databases import create_scratch_database, drop_database
+from devkit.peer_env import CACHE, PeerEnvUnavailable, peer_python
 from devkit.ports import free_port, wait_for_port
 from mimamori.migrate import migrate
 from mimamori.settings import Settings
 
 out = Console(stderr=True, width=120)  # the table whole, not wrapped
 TIPG_SPEC = "tipg==1.*"
-TIPG_ENV = Path.home() / ".cache" / "mimamori" / "bench" / "tipg"
+TIPG_ENV = CACHE / "bench" / "tipg"
 LIMIT = 100  # tipg's default page is 10, ours 100: both are asked for the same 100
 # The attributes Mimamori's stand tiles carry (geo/queries.py _TILE_ROWS), asked of tipg too, which would
 # otherwise put every column in its tiles; ``protected`` is computed by Mimamori and has no column to name.
@@ -68,16 +68,10 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 
 def tipg_python(env_dir: Path = TIPG_ENV) -> Path:
     """tipg's interpreter, its environment made first when missing (uv venv + uv pip install; never the repo's)."""
-    python = env_dir / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import tipg, uvicorn"], check=False).returncode == 0:
-        return python
-    uv = shutil.which("uv")
-    if uv is None:
-        raise SystemExit("--peer tipg needs uv on PATH to make tipg's environment")
-    out.print(f"making tipg's environment in {env_dir} ({TIPG_SPEC}, uvicorn)")
-    subprocess.run([uv, "venv", "--quiet", str(env_dir)], check=True)
-    subprocess.run([uv, "pip", "install", "--python", str(python), TIPG_SPEC, "uvicorn"], check=True)
-    return python
+    try:
+        return peer_python(env_dir, [TIPG_SPEC, "uvicorn"], "import tipg, uvicorn")
+    except PeerEnvUnavailable as e:
+        raise SystemExit(f"--peer tipg: {e}") from e
 
 
 def tipg_version(python: Path) -> str:

@@ -6,6 +6,7 @@ from devices.catalogue import DeviceType, MetricSpec, load_catalogue
 from devices.importer import ImportReport
 from devices.manage import Caller
 from devices.queries import (
+    LATEST_PREFIX,
     DeviceFilter,
     StateFilter,
     active_devices,
@@ -26,6 +27,7 @@ from devices.silence import Silence, SilencePolicy
 from devices.validation import DeviceSpec, DeviceStatus
 
 __all__ = [
+    "LATEST_PREFIX",
     "BrokerAdmin",
     "Caller",
     "DeviceCredentials",

@@ -124,6 +124,16 @@ class Settings(BaseSettings):
     open_cache_max_age_s: int = Field(
         60, ge=0, description="Open data: Cache-Control max-age of its answers (seconds; readings change often)."
     )
+    open_fresh_s: float = Field(
+        2.0,
+        ge=0,
+        description="Open data and the citizens' page: each anonymous answer is built at most once per this many"
+        " seconds per API process and served from memory meanwhile (readings reach citizens at most this late; 0:"
+        " every request reads the database).",
+    )
+    open_cache_mb: int = Field(
+        32, ge=1, description="Open data and the citizens' page: memory per API process for those built answers (MB)."
+    )
     public_translations: str | None = Field(
         None,
         description="The citizens' page (/public): its translations file (YAML, api/public/translations.yaml's"
@@ -189,6 +199,13 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="`mimamori api` lowers its own CPU priority by this much (Unix nice): on a machine it shares with"
+        " ingest, a stampede of readers waits for the cores and readings do not.",
+    )
 
     # Devices (devices/silence.py): when a device counts as silent, for the map, the API and Grafana alike.
     devices_silent_after_intervals: float = Field(

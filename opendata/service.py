@@ -3,6 +3,7 @@ manage datasets (rules in opendata/rules.py, each change written to the audit lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from devices.keys import audit
 from devices.queries import list_tenants
 from devices.series_queries import calendar_buckets
 from mimamori.errors import NotFound, ValidationError
-from opendata import queries, snapshot
+from opendata import dcat, queries, snapshot
 from opendata.rules import READING_METRIC, Dataset, DatasetDraft, Kind, check_draft, check_manage, check_publish
 from opendata.tables import Table, table_of
 
@@ -171,9 +172,41 @@ def remove(conn: psycopg.Connection, dataset_id: str, role: str, caller_tenant: 
         audit(conn, actor, "open_dataset.delete", dataset_id, {})
 
 
-def catalog_inputs(conn: psycopg.Connection) -> tuple[list[Dataset], dict[str, str], tuple[str, str]]:
-    """Published datasets, each tenant's name, and the operator tenant's (id, name) for the catalogue."""
+PLACE_KINDS = (Kind.river_levels, Kind.rainfall, Kind.evacuation_sites)  # kinds whose items are fixed places
+
+
+def dataset_extents(conn: psycopg.Connection, datasets: Sequence[Dataset], now: datetime) -> dict[str, dcat.Box]:
+    """The extent of each dataset's places (its gauges, the evacuation sites), for the catalogue's dct:spatial; none
+    for alerts (they come and go) or the register's summaries (no place of their own)."""
+    extents: dict[str, dcat.Box] = {}
+    for d in datasets:
+        if d.kind not in PLACE_KINDS:
+            continue
+        items: Sequence[Any]
+        if d.kind is Kind.river_levels:
+            items = snapshot.river_gauges(conn, d, now)
+        elif d.kind is Kind.rainfall:
+            items = snapshot.rain_gauges(conn, d, now)
+        else:
+            items = snapshot.evacuation_sites(conn, d)
+        box = dcat.extent((i.lon, i.lat) for i in items)
+        if box is not None:
+            extents[d.id] = box
+    return extents
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogInputs:
+    datasets: list[Dataset]  # the published ones
+    publishers: dict[str, str]  # each tenant's name by its id
+    operator: tuple[str, str]  # the operator tenant's id and name, the catalogue's publisher
+    extents: dict[str, dcat.Box]  # the extent of a dataset's places, by its id
+
+
+def catalog_inputs(conn: psycopg.Connection, now: datetime) -> CatalogInputs:
+    """What the DCAT catalogue is made of (opendata/dcat.py)."""
     tenants = list_tenants(conn, None)
     names = {t.id: t.name for t in tenants}
     operator = next(((t.id, t.name) for t in tenants if t.kind == "operator"), ("operator", "Mimamori"))
-    return queries.published_datasets(conn), names, operator
+    datasets = queries.published_datasets(conn)
+    return CatalogInputs(datasets, names, operator, dataset_extents(conn, datasets, now))

@@ -5,12 +5,12 @@ Thin: parse, authorise, call opendata/. docs/open-data.md."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 import alerts
+from api.answer_cache import AnswerCache, Built
 from api.auth import require
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
@@ -25,6 +26,7 @@ from api.ratelimit import open_rate_limit
 from api.responses import JSONResponse
 from devices.keys import Principal, Role
 from mimamori.errors import ValidationError
+from mimamori.settings import Settings
 from opendata import Dataset, DatasetDraft, Kind, service, snapshot
 from opendata import dcat as dcat_doc
 from opendata import queries as open_queries
@@ -65,10 +67,6 @@ def _not_found(detail: str) -> JSONResponse:
     return JSONResponse({"error": "not_found", "detail": detail}, status_code=404)
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-
-
 def _matches(if_none_match: str | None, etag: str) -> bool:
     """If-None-Match's weak comparison (RFC 9110 13.1.2): any listed tag, W/ or not, or *."""
     if not if_none_match:
@@ -77,21 +75,9 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _answer(
-    request: Request,
-    body: bytes,
-    media_type: str,
-    licences: Iterable[str],
-    *,
-    filename: str | None = None,
-) -> Response:
-    """A cacheable anonymous answer: strong ETag (304 when the client has it), Cache-Control public, the licences
-    as Link rel="license", readable from any origin."""
-    etag = _etag(body)
-    max_age = request.app.state.settings.open_cache_max_age_s
+def _headers(licences: Iterable[str], filename: str | None = None) -> dict[str, str]:
+    """An anonymous answer's own headers: the licences as Link rel="license", readable from any origin."""
     headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={max_age}",
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Expose-Headers": "ETag, Link, Content-Disposition",
         "Vary": "Accept-Encoding",
@@ -101,9 +87,32 @@ def _answer(
         headers["Link"] = ", ".join(links)
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    if _matches(request.headers.get("if-none-match"), etag):
+    return headers
+
+
+def _built(body: bytes, media_type: str, licences: Iterable[str], *, filename: str | None = None) -> Built:
+    return Built.of(body, media_type, headers=_headers(licences, filename))
+
+
+def _missing(detail: str) -> Built:
+    return Built.of(orjson.dumps({"error": "not_found", "detail": detail}), "application/json", status=404)
+
+
+def _send(request: Request, built: Built) -> Response:
+    """A cacheable anonymous answer: strong ETag (304 when the client has it), Cache-Control public. Errors are
+    sent as they are, without a validator."""
+    if built.status != 200:
+        return Response(built.body, status_code=built.status, media_type=built.media_type, headers=built.headers)
+    max_age = request.app.state.settings.open_cache_max_age_s
+    headers = {"ETag": built.etag, "Cache-Control": f"public, max-age={max_age}", **built.headers}
+    if _matches(request.headers.get("if-none-match"), built.etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    return Response(built.body, media_type=built.media_type, headers=headers)
+
+
+async def _cached(request: Request, key: Hashable, build: Callable[[], Built]) -> Response:
+    answers: AnswerCache = request.app.state.answers
+    return _send(request, await answers.get(key, build))
 
 
 def _json(value: Any) -> bytes:
@@ -140,10 +149,12 @@ def _with_pool(pool: ConnectionPool, work: Callable[[Any], _T]) -> _T:
         return work(conn)
 
 
-async def _published(pool: ConnectionPool, dataset_id: str) -> Dataset | None:
-    if not DATASET_ID.match(dataset_id):
-        return None
-    return await run_in_threadpool(_with_pool, pool, lambda c: open_queries.published_dataset(c, dataset_id))
+def _published(conn: psycopg.Connection, dataset_id: str) -> Dataset | None:
+    return open_queries.published_dataset(conn, dataset_id) if DATASET_ID.match(dataset_id) else None
+
+
+def _no_dataset(dataset_id: str) -> Built:
+    return _missing(f"no published dataset {dataset_id!r}")
 
 
 def _item_json(item: Any) -> dict[str, Any]:
@@ -151,51 +162,66 @@ def _item_json(item: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-def _history_window(request: Request) -> timedelta:
-    return timedelta(hours=request.app.state.settings.open_alert_history_hours)
+def _history_window(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.open_alert_history_hours)
 
 
 # -- anonymous: /open -----------------------------------------------------------------------------------------
+# Each route builds its whole answer in one database visit, kept by the answer cache (api/answer_cache.py) under
+# a key naming everything the answer depends on.
 
 
 @public.get("/open/datasets", response_class=Response, responses=JSON_200)
 async def list_open(request: Request, pool: Pool) -> Response:
     """Every published dataset, with links to its latest values, history and downloads. No key needed."""
-    found = await run_in_threadpool(_with_pool, pool, open_queries.published_datasets)
     base = request.app.state.settings.public_url
-    body = _json({"datasets": [_dataset_json(d, base) for d in found]})
-    return _answer(request, body, "application/json", (d.licence_url for d in found))
+
+    def build() -> Built:
+        found = _with_pool(pool, open_queries.published_datasets)
+        body = _json({"datasets": [_dataset_json(d, base) for d in found]})
+        return _built(body, "application/json", (d.licence_url for d in found))
+
+    return await _cached(request, ("datasets",), build)
 
 
 @public.get("/open/datasets/{dataset_id}", response_class=Response, responses=JSON_200)
 async def get_open(request: Request, dataset_id: str, pool: Pool) -> Response:
-    d = await _published(pool, dataset_id)
-    if d is None:
-        return _not_found(f"no published dataset {dataset_id!r}")
-    body = _json(_dataset_json(d, request.app.state.settings.public_url))
-    return _answer(request, body, "application/json", [d.licence_url])
+    base = request.app.state.settings.public_url
+
+    def build() -> Built:
+        d = _with_pool(pool, lambda c: _published(c, dataset_id))
+        if d is None:
+            return _no_dataset(dataset_id)
+        return _built(_json(_dataset_json(d, base)), "application/json", [d.licence_url])
+
+    return await _cached(request, ("dataset", dataset_id), build)
 
 
 @public.get("/open/datasets/{dataset_id}/latest", response_class=Response, responses=JSON_200)
 async def latest(request: Request, dataset_id: str, pool: Pool) -> Response:
     """The dataset's items now: gauges with their newest reading, active (and recently ended) alerts, the register
     in aggregate, or the evacuation sites."""
-    d = await _published(pool, dataset_id)
-    if d is None:
-        return _not_found(f"no published dataset {dataset_id!r}")
-    history = _history_window(request)
-    items = await run_in_threadpool(_with_pool, pool, lambda c: service.dataset_items(c, d, _now(), history))
-    body = _json(
-        {
-            "dataset": d.id,
-            "kind": str(d.kind),
-            "licence": d.licence,
-            "licence_url": d.licence_url,
-            "attribution": d.attribution,
-            "items": [_item_json(i) for i in items],
-        }
-    )
-    return _answer(request, body, "application/json", [d.licence_url])
+    history = _history_window(request.app.state.settings)
+
+    def build() -> Built:
+        with pool.connection() as conn:
+            d = _published(conn, dataset_id)
+            if d is None:
+                return _no_dataset(dataset_id)
+            items = service.dataset_items(conn, d, _now(), history)
+        body = _json(
+            {
+                "dataset": d.id,
+                "kind": str(d.kind),
+                "licence": d.licence,
+                "licence_url": d.licence_url,
+                "attribution": d.attribution,
+                "items": [_item_json(i) for i in items],
+            }
+        )
+        return _built(body, "application/json", [d.licence_url])
+
+    return await _cached(request, ("latest", dataset_id), build)
 
 
 @public.get("/open/datasets/{dataset_id}/history", response_class=Response, responses=JSON_200)
@@ -209,32 +235,39 @@ async def history(
 ) -> Response:
     """Per device and calendar day or month (Japan time, `bucket=day|month`) in [start, end): count, min, max, mean,
     sum of the dataset's metric (water level in m, rainfall in mm). Default: the last 30 days, or 12 months."""
-    d = await _published(pool, dataset_id)
-    if d is None:
-        return _not_found(f"no published dataset {dataset_id!r}")
-    if d.kind not in READING_METRIC:
-        return _invalid(f"a {d.kind} dataset has no history: river_levels and rainfall have")
     now = _now()
     try:
         req = service.history_request(bucket, start, end, now)
     except ValidationError as exc:
         return _invalid(str(exc))
-    rows = await run_in_threadpool(_with_pool, pool, lambda c: service.history(c, d, req, now))
-    body = _json(
-        {
-            "dataset": d.id,
-            "metric": READING_METRIC[d.kind],
-            "bucket": req.bucket,
-            "timezone": service.TZ,
-            "start": req.start,
-            "end": req.end,
-            "licence": d.licence,
-            "licence_url": d.licence_url,
-            "attribution": d.attribution,
-            "buckets": rows,
-        }
-    )
-    return _answer(request, body, "application/json", [d.licence_url])
+
+    def build() -> Built:
+        with pool.connection() as conn:
+            d = _published(conn, dataset_id)
+            if d is None:
+                return _no_dataset(dataset_id)
+            if d.kind not in READING_METRIC:
+                detail = f"a {d.kind} dataset has no history: river_levels and rainfall have"
+                return Built.of(_json({"error": "invalid", "detail": detail}), "application/json", status=400)
+            rows = service.history(conn, d, req, now)
+        body = _json(
+            {
+                "dataset": d.id,
+                "metric": READING_METRIC[d.kind],
+                "bucket": req.bucket,
+                "timezone": service.TZ,
+                "start": req.start,
+                "end": req.end,
+                "licence": d.licence,
+                "licence_url": d.licence_url,
+                "attribution": d.attribution,
+                "buckets": rows,
+            }
+        )
+        return _built(body, "application/json", [d.licence_url])
+
+    # Keyed by what was asked, not by the resolved window: a default window moves with the clock.
+    return await _cached(request, ("history", dataset_id, bucket, start, end), build)
 
 
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -250,32 +283,41 @@ async def download(request: Request, dataset_id: str, fmt: str, pool: Pool, bom:
         return _not_found(f"no format {fmt!r}: csv, geojson or parquet")
     if bom not in (None, "", "0", "1", "true", "false"):
         return _invalid("bom is 1 (or true) or 0 (or false)")
-    d = await _published(pool, dataset_id)
-    if d is None:
-        return _not_found(f"no published dataset {dataset_id!r}")
-    history = _history_window(request)
-    table = await run_in_threadpool(_with_pool, pool, lambda c: service.dataset_table(c, d, _now(), history))
-    if fmt == "csv":
-        body = to_csv(table, bom=bom in ("1", "true"))
-    elif fmt == "geojson":
-        base = request.app.state.settings.public_url
-        body = to_geojson(
-            table,
-            d,
-            [{"rel": "license", "href": d.licence_url}, {"rel": "describedby", "href": f"{base}/open/datasets/{d.id}"}],
-        )
-    else:
-        body = to_parquet(table, d)
-    return _answer(request, body, MEDIA_TYPES[fmt], [d.licence_url], filename=f"{d.id}.{fmt}")
+    settings: Settings = request.app.state.settings
+    with_bom = fmt == "csv" and bom in ("1", "true")
+
+    def build() -> Built:
+        with pool.connection() as conn:
+            d = _published(conn, dataset_id)
+            if d is None:
+                return _no_dataset(dataset_id)
+            table = service.dataset_table(conn, d, _now(), _history_window(settings))
+        if fmt == "csv":
+            body = to_csv(table, bom=with_bom)
+        elif fmt == "geojson":
+            links = [
+                {"rel": "license", "href": d.licence_url},
+                {"rel": "describedby", "href": f"{settings.public_url}/open/datasets/{d.id}"},
+            ]
+            body = to_geojson(table, d, links)
+        else:
+            body = to_parquet(table, d)
+        return _built(body, MEDIA_TYPES[fmt], [d.licence_url], filename=f"{d.id}.{fmt}")
+
+    return await _cached(request, ("download", dataset_id, fmt, with_bom), build)
 
 
 @public.get("/open/alerts", response_class=Response, responses=JSON_200)
 async def open_alerts(request: Request, pool: Pool) -> Response:
     """Active alerts of every published alerts dataset, highest level first, each with its CAP 1.2 document's URL."""
-    found = await run_in_threadpool(_with_pool, pool, lambda c: snapshot.active_public_alerts(c, _now()))
     base = request.app.state.settings.public_url
-    items = [{**_item_json(a), "cap": base + a.cap_path, **snapshot.credit(a.source)} for a in found]
-    return _answer(request, _json({"alerts": items}), "application/json", (a.source.licence_url for a in found))
+
+    def build() -> Built:
+        found = _with_pool(pool, lambda c: snapshot.active_public_alerts(c, _now()))
+        items = [{**_item_json(a), "cap": base + a.cap_path, **snapshot.credit(a.source)} for a in found]
+        return _built(_json({"alerts": items}), "application/json", (a.source.licence_url for a in found))
+
+    return await _cached(request, ("alerts",), build)
 
 
 @public.get(
@@ -287,8 +329,9 @@ async def open_cap(request: Request, alert_id: str, pool: Pool) -> Response:
     """The newest CAP 1.2 message of an alert that a published alerts dataset opens."""
     if not alert_id.isdigit() or len(alert_id) > 18:
         return _not_found(f"no public alert {alert_id!r}")
+    s: Settings = request.app.state.settings
 
-    def build() -> tuple[bytes, str] | None:
+    def build() -> Built:
         with pool.connection() as conn:
             row = snapshot.public_alert(conn, int(alert_id))
             messages = alerts.cap_messages_of(conn, int(alert_id)) if row is not None else []
@@ -301,23 +344,24 @@ async def open_cap(request: Request, alert_id: str, pool: Pool) -> Response:
                 "",
             )
         if row is None or not messages:
-            return None
-        s = request.app.state.settings
+            return _missing(f"no public alert {alert_id!r}")
         ctx = alerts.CapContext(sender=s.alerts_cap_sender, base_url=s.public_url)
-        return alerts.cap_document(row, messages, ctx), licence
+        return _built(alerts.cap_document(row, messages, ctx), alerts.CAP_MEDIA_TYPE, [licence])
 
-    found = await run_in_threadpool(build)
-    if found is None:
-        return _not_found(f"no public alert {alert_id!r}")
-    return _answer(request, found[0], alerts.CAP_MEDIA_TYPE, [found[1]])
+    return await _cached(request, ("cap", int(alert_id)), build)
 
 
 @public.get("/open/catalog", response_class=Response, responses={200: {"content": {JSON_LD: {}}}})
 async def catalog(request: Request, pool: Pool) -> Response:
     """The published datasets as a DCAT catalogue (JSON-LD, DCAT-AP style), for CKAN's ckanext-dcat harvester."""
-    datasets, names, (op_id, op_name) = await run_in_threadpool(_with_pool, pool, service.catalog_inputs)
-    doc = dcat_doc.catalog(datasets, names, request.app.state.settings.public_url, op_id, op_name)
-    return _answer(request, _json(doc), JSON_LD, (d.licence_url for d in datasets))
+    base = request.app.state.settings.public_url
+
+    def build() -> Built:
+        got = _with_pool(pool, lambda c: service.catalog_inputs(c, _now()))
+        doc = dcat_doc.catalog(got.datasets, got.publishers, base, *got.operator, got.extents)
+        return _built(_json(doc), JSON_LD, (d.licence_url for d in got.datasets))
+
+    return await _cached(request, ("catalog",), build)
 
 
 # -- publication: /v1/open-datasets ----------------------------------------------------------------------------
@@ -360,6 +404,7 @@ async def put_dataset(request: Request, dataset_id: str, body: DatasetBody, who:
     saved = await run_in_threadpool(
         _with_pool, pool, lambda c: service.save(c, draft, who.role, who.tenant_id, who.key_id)
     )
+    request.app.state.answers.clear()
     return _managed_json(saved, request.app.state.settings.public_url)
 
 
@@ -367,6 +412,7 @@ async def _publish(request: Request, dataset_id: str, published: bool, who: Prin
     done = await run_in_threadpool(
         _with_pool, pool, lambda c: service.publish(c, dataset_id, published, who.role, who.tenant_id, who.key_id)
     )
+    request.app.state.answers.clear()
     return _managed_json(done, request.app.state.settings.public_url)
 
 
@@ -384,8 +430,9 @@ async def unpublish(request: Request, dataset_id: str, who: Manager, pool: Pool)
 
 
 @router.delete("/v1/open-datasets/{dataset_id}", status_code=204, response_class=Response)
-async def delete_dataset(dataset_id: str, who: Manager, pool: Pool) -> Response:
+async def delete_dataset(request: Request, dataset_id: str, who: Manager, pool: Pool) -> Response:
     await run_in_threadpool(
         _with_pool, pool, lambda c: service.remove(c, dataset_id, who.role, who.tenant_id, who.key_id)
     )
+    request.app.state.answers.clear()
     return Response(status_code=204)

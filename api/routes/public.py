@@ -6,21 +6,20 @@ read the snapshot, render with api/public/page.py. docs/citizens-page.md."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from functools import cache
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
+from api.answer_cache import AnswerCache, Built
 from api.bodies import StrictJSONRoute
 from api.public import PUBLIC_DIR
-from api.public.page import load_translations, negotiate, render
+from api.public.page import Translations, load_translations, negotiate, render
 from api.ratelimit import open_rate_limit
 from mimamori.settings import Settings
-from opendata import PublicSnapshot, public_snapshot
+from opendata import public_snapshot
 
 router = APIRouter(tags=["citizens' page"], route_class=StrictJSONRoute)
 HTML = "text/html; charset=utf-8"
@@ -33,10 +32,6 @@ def check_translations(settings: Settings) -> None:
     load_translations(settings.public_translations)
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
 def _fresh(request: Request, etag: str) -> bool:
     """If-None-Match names this body (weak comparison, RFC 9110 13.1.2)."""
     header = request.headers.get("if-none-match") or ""
@@ -44,36 +39,39 @@ def _fresh(request: Request, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _cacheable(request: Request, body: bytes, media_type: str, headers: dict[str, str]) -> Response:
-    etag = _etag(body)
+def _send(request: Request, built: Built) -> Response:
+    if built.status != 200:
+        return Response(built.body, status_code=built.status, media_type=built.media_type, headers=built.headers)
     settings: Settings = request.app.state.settings
-    out = {"ETag": etag, "Cache-Control": f"public, max-age={settings.public_cache_max_age_s}", **headers}
-    if _fresh(request, etag):
+    out = {"ETag": built.etag, "Cache-Control": f"public, max-age={settings.public_cache_max_age_s}", **built.headers}
+    if _fresh(request, built.etag):
         return Response(status_code=304, headers=out)
-    return Response(body, media_type=media_type, headers=out)
+    return Response(built.body, media_type=built.media_type, headers=out)
 
 
-def _snapshot(pool: ConnectionPool, now: datetime) -> PublicSnapshot:
-    with pool.connection() as conn:
-        return public_snapshot(conn, now)
-
-
-async def _page(request: Request, lang: str | None, gauge_id: str | None) -> Response:
-    settings: Settings = request.app.state.settings
-    tr = load_translations(settings.public_translations)
-    chosen = negotiate(lang, request.headers.get("accept-language"), tr)
+def _build_page(pool: ConnectionPool, tr: Translations, chosen: str, gauge_id: str | None) -> Built:
     # To the minute: the page (its ages) stays byte-identical, so its ETag too, within the minute.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    snapshot = await run_in_threadpool(_snapshot, request.app.state.pool, now)
+    with pool.connection() as conn:
+        snapshot = public_snapshot(conn, now)
     gauge = None
     if gauge_id is not None:
         gauge = next((g for g in snapshot.river_gauges if g.id == gauge_id), None)
     body = render(snapshot, tr, chosen, now, gauge=gauge, single=gauge_id is not None).encode()
     # The page differs by Accept-Language when no ?lang= is given: caches must keep one copy per language.
     headers = {"Vary": "Accept-Language, Accept-Encoding", "Content-Language": tr.languages[chosen]["html_lang"]}
-    if gauge_id is not None and gauge is None:
-        return Response(body, status_code=404, media_type=HTML, headers=headers)
-    return _cacheable(request, body, HTML, headers)
+    status = 404 if gauge_id is not None and gauge is None else 200
+    return Built.of(body, HTML, status=status, headers=headers)
+
+
+async def _page(request: Request, lang: str | None, gauge_id: str | None) -> Response:
+    settings: Settings = request.app.state.settings
+    tr = load_translations(settings.public_translations)
+    chosen = negotiate(lang, request.headers.get("accept-language"), tr)
+    answers: AnswerCache = request.app.state.answers
+    pool: ConnectionPool = request.app.state.pool
+    built = await answers.get(("page", chosen, gauge_id), lambda: _build_page(pool, tr, chosen, gauge_id))
+    return _send(request, built)
 
 
 @router.get("/public", include_in_schema=False, dependencies=[Depends(open_rate_limit)])
@@ -87,16 +85,18 @@ async def public_gauge(request: Request, gauge_id: str, lang: str | None = None)
 
 
 @cache
-def _asset(name: str) -> bytes:
-    return (PUBLIC_DIR / name).read_bytes()
+def _asset(name: str, media_type: str) -> Built:
+    return Built.of((PUBLIC_DIR / name).read_bytes(), media_type)
 
 
 @router.get("/public/public.js", include_in_schema=False)
 async def script(request: Request) -> Response:
-    return _cacheable(request, _asset("public.js"), JS, {})
+    return _send(request, _asset("public.js", JS))
 
 
 @router.get("/public/sw.js", include_in_schema=False)
 async def service_worker(request: Request) -> Response:
     # Served under /public/ but governing /public itself too: the header widens its scope by that one path.
-    return _cacheable(request, _asset("sw.js"), JS, {"Service-Worker-Allowed": "/public"})
+    response = _send(request, _asset("sw.js", JS))
+    response.headers["Service-Worker-Allowed"] = "/public"
+    return response

@@ -3,7 +3,6 @@ in the standard open-data set format (自治体標準オープンデータセッ
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -70,10 +69,9 @@ def import_(
         f"{report.imported} {report.kind} site(s) imported from {report.rows} row(s) of {plain(file.name)}"
         f" ({report.encoding}); {len(report.rejections)} rejected"
     )
-    from geo.evacuation_format import neutralise
 
     rows = [(r.row, r.site_id or "", r.reason) for r in report.rejections]
-    report_rejections(out, rows, "site_id", rejects, cell=neutralise, quoting=csv.QUOTE_ALL)
+    report_rejections(out, rows, "site_id", rejects)
 
 
 @app.command("export")

@@ -1,10 +1,12 @@
 """An importer's rejected rows, as the stands and evacuation-site commands report them: the first few as a table,
-all of them in a CSV file when ``--rejects`` asks for one."""
+all of them in a CSV file when ``--rejects`` asks for one. The ids and reasons quote the imported file, which may
+be hostile, and the rejects file is opened in a spreadsheet: every cell is quoted and formula-like cells are
+neutralised (OWASP's CSV-injection defence), for every importer."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -20,12 +22,8 @@ def report_rejections(
     rejections: Sequence[tuple[int, str, str]],
     id_column: str,
     rejects: Path | None,
-    *,
-    cell: Callable[[str], str] = str,
-    quoting: int = csv.QUOTE_MINIMAL,
 ) -> None:
-    """``rejections`` are (row, id, reason); ``id_column`` names the id (``stand_id``); ``cell`` prepares each
-    text cell of the file (the evacuation lists neutralise spreadsheet formulas)."""
+    """``rejections`` are (row, id, reason); ``id_column`` names the id (``stand_id``)."""
     if rejections:
         table = Table("row", id_column.replace("_", " "), "reason", title="rejected rows")
         for row, rid, reason in rejections[:SHOWN_REJECTIONS]:
@@ -34,8 +32,10 @@ def report_rejections(
         if len(rejections) > SHOWN_REJECTIONS and rejects is None:
             out.print(f"… and {len(rejections) - SHOWN_REJECTIONS} more: pass --rejects FILE.csv for all")
     if rejects is not None:
+        from geo.evacuation_format import neutralise  # here: `import geo` takes most of a second
+
         with rejects.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, quoting=quoting)
+            writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
             writer.writerow(["row", id_column, "reason"])
-            writer.writerows((row, cell(rid), cell(reason)) for row, rid, reason in rejections)
+            writer.writerows((row, neutralise(rid), neutralise(reason)) for row, rid, reason in rejections)
         out.print(f"rejections written to {plain(rejects)}")

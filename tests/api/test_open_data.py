@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -17,12 +20,14 @@ from rdflib.namespace import DCAT, DCTERMS, RDF
 from alerts.store import NewAlert, insert_alert, insert_event
 from devices import upsert_device, upsert_tenant
 from devices.keys import Role, create_key
-from opendata import public_snapshot
+from devkit.peer_env import CACHE, PeerEnvUnavailable, peer_python
+from opendata import Kind, dcat, public_snapshot
 from tests.cap_support import valid_cap
-from tests.geo_support import api_client, role_keys
+from tests.geo_support import api_client, role_keys, served
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
+JSON_LD = "application/ld+json"
 
 
 def _alert(db, tenant: str, device: str | None, title: str, level: int = 2) -> int:
@@ -423,3 +428,175 @@ def test_no_client_address_in_the_access_log(api, published, caplog):
     lines = [json.dumps(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records]
     assert lines and all("testclient" not in line and "127.0.0.1" not in line for line in lines)
     assert any("/open/datasets/{dataset_id}/latest" in line for line in lines)
+
+
+# -- built once, served from memory (api/answer_cache.py) --------------------------------------------------------
+
+
+def _set_level(db, value: float) -> None:
+    db.execute(
+        "UPDATE latest_readings SET value = %s, time = %s WHERE device_id = 'gauge-1' AND metric = 'water_level'",
+        (value, NOW + timedelta(seconds=1)),
+    )
+
+
+def _level(client) -> float:
+    return client.get("/open/datasets/city-rivers/latest").json()["items"][0]["water_level_m"]
+
+
+def test_a_new_reading_reaches_citizens_within_the_freshness_bound(database_url, published, db):
+    with api_client(database_url, open_burst=1000, open_fresh_s=0.3) as client:
+        assert _level(client) == 4.8
+        _set_level(db, 5.1)
+        assert _level(client) == 4.8  # served from memory: the database is not read again at once
+        time.sleep(0.4)
+        assert _level(client) == 5.1
+
+
+def test_publication_changes_through_the_process_take_effect_at_once(database_url, published, db):
+    admin = published["keys"]["admin"]
+    with api_client(database_url, open_burst=1000, open_fresh_s=600) as client:
+        assert client.get("/open/datasets/city-rivers/latest").status_code == 200
+        assert "平戸橋" in client.get("/public?lang=ja").text
+        assert client.post("/v1/open-datasets/city-rivers/unpublish", headers=admin).status_code == 200
+        assert client.get("/open/datasets/city-rivers/latest").status_code == 404
+        assert "平戸橋" not in client.get("/public?lang=ja").text
+        _set_level(db, 5.5)
+        assert _publish(client, admin, "city-rivers").status_code == 200
+        assert _level(client) == 5.5
+
+
+def test_without_the_cache_every_request_reads_the_database(database_url, published, db):
+    with api_client(database_url, open_burst=1000, open_fresh_s=0) as client:
+        assert _level(client) == 4.8
+        _set_level(db, 5.2)
+        assert _level(client) == 5.2
+
+
+# -- a real harvester: CKAN's ckanext-dcat ------------------------------------------------------------------------
+
+# CKAN and ckanext-dcat from PyPI, pinned (bump deliberately), in an environment of their own: CKAN pins its
+# requirements (the `requirements` extra) apart from ours. Made on first use (~15 s), then reused.
+CKAN_ENV = CACHE / "ckan-dcat"
+CKAN_REQUIREMENTS = ("ckan[requirements]==2.12.0", "ckanext-dcat==2.4.4")
+CKAN_PROFILES = ("euro_dcat_ap_2", "euro_dcat_ap_3")  # ckanext-dcat's DCAT-AP profiles; 3 is its default
+PDL = "https://www.digital.go.jp/resources/open_data/public_data_license_v1.0"
+
+
+@pytest.fixture(scope="session")
+def ckan_python() -> Path:
+    try:
+        return peer_python(CKAN_ENV, CKAN_REQUIREMENTS, "import ckanext.dcat.processors", python="3.11")
+    except PeerEnvUnavailable as e:
+        if e.offline:
+            pytest.skip(f"CKAN's environment cannot be built, the package index is out of reach: {e}")
+        raise
+
+
+def _ckan_harvest(python: Path, url: str, *profiles: str, **options: str) -> dict:
+    """What ckanext-dcat's parser makes of the catalogue at ``url`` (tests/ckan_dcat_probe.py)."""
+    flags = [arg for name, value in options.items() for arg in (f"--{name.replace('_', '-')}", value)]
+    done = subprocess.run(
+        [str(python), str(Path(__file__).parents[1] / "ckan_dcat_probe.py"), url, *profiles, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _extras(dataset: dict) -> dict[str, str]:
+    return {e["key"]: e["value"] for e in dataset["extras"]}
+
+
+def test_ckans_dcat_harvester_makes_one_dataset_per_published_dataset(
+    ckan_python, database_url, db, api, published, tmp_path
+):
+    admin = published["keys"]["admin"]
+    upsert_device(db, device_id="rain-2", tenant_id="toyota-city", device_type="rain_gauge", lon=137.41, lat=35.3)
+    description = "矢作川の雨量 / rainfall on the Yahagi"
+    assert _define(api, admin, "city-rain", "rainfall", description=description).status_code == 200
+    assert _define(api, admin, "city-forest", "stand_summaries", licence="PDL-1.0").status_code == 200
+    assert _publish(api, admin, "city-forest").status_code == 200
+    # a Japanese portal: its own licence register, which lists the deeds' URLs, and Japanese as its language
+    register = tmp_path / "licenses.json"
+    register.write_text(
+        json.dumps(
+            [
+                {"id": "CC-BY-4.0", "title": "クリエイティブ・コモンズ 表示 4.0 国際", "url": CC_BY},
+                {"id": "PDL-1.0", "title": "公共データ利用規約（第1.0版）", "url": PDL},
+            ]
+        )
+    )
+    with served(database_url) as url:
+        stock = _ckan_harvest(ckan_python, f"{url}/open/catalog", *CKAN_PROFILES)
+        # with the harvest source's config of docs/open-data.md
+        ja = {"locale": "ja", "licenses": str(register), "rdf_format": JSON_LD}
+        portal = _ckan_harvest(ckan_python, f"{url}/open/catalog", "euro_dcat_ap_3", **ja)
+    assert stock["content_type"] == JSON_LD and stock["rdf_format_accepted"] and portal["rdf_format_accepted"]
+    assert stock["head_status"] == 405  # the harvester then GETs, as it does for any server refusing HEAD
+
+    base = "http://127.0.0.1:8000/open/datasets"
+    kinds = {  # acme-rivers is defined, not published
+        "city-alerts": Kind.alerts,
+        "city-forest": Kind.stand_summaries,
+        "city-rain": Kind.rainfall,
+        "city-rivers": Kind.river_levels,
+    }
+    ids = sorted(kinds)
+    runs = [*stock["profiles"].values(), *portal["profiles"].values()]
+    assert len(runs) == 3
+    downloads = set()
+    for run in runs:
+        assert sorted(run["guids"]) == [f"{base}/{i}" for i in ids]  # one CKAN dataset each, by its URI
+        assert "acme-rivers" not in json.dumps(run) and run["next_page"] is None
+        for d in run["datasets"]:
+            extras = _extras(d)
+            dataset_id = extras["identifier"]
+            assert d["url"] == f"{base}/{dataset_id}" and extras["uri"] == d["url"]
+            assert d["notes"] == (description if dataset_id == "city-rain" else f"{dataset_id} en")
+            assert extras["publisher_name"] == "Toyota City"
+            assert extras["publisher_uri"] == "http://127.0.0.1:8000/open/publishers/toyota-city"
+            assert extras["access_rights"] == "http://publications.europa.eu/resource/authority/access-right/PUBLIC"
+            assert datetime.fromisoformat(extras["issued"]) <= datetime.fromisoformat(extras["modified"])
+            assert sorted(t["name"] for t in d["tags"]) == sorted(dcat.KEYWORDS[kinds[dataset_id]])
+            licence = PDL if dataset_id == "city-forest" else CC_BY
+            assert sorted((r["format"], r["url"]) for r in d["resources"]) == [
+                ("CSV", f"{base}/{dataset_id}/download.csv"),
+                ("GeoJSON", f"{base}/{dataset_id}/download.geojson"),
+                ("Parquet", f"{base}/{dataset_id}/download.parquet"),
+            ]
+            for r in d["resources"]:
+                assert r["download_url"] == r["url"] and r["license"] == licence and r["rights"] == "豊田市"
+                assert r["mimetype"].startswith("http://www.iana.org/assignments/media-types/")
+                downloads.add(r["url"])
+            # the place: the gauges' extent (a point for one gauge), as GeoJSON, which ckanext-spatial indexes
+            spatial = json.loads(extras["spatial"]) if "spatial" in extras else None
+            ring = [[137.36, 35.23], [137.41, 35.23], [137.41, 35.3], [137.36, 35.3], [137.36, 35.23]]
+            assert spatial == {
+                "city-rivers": {"type": "Point", "coordinates": [137.179, 35.094]},
+                "city-rain": {"type": "Polygon", "coordinates": [ring]},
+            }.get(dataset_id)  # alerts come and go, and the register's summaries have no place of their own
+            assert not {"temporal_start", "temporal_end"} & set(extras)  # no dataset states a period
+
+    assert len(downloads) == 12
+    for download in downloads:  # each resource's URL answers
+        assert api.get(download.removeprefix("http://127.0.0.1:8000")).status_code == 200, download
+    for run in stock["profiles"].values():
+        # a stock CKAN (English): the English title, and its own licence ids, matched by the licence's title;
+        # the public data licence it does not know
+        by_id = {_extras(d)["identifier"]: d for d in run["datasets"]}
+        assert {i: (d["title"], d["license_id"]) for i, d in by_id.items()} == {
+            "city-alerts": ("city-alerts en", "cc-by"),
+            "city-forest": ("city-forest en", ""),
+            "city-rain": ("city-rain en", "cc-by"),
+            "city-rivers": ("city-rivers en", "cc-by"),
+        }
+    by_id = {_extras(d)["identifier"]: d for d in portal["profiles"]["euro_dcat_ap_3"]["datasets"]}
+    assert {i: (d["title"], d["license_id"]) for i, d in by_id.items()} == {  # the portal's: by the deed's URL
+        "city-alerts": ("city-alerts ja", "CC-BY-4.0"),
+        "city-forest": ("city-forest ja", "PDL-1.0"),
+        "city-rain": ("city-rain ja", "CC-BY-4.0"),
+        "city-rivers": ("city-rivers ja", "CC-BY-4.0"),
+    }

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 import rdflib
-from rdflib.namespace import DCAT, DCTERMS, RDF
+from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS
 
 from mimamori.errors import Forbidden, ValidationError
 from opendata import dcat
@@ -169,6 +169,36 @@ def test_the_dcat_catalogue_reads_as_rdf_with_titles_licences_and_downloads():
     }
     media = {str(g.value(dist, DCAT.mediaType)) for dist in g.objects(node, DCAT.distribution)}
     assert "http://www.iana.org/assignments/media-types/text/csv" in media
+    # what CKAN's harvester reads (tests/api/test_open_data.py runs it): the licence document's title, matched
+    # against CKAN's licence register, the attribution as each distribution's rights statement, and access rights
+    licence = rdflib.URIRef(d.licence_url)
+    assert (licence, RDF.type, DCTERMS.LicenseDocument) in g
+    assert str(g.value(licence, DCTERMS.title)) == "Creative Commons Attribution"  # CKAN's stock cc-by
+    for dist in g.objects(node, DCAT.distribution):
+        rights = g.value(dist, DCTERMS.rights)
+        assert (rights, RDF.type, DCTERMS.RightsStatement) in g and str(g.value(rights, RDFS.label)) == d.attribution
+    assert str(g.value(node, DCTERMS.accessRights)).endswith("/access-right/PUBLIC")
+
+
+def test_a_datasets_places_are_its_spatial_coverage_in_wkt():
+    assert dcat.extent([(137.2, 35.1), (None, 35.0), (137.4, None), (137.1, 35.3)]) == (137.1, 35.1, 137.2, 35.3)
+    assert dcat.extent([(None, None)]) is None and dcat.extent([]) is None
+    d = _dataset()
+    doc = dcat.catalog([d], {}, "https://hub.example", "toyota-city", "豊田市", {d.id: (137.1, 35.1, 137.2, 35.3)})
+    g = rdflib.Graph().parse(data=json.dumps(doc), format="json-ld")
+    place = g.value(rdflib.URIRef("https://hub.example/open/datasets/toyota-rivers"), DCTERMS.spatial)
+    locn, gsp = (
+        rdflib.Namespace("http://www.w3.org/ns/locn#"),
+        rdflib.Namespace("http://www.opengis.net/ont/geosparql#"),
+    )
+    assert (place, RDF.type, DCTERMS.Location) in g
+    box = g.value(place, DCAT.bbox)
+    assert box.datatype == gsp.wktLiteral and g.value(place, locn.geometry) == box
+    assert str(box) == "POLYGON ((137.1 35.1, 137.2 35.1, 137.2 35.3, 137.1 35.3, 137.1 35.1))"
+    one = dcat.dataset_node(d, "https://hub.example", "豊田市", (137.1, 35.1, 137.1, 35.1))["dct:spatial"]
+    point = {"@value": "POINT (137.1 35.1)", "@type": "gsp:wktLiteral"}
+    assert one == {"@type": "dct:Location", "locn:geometry": point}
+    assert "dct:spatial" not in dcat.dataset_node(d, "https://hub.example", "豊田市")
 
 
 def test_history_requests_default_and_bound_their_span():
