@@ -4,7 +4,7 @@ entity model (devices/sta/model.py), values are bound.
 
 Paging: ``@iot.nextLink`` carries a keyset cursor (``$skiptoken``, the last entity's sort values), so a deep page
 of a month of Observations costs as much as the first; ``$skip`` is honoured as an offset on the page it is asked
-for, and only when a sort value is null does the next link fall back to ``$skip``.
+for.
 """
 
 from __future__ import annotations
@@ -141,13 +141,28 @@ def _keyset(
         op = sql.SQL("<" if directions == {True} else ">")
         left = sql.SQL(", ").join(_column(alias, k) for k, _ in keys)
         return sql.SQL("(({}) {} ({}))").format(left, op, sql.SQL(", ").join(holders))
+    # Ascending puts nulls last, descending first (PostgreSQL's defaults): what comes after a null, or after a
+    # value, is spelled out for each key in turn.
     ors = []
     for i, (key, desc) in enumerate(keys):
-        equal = [sql.SQL("{} = {}").format(_column(alias, k), holders[j]) for j, (k, _) in enumerate(keys[:i])]
-        after = sql.SQL("{} {} {}").format(_column(alias, key), sql.SQL("<" if desc else ">"), holders[i])
-        if not desc and key in es.nullable:  # nulls sort last when ascending
-            after = sql.SQL("({} OR {} IS NULL)").format(after, _column(alias, key))
+        equal = [
+            sql.SQL("{} IS NULL").format(_column(alias, k))
+            if values[j] is None
+            else sql.SQL("{} = {}").format(_column(alias, k), holders[j])
+            for j, (k, _) in enumerate(keys[:i])
+        ]
+        column = _column(alias, key)
+        if values[i] is None:
+            if not desc:
+                continue  # nothing sorts after a null when ascending, but through the keys after it
+            after = sql.SQL("{} IS NOT NULL").format(column)
+        else:
+            after = sql.SQL("{} {} {}").format(column, sql.SQL("<" if desc else ">"), holders[i])
+            if not desc and key in es.nullable:
+                after = sql.SQL("({} OR {} IS NULL)").format(after, column)
         ors.append(sql.SQL("(") + sql.SQL(" AND ").join([*equal, after]) + sql.SQL(")"))
+    if not ors:
+        return sql.SQL("false")
     return sql.SQL("(") + sql.SQL(" OR ").join(ors) + sql.SQL(")")
 
 
@@ -269,10 +284,7 @@ def fetch_page(
         rows = rows[: options.top]
         if rows:
             last = [rows[-1][k] for k, _ in keys]
-            if any(v is None for v in last):
-                next_query = {"$skip": str(options.skip + options.top)}
-            else:
-                next_query = {"$skiptoken": encode_cursor(options.orderby_text, last)}
+            next_query = {"$skiptoken": encode_cursor(options.orderby_text, last)}
     page = Page(rows, count, next_query)
     page.expanded = expand_batch(conn, es, rows, options, tenant=tenant, now=now) if options.expand else []
     return page
@@ -424,10 +436,8 @@ def _children(
         next_query = None
         if len(children) > options.top:
             children = children[: options.top]
-            last = [children[-1][k] for k, _ in keys] if children else []
-            if children and any(v is None for v in last):
-                next_query = {"$skip": str(options.skip + options.top)}
-            elif children:
+            if children:
+                last = [children[-1][k] for k, _ in keys]
                 next_query = {"$skiptoken": encode_cursor(options.orderby_text, last)}
         pages[value] = Page(children, counts.get(value, 0) if options.count else None, next_query)
         kept += children
@@ -471,7 +481,7 @@ class One:
 
 @dataclass
 class Many:
-    """A page of a set (``parent_link`` is the URL path that led to it, for its next link)."""
+    """A page of a set, as a resource path names it."""
 
     es: EntitySet
     page: Page

@@ -183,3 +183,20 @@ def test_a_stand_shared_with_another_tenant_shows_a_partner_only_its_own_observa
 def test_a_datastreams_phenomenon_time_spans_its_readings(client, keys, series):
     ds = get(client, f"/Datastreams({series['rain-1/rainfall']})", keys["viewer"]).json()
     assert ds["phenomenonTime"] == "2026-11-01T00:00:00.000000Z/2026-11-01T23:50:00.000000Z"
+
+
+@pytest.mark.parametrize("orderby", ["phenomenonTime", "phenomenonTime desc", "name desc,phenomenonTime"])
+def test_paging_sorted_by_a_property_that_may_be_null_sees_every_entity_once(client, keys, db, orderby):
+    # A series whose readings have all gone (retention) has no phenomenonTime.
+    db.execute("INSERT INTO series (device_id, metric) VALUES ('rain-1', 'battery') ON CONFLICT DO NOTHING")
+    db.execute("DELETE FROM series_readings WHERE series_id = (SELECT series_id FROM series WHERE device_id = 'rain-1'"
+               " AND metric = 'battery')")  # fmt: skip
+    everything = get(client, "/Datastreams", keys["viewer"], **{"$orderby": orderby}).json()["value"]
+    assert any(d["phenomenonTime"] is None for d in everything)
+    seen, doc = [], get(client, "/Datastreams", keys["viewer"], **{"$orderby": orderby, "$top": "1"}).json()
+    while True:
+        seen += [d["@iot.id"] for d in doc["value"]]
+        if "@iot.nextLink" not in doc:
+            break
+        doc = client.get(doc["@iot.nextLink"], headers=keys["viewer"]).json()
+    assert seen == [d["@iot.id"] for d in everything]
