@@ -5,6 +5,8 @@ from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.catalogue import DeviceType, MetricSpec, load_catalogue
 from devices.importer import ImportReport
 from devices.manage import Caller
+from devices.nats_auth import stream_subjects as nats_stream_subjects
+from devices.nats_auth import subject_to_topic, topic_to_subject
 from devices.queries import (
     DeviceFilter,
     StateFilter,
@@ -52,7 +54,10 @@ __all__ = [
     "latest_readings",
     "load_catalogue",
     "metric_specs",
+    "nats_stream_subjects",
+    "subject_to_topic",
     "sync_catalogue",
+    "topic_to_subject",
     "upsert_device",
     "upsert_tenant",
 ]

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from alerts import AlertServices, start_alert_services
 from alerts.feed import start_forwarding
 from api.app import create_app
-from ingest import CommittedReadings, MqttIngestor
+from ingest import CommittedReadings, MqttIngestor, NatsIngestor, make_ingestor
 from mimamori.settings import Settings
 
 
@@ -34,7 +34,7 @@ class InProcessHub:
     settings: Settings
     pool: ConnectionPool
     committed: CommittedReadings
-    ingestor: MqttIngestor
+    ingestor: MqttIngestor | NatsIngestor
     alerts: AlertServices | None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -61,7 +61,7 @@ def in_process_hub(
     if settings.alerts_enabled if alerts is None else alerts:
         services = start_alert_services(settings, pool, stop, webhooks=webhooks, clock=clock)
         committed.subscribe(services.engine.on_readings)
-    ingestor = MqttIngestor(settings, pool, committed=committed)
+    ingestor = make_ingestor(settings, pool, committed=committed)
     worker = None
     try:
         ingestor.connect()
@@ -78,12 +78,12 @@ def in_process_hub(
             services.join(10)
 
 
-def forwarding_ingestor(settings: Settings, pool: ConnectionPool, stop: threading.Event) -> MqttIngestor:
+def forwarding_ingestor(settings: Settings, pool: ConnectionPool, stop: threading.Event) -> MqttIngestor | NatsIngestor:
     """`mimamori ingest`: an ingestor whose committed batches go to `mimamori alerts run` over NOTIFY."""
     committed = CommittedReadings()
     if settings.alerts_enabled:
         start_forwarding(pool, committed, stop)
-    return MqttIngestor(settings, pool, committed=committed)
+    return make_ingestor(settings, pool, committed=committed)
 
 
 def standalone_api(settings: Settings) -> FastAPI:

