@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -122,8 +123,7 @@ class NatsCluster:
         return self.root / "accounts.conf"
 
     def start(self, prefix: str = "mimamori/v1") -> None:
-        from devices.nats_auth import NatsUser, hash_password, ingest_permissions, new_salt, publisher_permissions
-        from devices.nats_auth import render_accounts as render
+        from devices.nats_accounts import NatsAccounts, init_accounts
 
         binary = nats_server_binary()
         if binary is None:
@@ -131,15 +131,10 @@ class NatsCluster:
         if not self.nodes:
             self.nodes = [NatsNode(f"n{i + 1}") for i in range(self.size)]
         if not self.accounts_file.exists():
-            users = [
-                NatsUser(
-                    TEST_PUBLISHER,
-                    hash_password(self.publisher_password, new_salt()),
-                    publisher_permissions(prefix, None),
-                ),
-                NatsUser(INGEST_USER, hash_password(self.ingest_password, new_salt()), ingest_permissions()),
-            ]
-            self.accounts_file.write_text(render(users, hash_password(self.system_password, new_salt())))
+            init_accounts(self.accounts_file, prefix, INGEST_USER, self.ingest_password, self.system_password)
+            settings = self.hub_settings(prefix)
+            with NatsAccounts(settings, reload=False) as accounts:
+                accounts.create_publisher(TEST_PUBLISHER, None, self.publisher_password)
         for node in self.nodes:
             self._start_node(node, binary)
         for node in self.nodes:
@@ -168,6 +163,18 @@ class NatsCluster:
         )
         log = open(self.root / f"{node.name}.log", "ab")  # noqa: SIM115
         node.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+
+    def hub_settings(self, prefix: str = "mimamori/v1") -> Any:
+        """Settings with which the hub manages this cluster's accounts (no database of their own)."""
+        from mimamori.settings import Settings
+
+        return Settings(
+            broker="nats",
+            nats_urls=",".join(self.urls) or "nats://127.0.0.1:4222",
+            nats_accounts_file=str(self.accounts_file),
+            nats_system_password=self.system_password,
+            mqtt_topic_prefix=prefix,
+        )  # type: ignore[arg-type]
 
     def reload(self) -> None:
         """Every node rereads its configuration (the accounts file): SIGHUP, as `nats-server --signal reload`."""

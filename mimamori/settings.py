@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     )
     nats_username: str | None = Field(None, description="NATS path: the ingestor's NATS user.")
     nats_password: SecretStr | None = None
+    nats_accounts_file: str | None = Field(
+        None,
+        description="NATS path: the accounts file every node includes; the hub rewrites it (and its .json beside it)"
+        " to provision devices, then reloads every node.",
+    )
+    nats_system_password: SecretStr | None = Field(
+        None, description="NATS path: password of the system user (mimamori-system) the hub reloads the nodes as."
+    )
     nats_stream: str = Field("MIMAMORI_DEVICES", description="NATS path: the JetStream stream of device messages.")
     nats_stream_replicas: int = Field(3, ge=1, le=5, description="NATS path: copies of that stream in the cluster.")
     nats_durable: str = Field(
