@@ -4,10 +4,12 @@ stored exactly once, counted by SQL, also across an ingestor killed mid-stream."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import UTC, datetime, timedelta
 
+import nats
 import pytest
 
 from devices import subject_to_topic, topic_to_subject
@@ -53,6 +55,21 @@ def distinct(db) -> int:
     return db.execute("SELECT count(DISTINCT (device_id, metric, time)) FROM readings").fetchone()[0]
 
 
+def stream_replicas(cluster, hub) -> int:
+    """Copies of the device stream the cluster keeps: its leader and its current replicas."""
+
+    async def ask() -> int:
+        nc = await nats.connect(servers=cluster.urls, user=hub.nats_username, password=cluster.ingest_password)
+        try:
+            info = await nc.jetstream().stream_info(hub.nats_stream)
+            assert info.config.num_replicas == 3
+            return 1 + sum(1 for r in (info.cluster.replicas or []) if r.current)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
 @pytest.mark.parametrize(
     ("topic", "subject"),
     [
@@ -74,6 +91,7 @@ def test_readings_published_to_every_node_are_stored_once(settings, pool, db, ci
         wait_until(lambda: stored(db) == 3 * n, timeout=90, what=f"all {3 * n} readings")
     assert distinct(db) == 3 * n
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
+    assert stream_replicas(nats_cluster, hub) == 3
     per_device = dict(db.execute("SELECT device_id, count(*) FROM readings GROUP BY device_id").fetchall())
     assert per_device == {"gauge-1": n, "rain-1": n, "acme-soil-1": n}
 
