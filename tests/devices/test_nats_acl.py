@@ -261,3 +261,30 @@ def test_another_account_cannot_connect_under_a_devices_client_id(nats_cluster, 
     finally:
         with NatsAccounts(hub) as accounts:
             accounts.revoke_device(other.device_id)
+
+
+def test_the_hubs_device_commands_provision_and_retire_nats_accounts(nats_cluster, hub, db, city):
+    """The registry's own provision and retire (what the CLI and the API call) drive the NATS accounts when
+    MIMAMORI_BROKER=nats, as they drive Mosquitto's dynamic security otherwise."""
+    from devices import broker_admin
+    from devices.manage import Caller, get_device, provision_device, retire_device
+
+    caller = Caller("test", None)
+
+    def accounts():
+        return broker_admin(hub)
+
+    creds = provision_device(db, caller, "rain-1", accounts)
+    assert get_device(db, caller, "rain-1").has_credentials
+    live = connect(nats_cluster.nodes[1].mqtt_port, creds.username, creds.password, "rain-1")
+    try:
+        assert live.accepted
+        publish(live, creds.telemetry_topic)
+        wait_until(lambda: arrived(nats_cluster, creds.telemetry_topic) == 1, what="the provisioned device's message")
+        retire_device(db, caller, "rain-1", accounts)
+        assert live.disconnected.wait(10), "retiring drops the device's connection"
+    finally:
+        live.close()
+    again = connect(nats_cluster.nodes[0].mqtt_port, creds.username, creds.password, "rain-1")
+    assert again.connack[0] in REFUSED
+    again.close()
