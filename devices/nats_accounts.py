@@ -39,6 +39,7 @@ from mimamori.settings import Settings
 log = logging.getLogger(__name__)
 
 SYSTEM_USER = "mimamori-system"
+CALLOUT_USER = "mimamori-callout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,15 @@ class StoredUser:
             "publish": list(p.publish),
             "subscribe": list(p.subscribe),
             "mqtt_only": p.mqtt_only,
+            "responses": p.responses,
             "enabled": self.enabled,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StoredUser:
-        perms = nats_auth.Permissions(tuple(d["publish"]), tuple(d["subscribe"]), bool(d["mqtt_only"]))
+        perms = nats_auth.Permissions(
+            tuple(d["publish"]), tuple(d["subscribe"]), bool(d["mqtt_only"]), bool(d.get("responses", False))
+        )
         return cls(d["username"], d["password_hash"], perms, bool(d.get("enabled", True)))
 
 
@@ -95,13 +99,26 @@ def read_accounts(accounts_file: Path) -> tuple[list[StoredUser], str]:
 
 
 def init_accounts(
-    accounts_file: Path, prefix: str, ingest_username: str, ingest_password: str, system_password: str
+    accounts_file: Path,
+    prefix: str,
+    ingest_username: str,
+    ingest_password: str,
+    system_password: str,
+    callout_password: str | None = None,
 ) -> None:
-    """The accounts a new cluster starts with: the ingestor's and the system user the hub reloads nodes as."""
-    ingest = StoredUser(
-        ingest_username, nats_auth.hash_password(ingest_password, nats_auth.new_salt()), nats_auth.ingest_permissions()
-    )
-    write_accounts(accounts_file, [ingest], nats_auth.hash_password(system_password, nats_auth.new_salt()))
+    """The accounts a new cluster starts with: the ingestor's, the system user the hub reloads nodes as, and (with
+    the auth callout, devices/nats_callout.py) the callout service's."""
+    users = [
+        StoredUser(
+            ingest_username,
+            nats_auth.hash_password(ingest_password, nats_auth.new_salt()),
+            nats_auth.ingest_permissions(),
+        )
+    ]
+    if callout_password is not None:
+        hashed = nats_auth.hash_password(callout_password, nats_auth.new_salt())
+        users.append(StoredUser(CALLOUT_USER, hashed, nats_auth.callout_permissions()))
+    write_accounts(accounts_file, users, nats_auth.hash_password(system_password, nats_auth.new_salt()))
 
 
 class NatsAccounts:

@@ -48,6 +48,7 @@ class Permissions:
     publish: tuple[str, ...] = ()
     subscribe: tuple[str, ...] = ()
     mqtt_only: bool = False  # devices: no NATS protocol connection, MQTT only
+    responses: bool = False  # may answer the requests it receives (the auth callout service)
 
     def as_conf(self) -> dict[str, object]:
         # Deny everything not allowed: NATS allows all when a direction has no rules at all.
@@ -58,6 +59,8 @@ class Permissions:
         conf: dict[str, object] = {"permissions": perms}
         if self.mqtt_only:
             conf["allowed_connection_types"] = ["MQTT"]
+        if self.responses:
+            perms["allow_responses"] = True  # type: ignore[assignment]
         return conf
 
 
@@ -97,6 +100,11 @@ def ingest_permissions(stream: str = STREAM) -> Permissions:
     """The ingestor: the JetStream API (to ensure its stream and consumer and pull), acknowledgements of the
     stream's messages, and its own inboxes for the answers. No device subject: it cannot publish a reading."""
     return Permissions(publish=("$JS.API.>", f"$JS.ACK.{stream}.>"), subscribe=("_INBOX.>",))
+
+
+def callout_permissions() -> Permissions:
+    """The auth callout service: it reads the nodes' authorisation requests and answers them, nothing else."""
+    return Permissions(subscribe=("$SYS.REQ.USER.AUTH",), responses=True)
 
 
 def render_accounts(users: list[NatsUser], system_password_hash: str) -> str:

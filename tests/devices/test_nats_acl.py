@@ -60,14 +60,13 @@ def connect(port: int, username: str | None, password: str | None, client_id: st
     return session
 
 
-@pytest.fixture(scope="module")
-def hub(nats_cluster):
-    """The hub's settings for this cluster: manages its accounts, and made the device stream."""
-    settings = nats_cluster.hub_settings()
-    ingest = nats_settings(settings, nats_cluster)
+def make_hub(cluster):
+    """The hub's settings for ``cluster``: they manage its accounts; and a stream that keeps what devices publish."""
+    settings = cluster.hub_settings()
+    ingest = nats_settings(settings, cluster)
 
     async def make_stream() -> None:
-        nc = await nats.connect(servers=nats_cluster.urls, user=INGEST_USER, password=nats_cluster.ingest_password)
+        nc = await nats.connect(servers=cluster.urls, user=INGEST_USER, password=cluster.ingest_password)
         js = nc.jetstream()
         config = stream_config(ingest)
         config.retention = "limits"  # kept, so each test can count what arrived on a subject
@@ -77,6 +76,11 @@ def hub(nats_cluster):
 
     asyncio.run(make_stream())
     return settings
+
+
+@pytest.fixture(scope="module")
+def hub(nats_cluster):
+    return make_hub(nats_cluster)
 
 
 def arrived(cluster, topic: str) -> int:
@@ -247,8 +251,8 @@ def test_a_hub_process_name_cannot_be_provisioned(hub):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="client-id binding: an accounts file cannot tie a NATS user to an MQTT client id (the auth callout can:"
-    " docs/scaling.md, 'NATS JetStream path')",
+    reason="client-id binding: an accounts file cannot tie a NATS user to an MQTT client id; the auth callout does"
+    " (tests/devices/test_nats_callout.py; docs/scaling.md, 'NATS JetStream path')",
 )
 def test_another_account_cannot_connect_under_a_devices_client_id(nats_cluster, hub, device):
     with NatsAccounts(hub) as accounts:
