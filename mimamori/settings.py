@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     nats_system_password: SecretStr | None = Field(
         None, description="NATS path: password of the system user (mimamori-system) the hub reloads the nodes as."
     )
+    nats_callout_password: SecretStr | None = Field(
+        None, description="NATS path: password of the auth callout service's user (mimamori-callout)."
+    )
+    nats_callout_seed_file: str | None = Field(
+        None,
+        description="NATS path: the account nkey seed (mode 0600) the auth callout signs its answers with; each"
+        " node's auth_callout names its public key (`mimamori broker nats-init`).",
+    )
     nats_stream: str = Field("MIMAMORI_DEVICES", description="NATS path: the JetStream stream of device messages.")
     nats_stream_replicas: int = Field(3, ge=1, le=5, description="NATS path: copies of that stream in the cluster.")
     nats_durable: str = Field(

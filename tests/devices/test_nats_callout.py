@@ -99,3 +99,34 @@ def test_a_wrong_password_and_a_revoked_device_are_refused(nats_callout_cluster,
     again = connect(port, device.username, device.password, device.device_id)
     assert again.connack[0] in REFUSED
     again.close()
+
+
+def test_nats_init_writes_private_accounts_a_seed_and_the_nodes_authorization_block(tmp_path):
+    import stat
+    import subprocess
+    import sys
+
+    from devices.nats_callout import issuer_public_key
+    from tests.services import outside_environment
+
+    def cli() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hub.cli", "broker", "nats-init", "--dir", str(tmp_path / "nats")],
+            env=outside_environment() | {"COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = cli()
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "nats"
+    for name in ("accounts.conf", "accounts.json", "callout.seed", "hub-credentials.env"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    env = dict(line.split("=", 1) for line in (folder / "hub-credentials.env").read_text().splitlines())
+    assert env["MIMAMORI_BROKER"] == "nats"
+    for key in ("MIMAMORI_NATS_PASSWORD", "MIMAMORI_NATS_SYSTEM_PASSWORD", "MIMAMORI_NATS_CALLOUT_PASSWORD"):
+        assert env[key] not in first.stdout + (folder / "accounts.conf").read_text()
+    assert f"issuer: {issuer_public_key((folder / 'callout.seed').read_bytes())}" in first.stdout
+    second = cli()
+    assert second.returncode != 0 and "kept as they are" in second.stdout + second.stderr
