@@ -130,3 +130,35 @@ def test_nats_init_writes_private_accounts_a_seed_and_the_nodes_authorization_bl
     assert f"issuer: {issuer_public_key((folder / 'callout.seed').read_bytes())}" in first.stdout
     second = cli()
     assert second.returncode != 0 and "kept as they are" in second.stdout + second.stderr
+
+
+def test_rotating_and_revoking_drop_the_open_connection_of_a_callout_admitted_device(nats_callout_cluster, hub, device):
+    port = nats_callout_cluster.nodes[0].mqtt_port
+    live = connect(port, device.username, device.password, device.device_id)
+    try:
+        assert live.accepted
+        with NatsAccounts(hub) as accounts:
+            rotated = accounts.rotate_password("acme", device.device_id)
+        assert live.disconnected.wait(10), "the connection opened with the old password is dropped"
+    finally:
+        live.close()
+    again = connect(port, rotated.username, rotated.password, device.device_id)
+    try:
+        assert again.accepted
+        with NatsAccounts(hub) as accounts:
+            assert accounts.revoke_device(device.device_id)
+        assert again.disconnected.wait(10), "a revoked device's connection is dropped"
+    finally:
+        again.close()
+
+
+def test_provisioning_another_device_leaves_open_connections_alone(nats_callout_cluster, hub, device):
+    live = connect(nats_callout_cluster.nodes[0].mqtt_port, device.username, device.password, device.device_id)
+    try:
+        assert live.accepted
+        with NatsAccounts(hub) as accounts:
+            other = accounts.provision_device("acme", f"{device.device_id}-next")
+            accounts.revoke_device(other.device_id)
+        assert not live.disconnected.wait(3), "a reload for another device dropped this one"
+    finally:
+        live.close()
