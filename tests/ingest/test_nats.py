@@ -124,3 +124,35 @@ def test_an_ingestor_killed_mid_stream_loses_and_doubles_nothing(settings, db, c
     assert distinct(db) == 3 * n
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
     assert stats is not None and stats["messages"] >= 3 * n - killed_at
+
+
+def test_messages_committed_but_never_acknowledged_are_redelivered_and_stored_once(
+    settings, pool, db, city, nats_cluster, monkeypatch
+):
+    """The ingestor commits and dies before acknowledging; the cluster redelivers to the next one; nothing is
+    doubled and the redelivered readings are not handed to the alert engine a second time."""
+    from nats.aio.msg import Msg
+
+    from ingest import CommittedReadings
+    from mimamori import metrics
+
+    n = 100
+    hub = nats_settings(settings, nats_cluster, nats_ack_wait_s=2.0)
+    with monkeypatch.context() as m:
+
+        async def lost_ack(self) -> None:  # a crash between commit and acknowledgement
+            return None
+
+        m.setattr(Msg, "ack", lost_ack)
+        with running_ingestor(hub, pool):
+            publish_to_every_node(nats_cluster, n, "noack")
+            wait_until(lambda: stored(db) == 3 * n, timeout=90, what="first delivery stored")
+    redelivered_before = metrics.NATS_REDELIVERED._value.get()
+    committed: list = []
+    stream = CommittedReadings()
+    stream.subscribe(committed.extend)
+    with running_ingestor(hub, pool, committed=stream) as second:
+        wait_until(lambda: second.stats.duplicates >= 3 * n, timeout=90, what="the cluster's redelivery")
+    assert stored(db) == distinct(db) == 3 * n
+    assert committed == []
+    assert metrics.NATS_REDELIVERED._value.get() - redelivered_before >= 3 * n
