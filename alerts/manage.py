@@ -58,6 +58,8 @@ def subscribe_webhook(
     bbox: tuple[float, float, float, float] | None = None,
     all_tenants: bool = False,
     destinations: WebhookDestinations,
+    format: str = "mimamori",
+    subscription: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
     """A new subscription; returns (id, signing secret). The secret is shown once, here.
 
@@ -89,6 +91,8 @@ def subscribe_webhook(
             hazards=hazards,
             bbox=bbox,
             actor=who.key_id,
+            format=format,
+            subscription=subscription,
         )
-        audit(conn, who.key_id, "alert_webhook.create", str(webhook_id), {"min_level": min_level})
+        audit(conn, who.key_id, "alert_webhook.create", str(webhook_id), {"min_level": min_level, "format": format})
     return webhook_id, secret

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from alerts.store import bbox_params, events_after
 
@@ -50,8 +51,12 @@ def create_webhook(
     hazards: list[str] | None,
     bbox: tuple[float, float, float, float] | None,
     actor: str,
+    format: str = "mimamori",
+    subscription: dict[str, Any] | None = None,
 ) -> int:
     params = {
+        "format": format,
+        "subscription": Jsonb(subscription) if subscription is not None else None,
         "tenant": tenant_id,
         "all": all_tenants,
         "url": url,
@@ -62,11 +67,12 @@ def create_webhook(
         **bbox_params(bbox),
     }
     row = conn.execute(
-        "INSERT INTO alert_webhooks (tenant_id, all_tenants, url, secret, min_level, hazards, bbox, created_by)"
+        "INSERT INTO alert_webhooks (tenant_id, all_tenants, url, secret, min_level, hazards, bbox, created_by,"
+        " format, subscription)"
         " VALUES (%(tenant)s, %(all)s, %(url)s, %(secret)s, %(min_level)s, %(hazards)s,"
         " CASE WHEN %(x0)s::float8 IS NULL THEN NULL"
         " ELSE ST_MakeEnvelope(%(x0)s::float8, %(y0)s::float8, %(x1)s::float8, %(y1)s::float8, 4326) END,"
-        " %(actor)s) RETURNING id",
+        " %(actor)s, %(format)s, %(subscription)s) RETURNING id",
         params,
     ).fetchone()
     assert row is not None
@@ -75,7 +81,7 @@ def create_webhook(
 
 _WEBHOOK_COLUMNS = (
     "w.id, w.tenant_id, w.all_tenants, w.url, w.min_level, w.hazards, ST_AsGeoJSON(w.bbox)::json AS bbox,"
-    " w.active, w.created_at, w.created_by"
+    " w.active, w.created_at, w.created_by, w.format, w.subscription"
 )
 
 
@@ -119,7 +125,8 @@ def claim_due_deliveries(conn: psycopg.Connection, limit: int) -> list[dict[str,
     """Pending deliveries that are due, locked (SKIP LOCKED: several senders never send one twice at once)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT d.id, d.webhook_id, d.event_id, d.attempts, w.url, w.secret FROM alert_webhook_deliveries d"
+            "SELECT d.id, d.webhook_id, d.event_id, d.attempts, w.url, w.secret, w.format, w.subscription"
+            " FROM alert_webhook_deliveries d"
             " JOIN alert_webhooks w ON w.id = d.webhook_id"
             " WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp() AND w.active"
             " ORDER BY d.next_attempt_at LIMIT %s FOR UPDATE OF d SKIP LOCKED",

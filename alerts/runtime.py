@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
 
 from alerts.engine import AlertEngine, Clock
 from alerts.mqtt_publish import MqttAlertPublisher
-from alerts.webhooks import WebhookDispatcher
+from alerts.webhooks import NotificationFormat, WebhookDispatcher
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def start_alert_services(
     mqtt: bool = True,
     webhooks: bool = True,
     clock: Clock | None = None,
+    notification_formats: Mapping[str, NotificationFormat] | None = None,
 ) -> AlertServices:
     """Start the engine (feed it with ``services.engine.on_readings``) and the distributors.
 
@@ -46,7 +48,7 @@ def start_alert_services(
     services = AlertServices(
         AlertEngine(settings, pool) if clock is None else AlertEngine(settings, pool, clock=clock),
         MqttAlertPublisher(settings, pool) if mqtt else None,
-        WebhookDispatcher(settings, pool) if webhooks else None,
+        WebhookDispatcher(settings, pool, formats=notification_formats) if webhooks else None,
     )
     for name, target in (
         ("alerts-engine", services.engine.run),

@@ -16,6 +16,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,12 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.alerts_webhook_backoff_s * 2 ** max(attempts - 1, 0), 3600))
 
 
+NotificationFormat = Callable[[dict[str, Any], Mapping[str, Any]], bytes]
+"""A subscription's own body for an event (the event row with its alert, the delivery with its subscription): the
+composition root registers them by format name (NGSI-LD's is api/ngsi_ld/subscriptions.py's); the hub's own event
+JSON is the default."""
+
+
 class WebhookDispatcher:
     def __init__(
         self,
@@ -69,8 +76,10 @@ class WebhookDispatcher:
         senders: int = 4,
         batch: int = 50,
         destinations: WebhookDestinations | None = None,
+        formats: Mapping[str, NotificationFormat] | None = None,
     ) -> None:
         self.settings = settings
+        self.formats = dict(formats or {})
         self.destinations = destinations or WebhookDestinations.from_settings(settings)
         self._pool = pool
         self._batch = batch
@@ -113,7 +122,13 @@ class WebhookDispatcher:
             bodies = {}
             for d in due:
                 row = outbox.event_with_alert(conn, d["event_id"])
-                bodies[d["id"]] = event_json(row).encode() if row else b"{}"
+                render = self.formats.get(d.get("format") or "mimamori")
+                if row is None:
+                    bodies[d["id"]] = b"{}"
+                elif render is not None:
+                    bodies[d["id"]] = render(row, d)
+                else:
+                    bodies[d["id"]] = event_json(row).encode()
             # Sent while the rows stay locked (SKIP LOCKED keeps other senders off them); the timeout bounds it.
             results = list(senders.map(lambda d: self._send(http, d, bodies[d["id"]]), due))
             for d, (ok, status, error) in zip(due, results, strict=True):

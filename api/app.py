@@ -26,11 +26,13 @@ from api.routes import alerts as alerts_routes
 from api.routes import devices as devices_routes
 from api.routes import docs as docs_routes
 from api.routes import health as health_routes
+from api.routes import ngsi_ld as ngsi_ld_routes
 from api.routes import ogc as ogc_routes
 from api.routes import ogc_tiles as ogc_tiles_routes
 from api.routes import open_data as open_data_routes
 from api.routes import public as public_routes
 from api.routes import registry as registry_routes
+from api.routes import sta as sta_routes
 from api.routes import stands as stands_routes
 from api.routes import telemetry as telemetry_routes
 from api.routes import tiles as tiles_routes
@@ -148,8 +150,10 @@ def create_app(
     app.include_router(ogc_tiles_routes.router)
     app.include_router(timeseries_routes.router)
     app.include_router(stands_routes.router)
+    app.include_router(sta_routes.router)
     app.include_router(devices_routes.router)
     app.include_router(alerts_routes.router)
+    app.include_router(ngsi_ld_routes.router)
     app.include_router(telemetry_routes.router)
     app.include_router(health_routes.router)
     app.include_router(registry_routes.router)

@@ -9,6 +9,7 @@ from devices.nats_accounts import NatsAccounts, broker_admin
 from devices.nats_auth import stream_subjects as nats_stream_subjects
 from devices.nats_auth import subject_to_topic, topic_to_subject
 from devices.queries import (
+    LATEST_PREFIX,
     DeviceFilter,
     StateFilter,
     active_devices,
@@ -29,6 +30,7 @@ from devices.silence import Silence, SilencePolicy
 from devices.validation import DeviceSpec, DeviceStatus
 
 __all__ = [
+    "LATEST_PREFIX",
     "BrokerAdmin",
     "Caller",
     "DeviceCredentials",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -185,7 +186,7 @@ class StateFilter:
     offset: int = 0
     # Sort keys (property, descending) of STATE_SORT_COLUMNS, before the id (see geo.feature_sql.sort_order).
     order: tuple[tuple[str, bool], ...] = ()
-    cql: object | None = None  # a CQL2 filter (geo.cql2.parse_filter's) over _STATE_COLUMNS_CQL
+    cql: object | None = None  # a CQL2 filter (geo.cql2.parse_filter's) over _StateColumns
 
 
 STATE_FILTER_COLUMNS = frozenset({"device_type", "status", "tenant_id"})
@@ -202,6 +203,40 @@ STATE_SORT_COLUMNS: Mapping[str, sql.Composable] = {
 }
 # What a CQL2 filter may name: the same columns (the devices', and device_liveness's as l).
 _STATE_COLUMNS_CQL = columns_of(COLLECTIONS["devices"], "d", STATE_SORT_COLUMNS)
+LATEST_PREFIX = "latest."
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class _StateColumns(Mapping[str, tuple[sql.Composable, str]]):
+    """The state columns, and ``latest.<metric>``: a device's latest value of that metric (NULL when it has none),
+    which NGSI-LD's q names a Device's measurement by. The metric is a literal of a catalogue-shaped name."""
+
+    def __getitem__(self, name: str) -> tuple[sql.Composable, str]:
+        if name in _STATE_COLUMNS_CQL:
+            return _STATE_COLUMNS_CQL[name]
+        metric = name.removeprefix(LATEST_PREFIX)
+        if name.startswith(LATEST_PREFIX) and _METRIC_NAME.match(metric):
+            latest = sql.SQL(
+                "(SELECT lr.value FROM latest_readings lr WHERE lr.device_id = d.id AND lr.metric = {})"
+            ).format(sql.Literal(metric))
+            return latest, "number"
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STATE_COLUMNS_CQL)  # the metrics are open-ended: named, not listed
+
+    def __len__(self) -> int:
+        return len(_STATE_COLUMNS_CQL)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+
+_STATE_FILTER_COLUMNS = _StateColumns()
 
 
 def _states(rows: Iterable[tuple[Any, ...]], policy: SilencePolicy, now: datetime) -> list[DeviceState]:
@@ -250,7 +285,7 @@ def _state_where(f: StateFilter) -> tuple[sql.Composable, dict[str, Any]]:
             raise ValueError(f"devices cannot be filtered by {name!r}")
         where.append(sql.SQL("{} = {}").format(sql.Identifier("d", name), sql.Placeholder(f"f_{name}")))
         params[f"f_{name}"] = value
-    filter_clause(where, params, f.cql, _STATE_COLUMNS_CQL, sql.SQL("d.location"))
+    filter_clause(where, params, f.cql, _STATE_FILTER_COLUMNS, sql.SQL("d.location"))
     return (sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")), params
 
 

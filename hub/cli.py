@@ -200,8 +200,6 @@ def api_cmd(
     from mimamori.db import connect
 
     connect(settings.dsn).close()  # fail with one line now, not inside the server's start-up
-    if settings.api_nice and hasattr(os, "nice"):
-        os.nice(settings.api_nice)  # before the workers start: they inherit it
     if workers > 1:
         from mimamori.serve import serve_workers
 

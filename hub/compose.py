@@ -11,6 +11,7 @@ Two layouts, and nothing else wires the parts:
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from psycopg_pool import ConnectionPool
 from alerts import AlertServices, start_alert_services
 from alerts.feed import start_forwarding
 from api.app import create_app
+from api.ngsi_ld.subscriptions import NOTIFICATION_FORMATS
 from ingest import CommittedReadings, MqttIngestor, NatsIngestor, make_ingestor
 from mimamori.settings import Settings
 
@@ -59,7 +61,9 @@ def in_process_hub(
     committed = CommittedReadings()
     services = None
     if settings.alerts_enabled if alerts is None else alerts:
-        services = start_alert_services(settings, pool, stop, webhooks=webhooks, clock=clock)
+        services = start_alert_services(
+            settings, pool, stop, webhooks=webhooks, clock=clock, notification_formats=NOTIFICATION_FORMATS
+        )
         committed.subscribe(services.engine.on_readings)
     ingestor = make_ingestor(settings, pool, committed=committed)
     worker = None
@@ -90,6 +94,9 @@ def standalone_api(settings: Settings) -> FastAPI:
     """`mimamori api` (each of its workers): its own pool, HTTP pushes forwarded to `mimamori alerts run`."""
     app = create_app(settings, forward_to_evaluator=True)
     freeze_start_up_heap()
+    if settings.api_nice and hasattr(os, "nice"):
+        # Once built, not before: start-up (imports, most of it) at full priority, serving below ingest's.
+        os.nice(settings.api_nice)
     return app
 
 

@@ -24,6 +24,7 @@ def run() -> None:
     """
     from alerts import start_alert_services
     from alerts.feed import ReadingListener, leadership
+    from api.ngsi_ld.subscriptions import NOTIFICATION_FORMATS
     from mimamori.db import make_pool
     from mimamori.logs import setup_logging
     from mimamori.settings import load_settings
@@ -42,7 +43,7 @@ def run() -> None:
             return
         pool = make_pool(settings)
         try:
-            services = start_alert_services(settings, pool, stop)
+            services = start_alert_services(settings, pool, stop, notification_formats=NOTIFICATION_FORMATS)
             listener = threading.Thread(
                 target=ReadingListener(settings, services.engine).run, args=(stop,), name="alerts-feed", daemon=True
             )
