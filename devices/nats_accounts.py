@@ -8,10 +8,9 @@ every node of the cluster to reload, over the system account (``$SYS.REQ.SERVER.
 password changed, as Mosquitto's plugin does. Nodes on other machines must read the same file (a shared volume, or
 a copy step before the reload: docs/scaling.md).
 
-Why a file and a reload rather than NATS's auth callout: the callout makes every device connection wait on a hub
-service of ours (one more thing to keep up in a cluster meant to survive a node) and needs JWT and nkey signing;
-a file is read by nats-server itself. What the file cannot express is the client-id binding (the callout's request
-does carry the MQTT client id): docs/scaling.md says what that costs on this path.
+The file is the one store of users: nats-server reads it itself, so the hub's own users need no service of ours
+to connect. What it cannot express is the client-id binding; the auth callout (devices/nats_callout.py) reads the
+same store and adds it for devices.
 """
 
 from __future__ import annotations
