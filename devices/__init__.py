@@ -5,6 +5,9 @@ from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.catalogue import DeviceType, MetricSpec, load_catalogue
 from devices.importer import ImportReport
 from devices.manage import Caller
+from devices.nats_accounts import NatsAccounts, broker_admin
+from devices.nats_auth import stream_subjects as nats_stream_subjects
+from devices.nats_auth import subject_to_topic, topic_to_subject
 from devices.queries import (
     LATEST_PREFIX,
     DeviceFilter,
@@ -41,11 +44,13 @@ __all__ = [
     "ImportReport",
     "Liveness",
     "MetricSpec",
+    "NatsAccounts",
     "Silence",
     "SilencePolicy",
     "StateFilter",
     "active_devices",
     "all_devices",
+    "broker_admin",
     "catalogue_from_db",
     "device_state",
     "device_states",
@@ -54,7 +59,10 @@ __all__ = [
     "latest_readings",
     "load_catalogue",
     "metric_specs",
+    "nats_stream_subjects",
+    "subject_to_topic",
     "sync_catalogue",
+    "topic_to_subject",
     "upsert_device",
     "upsert_tenant",
 ]

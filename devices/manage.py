@@ -14,10 +14,11 @@ from devices import queries
 from devices.broker import BrokerAdmin, DeviceCredentials
 from devices.importer import ImportReport, RawRow, import_devices
 from devices.keys import Principal, audit
+from devices.nats_accounts import NatsAccounts
 from devices.validation import DeviceSpec, DeviceStatus, device_problems
 from mimamori.errors import Forbidden, NotFound, ValidationError
 
-BrokerFactory = Callable[[], AbstractContextManager[BrokerAdmin]]
+BrokerFactory = Callable[[], AbstractContextManager[BrokerAdmin | NatsAccounts]]
 
 # Fields a caller may change on an existing device (id and tenant are fixed: the tenant is part of the device's
 # MQTT topics and ACL, so a device "moves" only by retiring it and creating another).

@@ -154,7 +154,8 @@ def ingest_cmd(
         ingestor = forwarding_ingestor(settings, pool, stop)  # evaluated by `mimamori alerts run` (docs/alerts.md)
         tune_for_streaming(settings.ingest_gc_gen0)
         ingestor.connect()
-        out.print(f"ingesting from {settings.mqtt} as {settings.mqtt_client_id}")
+        source = settings.nats_urls if settings.broker == "nats" else settings.mqtt
+        out.print(f"ingesting from {source} as {settings.mqtt_client_id}")
         ingestor.run(stop)
         print(json.dumps({"ingest_stopped": ingestor.stats.snapshot()}), flush=True)
     finally:

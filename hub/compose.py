@@ -25,7 +25,7 @@ from alerts import AlertServices, start_alert_services
 from alerts.feed import start_forwarding
 from api.app import create_app
 from api.ngsi_ld.subscriptions import NOTIFICATION_FORMATS
-from ingest import CommittedReadings, MqttIngestor
+from ingest import CommittedReadings, MqttIngestor, NatsIngestor, make_ingestor
 from mimamori.settings import Settings
 
 
@@ -36,7 +36,7 @@ class InProcessHub:
     settings: Settings
     pool: ConnectionPool
     committed: CommittedReadings
-    ingestor: MqttIngestor
+    ingestor: MqttIngestor | NatsIngestor
     alerts: AlertServices | None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -65,7 +65,7 @@ def in_process_hub(
             settings, pool, stop, webhooks=webhooks, clock=clock, notification_formats=NOTIFICATION_FORMATS
         )
         committed.subscribe(services.engine.on_readings)
-    ingestor = MqttIngestor(settings, pool, committed=committed)
+    ingestor = make_ingestor(settings, pool, committed=committed)
     worker = None
     try:
         ingestor.connect()
@@ -82,12 +82,12 @@ def in_process_hub(
             services.join(10)
 
 
-def forwarding_ingestor(settings: Settings, pool: ConnectionPool, stop: threading.Event) -> MqttIngestor:
+def forwarding_ingestor(settings: Settings, pool: ConnectionPool, stop: threading.Event) -> MqttIngestor | NatsIngestor:
     """`mimamori ingest`: an ingestor whose committed batches go to `mimamori alerts run` over NOTIFY."""
     committed = CommittedReadings()
     if settings.alerts_enabled:
         start_forwarding(pool, committed, stop)
-    return MqttIngestor(settings, pool, committed=committed)
+    return make_ingestor(settings, pool, committed=committed)
 
 
 def standalone_api(settings: Settings) -> FastAPI:

@@ -95,6 +95,10 @@ TIMESCALEDB_JOB_FAILING = Gauge(
 )
 BROKER_CONNECTED = Gauge("mimamori_ingest_broker_connected", "1 while the ingestor holds a broker connection.")
 BROKER_CONNECTS = Counter("mimamori_ingest_broker_connects", "Broker connections made (first one and reconnects).")
+NATS_REDELIVERED = Counter(
+    "mimamori_ingest_nats_redelivered",
+    "NATS path: messages delivered more than once (an ingestor stopped or was too slow before acknowledging them).",
+)
 DATABASE_AVAILABLE = Gauge(
     "mimamori_ingest_database_available", "0 while a batch is held back because PostgreSQL does not answer."
 )

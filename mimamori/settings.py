@@ -23,6 +23,11 @@ class TimescaleMode(StrEnum):
     off = "off"  # plain PostgreSQL even if the extension exists
 
 
+class BrokerKind(StrEnum):
+    mosquitto = "mosquitto"  # one Mosquitto, MQTT 5, shared subscriptions (the default)
+    nats = "nats"  # a NATS JetStream cluster: devices speak MQTT 3.1.1 to any node (docs/scaling.md)
+
+
 class MqttAddress:
     """A parsed ``mqtt://`` or ``mqtts://`` URL."""
 
@@ -113,6 +118,46 @@ class Settings(BaseSettings):
     )
     mqtt_dynsec_plugin: str | None = Field(
         None, description="Path of mosquitto_dynamic_security.so when not in the usual places."
+    )
+
+    broker: BrokerKind = Field(
+        BrokerKind.mosquitto,
+        description="mosquitto, or nats: ingestors read a durable JetStream consumer of a NATS cluster whose nodes"
+        " take devices' MQTT 3.1.1 (docs/scaling.md, 'NATS JetStream path').",
+    )
+    nats_urls: str = Field(
+        "nats://127.0.0.1:4222", description="NATS path: the cluster's nodes, nats:// URLs separated by commas."
+    )
+    nats_username: str | None = Field(None, description="NATS path: the ingestor's NATS user.")
+    nats_password: SecretStr | None = None
+    nats_accounts_file: str | None = Field(
+        None,
+        description="NATS path: the accounts file every node includes; the hub rewrites it (and its .json beside it)"
+        " to provision devices, then reloads every node.",
+    )
+    nats_system_password: SecretStr | None = Field(
+        None, description="NATS path: password of the system user (mimamori-system) the hub reloads the nodes as."
+    )
+    nats_callout_password: SecretStr | None = Field(
+        None, description="NATS path: password of the auth callout service's user (mimamori-callout)."
+    )
+    nats_callout_seed_file: str | None = Field(
+        None,
+        description="NATS path: the account nkey seed (mode 0600) the auth callout signs its answers with; each"
+        " node's auth_callout names its public key (`mimamori broker nats-init`).",
+    )
+    nats_stream: str = Field("MIMAMORI_DEVICES", description="NATS path: the JetStream stream of device messages.")
+    nats_stream_replicas: int = Field(3, ge=1, le=5, description="NATS path: copies of that stream in the cluster.")
+    nats_durable: str = Field(
+        "mimamori-ingest", description="NATS path: the durable consumer every ingestor shares (any takes any message)."
+    )
+    nats_max_ack_pending: int = Field(
+        20_000,
+        ge=1,
+        description="NATS path: messages delivered and not yet acknowledged, across all ingestors (bounds in-flight).",
+    )
+    nats_ack_wait_s: float = Field(
+        30.0, gt=0, description="NATS path: an unacknowledged message goes to another ingestor after this long."
     )
 
     api_push_rate_per_s: float = Field(50.0, gt=0, description="HTTP push: sustained requests per second per key.")
@@ -361,6 +406,18 @@ class Settings(BaseSettings):
                 f" ({self.ingest_max_past_days + 2}): readings are accepted, and aggregates refreshed, that far back"
             )
         return self
+
+    @field_validator("nats_urls")
+    @classmethod
+    def _check_nats_urls(cls, value: str) -> str:
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        if not urls or any(urlsplit(u).scheme not in ("nats", "tls") or not urlsplit(u).hostname for u in urls):
+            raise ValueError("must be nats:// (or tls://) URLs with a host, separated by commas")
+        return ",".join(urls)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return self.nats_urls.split(",")
 
     @cached_property
     def mqtt(self) -> MqttAddress:

@@ -107,6 +107,7 @@ _SERVICE_FIXTURES = frozenset(
         # Modules' own: a private TLS broker (ingest/test_mqtt_client.py), scratch databases of a storage mode
         # (mimamori/test_series_storage.py, mimamori/test_timescaledb_production.py).
         *("tls_broker", "scratch", "current", "tsdb"),
+        *("nats_cluster", "nats_callout_cluster"),  # three-node NATS JetStream clusters (tests/nats_support.py)
     }
 )
 

@@ -142,10 +142,11 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def running_ingestor(settings: Any, pool: Any, **kwargs: Any) -> Iterator[Any]:
-    """An ``MqttIngestor`` connected and running in a thread of the test, stopped (and checked stopped) after."""
-    from ingest import MqttIngestor
+    """The configured broker's ingestor (``MqttIngestor`` unless MIMAMORI_BROKER=nats) connected and running in a
+    thread of the test, stopped (and checked stopped) after."""
+    from ingest import make_ingestor
 
-    ingestor = MqttIngestor(settings, pool, **kwargs)
+    ingestor = make_ingestor(settings, pool, **kwargs)
     ingestor.connect()
     stop = threading.Event()
     thread = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)

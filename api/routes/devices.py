@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, model_validator
 from api.auth import Authenticated, require
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
-from devices import latest_readings, manage
-from devices.broker import BrokerAdmin, DeviceCredentials
+from devices import broker_admin, latest_readings, manage
+from devices.broker import DeviceCredentials
 from devices.importer import read_rows
 from devices.keys import Principal, Role
 from devices.manage import BrokerFactory, Caller
@@ -148,7 +148,7 @@ def _out(d: DeviceInfo) -> DeviceOut:
 
 def _broker(request: Request) -> BrokerFactory:
     settings = request.app.state.settings
-    return lambda: BrokerAdmin(settings)
+    return lambda: broker_admin(settings)
 
 
 async def _in_db(pool: ConnectionPool, work: Callable[[psycopg.Connection], T]) -> T:

@@ -161,3 +161,77 @@ def add_publisher(
         f"{client_id or username}; password:"
     )
     print(password)
+
+
+@app.command("nats-init")
+def nats_init(
+    data_dir: Annotated[
+        Path, typer.Option("--dir", help="Folder for the accounts file and the callout's seed.")
+    ] = Path("var/nats"),
+) -> None:
+    """The NATS path's accounts (MIMAMORI_BROKER=nats): the ingestor's, the system user's and the auth callout
+    service's, and the seed the callout signs with. Writes the hub's credentials to hub-credentials.env (0600)
+    and prints the `authorization` block every node's configuration needs (docs/scaling.md)."""
+    import os
+    import secrets
+
+    from devices.nats_accounts import CALLOUT_USER, SYSTEM_USER, init_accounts
+    from devices.nats_callout import issuer_public_key, new_issuer_seed
+
+    settings = load_settings()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    accounts = data_dir / "accounts.conf"
+    if accounts.with_suffix(".json").exists():
+        raise typer.BadParameter(f"{accounts.with_suffix('.json')} exists already: the accounts are kept as they are")
+    ingest, system, callout = (secrets.token_urlsafe(32) for _ in range(3))
+    user = settings.nats_username or "mimamori-ingest"
+    init_accounts(accounts, settings.mqtt_topic_prefix, user, ingest, system, callout)
+    seed_file = data_dir / "callout.seed"
+    seed = new_issuer_seed(secrets.token_bytes(32))
+    fd = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(seed)
+    env = data_dir / "hub-credentials.env"
+    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            f"MIMAMORI_BROKER=nats\nMIMAMORI_NATS_USERNAME={user}\nMIMAMORI_NATS_PASSWORD={ingest}\n"
+            f"MIMAMORI_NATS_SYSTEM_PASSWORD={system}\nMIMAMORI_NATS_CALLOUT_PASSWORD={callout}\n"
+            f"MIMAMORI_NATS_ACCOUNTS_FILE={accounts.resolve()}\nMIMAMORI_NATS_CALLOUT_SEED_FILE={seed_file.resolve()}\n"
+        )
+    out.print(f"accounts in {accounts}, credentials in {env}; every node's configuration needs:")
+    print(f'include "{accounts.resolve()}"')
+    print(
+        f"authorization {{ auth_callout {{ issuer: {issuer_public_key(seed)}, account: MIMAMORI, "
+        f'auth_users: ["{user}", "{SYSTEM_USER}", "{CALLOUT_USER}"] }} }}'
+    )
+
+
+@app.command("nats-callout")
+def nats_callout() -> None:
+    """The NATS auth callout service: admits each device with its password under its own device id only (run one
+    or more; the nodes ask any of them)."""
+    import signal
+    import threading
+
+    from devices.nats_callout import CalloutService
+    from mimamori.errors import ConfigError
+
+    settings = load_settings()
+    if not (settings.nats_callout_password and settings.nats_callout_seed_file and settings.nats_accounts_file):
+        raise ConfigError(
+            "MIMAMORI_NATS_CALLOUT_PASSWORD, MIMAMORI_NATS_CALLOUT_SEED_FILE and MIMAMORI_NATS_ACCOUNTS_FILE are"
+            " needed (`mimamori broker nats-init` writes them)"
+        )
+    seed = Path(settings.nats_callout_seed_file).read_bytes().strip()
+    service = CalloutService(
+        settings.nats_servers,
+        settings.nats_callout_password.get_secret_value(),
+        seed,
+        Path(settings.nats_accounts_file),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out.print(f"answering NATS authorisation requests from {settings.nats_urls}")
+    service.run(stop)

@@ -44,9 +44,9 @@ def _conn() -> Iterator[tuple[Settings, psycopg.Connection]]:
 
 
 def _broker(settings: Settings) -> BrokerFactory:
-    from devices.broker import BrokerAdmin
+    from devices import broker_admin
 
-    return lambda: BrokerAdmin(settings)
+    return lambda: broker_admin(settings)
 
 
 def _metadata(pairs: list[str] | None, as_json: str | None) -> dict[str, Any] | None:

