@@ -1,8 +1,9 @@
 """Geo-API benchmark: `python -m bench.api` (not a test).
 
 Builds a scratch database with 10,000 devices, 100,000 synthetic stands (made and imported with the CLI:
-`mimamori stands sample` + `mimamori stands import`) and a month of 10-minute readings for 100 devices, starts
-`mimamori api` as its own process, and measures under concurrent clients:
+`mimamori stands sample` + `mimamori stands import`) and a month of 10-minute readings for 100 devices (1-minute
+readings for the first of them, dev-00000: 43,200 in the month), starts `mimamori api` as its own process, and
+measures under concurrent clients:
 
 * OGC items by bbox (devices, ~2 km box), * the stand at a point, * a time-series query (1 h buckets over a week),
 * a stand tile at zoom 10 and at zoom 14, * and a baseline: `/ogc/conformance` (no database), measured in the same
