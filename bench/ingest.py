@@ -461,6 +461,7 @@ class Drained:
         self.cpu_ms_per_1000 = cpu_s / readings * 1_000_000
         self.stored = stored
         self.shares = shares or [readings]  # readings committed by each process
+        self.broker_cpu_s = self.database_cpu_s = 0.0  # beside the consumer, over its drain (ingest's drains)
 
 
 def count_rows(dsn: str, table: str) -> int:
@@ -489,7 +490,13 @@ def drain_members(group: str, processes: int) -> list[str]:
 
 
 def drain_mimamori(
-    settings: Settings, dsn: str, group: str, expected: int, processes: int = 1, profile: Path | None = None
+    settings: Settings,
+    dsn: str,
+    group: str,
+    expected: int,
+    processes: int = 1,
+    profile: Path | None = None,
+    watch: Callable[[], CpuWatch] | None = None,
 ) -> Drained:
     """``processes`` ingest processes (as `mimamori ingest --workers N` runs them) resuming the sessions of
     ``group``'s members and their backlog, timed from the first connection to the last commit, CPU summed; with
@@ -512,6 +519,7 @@ def drain_mimamori(
         for _ in procs:
             if not gate[0].acquire(timeout=120):
                 raise RuntimeError("an ingest process did not start")
+        watching = watch() if watch else None
         gate[1].set()
         deadline = time.monotonic() + 600
         while stored.value < expected:
@@ -520,12 +528,15 @@ def drain_mimamori(
             time.sleep(0.002)
         seconds = last.value - min(d[0].value for d in drains)
         span = (expected, seconds, sum(d[2].value - d[1].value for d in drains if d[3].value))
+        beside = watching.stop() if watching else (0.0, 0.0)
     finally:
         stop_py_spy(spy)
         stop.set()
         for proc in procs:
             proc.join(timeout=30)
-    return Drained(*span, count_rows(dsn, "series_readings"), [int(d[3].value) for d in drains])
+    done = Drained(*span, count_rows(dsn, "series_readings"), [int(d[3].value) for d in drains])
+    done.broker_cpu_s, done.database_cpu_s = beside
+    return done
 
 
 def drain_nodered(peer: NodeRedPeer, dsn: str, client_id: str, expected: int) -> Drained:
@@ -554,6 +565,38 @@ def drain_broker(broker: Mosquitto, client_id: str, messages: int) -> tuple[floa
     if proc.returncode != 0:
         raise RuntimeError(f"mosquitto_sub drained less than {messages} messages ({proc.returncode})")
     return messages / seconds, (usage.ru_utime + usage.ru_stime) / messages * 1_000_000
+
+
+def backend_pids(dsn: str) -> list[int]:
+    """The server processes of the other connections to ``dsn``'s database (the consumer's, during a drain)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+class CpuWatch:
+    """CPU seconds the broker, and the database's server processes for the bench's database, use over a span:
+    what a consumer's drain costs beside its own process (the machine's other users' backends are not counted)."""
+
+    def __init__(self, broker: Mosquitto, dsn: str) -> None:
+        self._broker = broker.proc.pid if broker.proc else 0
+        self._dsn = dsn
+        self._broker0 = cpu_seconds(self._broker)
+        self._db0 = {pid: _cpu_or_zero(pid) for pid in backend_pids(dsn)}
+
+    def stop(self) -> tuple[float, float]:
+        """(broker CPU s, database CPU s) since the watch began; backends opened meanwhile counted whole."""
+        db = sum(_cpu_or_zero(pid) - self._db0.get(pid, 0.0) for pid in backend_pids(self._dsn))
+        return cpu_seconds(self._broker) - self._broker0, db
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
 
 
 def refuse_dropped_messages(broker: Mosquitto) -> None:
@@ -606,7 +649,9 @@ def drain_round(
     names = list(ids)
     for name in names[turn % len(names) :] + names[: turn % len(names)]:
         if name == "broker":
+            watching = CpuWatch(broker, dsn)
             msgs_per_s, cpu = drain_broker(broker, ids[name], published)
+            r[f"broker_broker_cpu{k}"] = watching.stop()[0] / readings * 1_000_000
             r |= {f"broker_msgs{k}": msgs_per_s, f"broker_readings{k}": msgs_per_s * per_message}
             r[f"broker_cpu{k}"] = cpu / per_message
         elif name == "nodered":
@@ -617,8 +662,10 @@ def drain_round(
                 conn.execute("TRUNCATE series_readings, latest_readings")
             n = processes if name == "workers" else 1
             spy_at = profile / f"drain-{per_message}-{tag}.txt" if profile and name == "mimamori" else None
-            done = drain_mimamori(settings, dsn, ids[name], readings, n, spy_at)
+            done = drain_mimamori(settings, dsn, ids[name], readings, n, spy_at, lambda: CpuWatch(broker, dsn))
             r[f"{name}_least_share{k}"] = min(done.shares) / readings
+            r[f"{name}_broker_cpu{k}"] = done.broker_cpu_s / readings * 1_000_000
+            r[f"{name}_database_cpu{k}"] = done.database_cpu_s / readings * 1_000_000
         if name != "broker":
             r |= {f"{name}{k}": done.readings_per_s, f"{name}_cpu{k}": done.cpu_ms_per_1000}
             r[f"{name}_rows{k}"] = done.stored
@@ -985,6 +1032,13 @@ def drain_result(drains: list[dict[str, float]], peer: str | None, skipped: str,
             f"broker_limit_readings_per_s{s}": round(median(f"broker_readings_{k}")),
             f"broker_limit_cpu_ms_per_1000{s}": round(median(f"broker_cpu_{k}"), 1),
             f"broker_limit_ratio{s}": round(ratio(f"mimamori_{k}", f"broker_readings_{k}"), 3),
+        }
+        # What the broker (and the database, for ingest) spend per reading beside the consumer: how much of two
+        # cores a drain leaves the consumer at the broker's own delivery rate.
+        out |= {
+            f"broker_limit_broker_cpu_ms_per_1000{s}": round(median(f"broker_broker_cpu_{k}"), 1),
+            f"drain_broker_cpu_ms_per_1000{s}": round(median(f"mimamori_broker_cpu_{k}"), 1),
+            f"drain_database_cpu_ms_per_1000{s}": round(median(f"mimamori_database_cpu_{k}"), 1),
         }
         if f"workers_{k}" in drains[0]:
             out |= {
