@@ -260,7 +260,9 @@ class MqttIngestor:
         return batch
 
     def _commit(self, batch: list[_Item], stop: threading.Event) -> None:
-        unknown = {d.device_id for item in batch for d in item.outcome.dead if d.reason is Reason.unknown_device}
+        # Only the refused messages are looked at again (a pass over every message is felt at one reading each).
+        refused = [item for item in batch if item.outcome.dead]
+        unknown = {d.device_id for item in refused for d in item.outcome.dead if d.reason is Reason.unknown_device}
         delay = 0.1
         while True:
             try:
@@ -276,10 +278,12 @@ class MqttIngestor:
                 snapshot = self._current
                 break
         self._current = snapshot
-        outcomes = [
-            process_safely(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else item.outcome
-            for item in batch
-        ]
+        outcomes = [item.outcome for item in batch]
+        if unknown:  # a message refused as from an unknown device may name one registered since
+            outcomes = [
+                process_safely(item.message, snapshot, self._cfg) if _names_new_device(item, snapshot) else outcome
+                for item, outcome in zip(batch, outcomes, strict=True)
+            ]
         started = time.monotonic()
         result = self.writer.write(outcomes, stop)
         if result is None:

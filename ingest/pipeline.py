@@ -6,7 +6,6 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 from ingest.codecs import decode_status, decode_telemetry
 from ingest.contract import STATUS, Reading, Reason, Rejection, Status, parse_topic
@@ -15,7 +14,6 @@ from ingest.rejections import summarise
 from ingest.validation import Limits, check_device, validate_readings
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass(slots=True)  # one per message: not frozen, which is cheaper to build; never mutated
@@ -165,24 +163,24 @@ def _liveness_from_readings(device_id: str, received: datetime, readings: list[R
 
 
 def merge_liveness(updates: list[Liveness]) -> list[Liveness]:
-    """One row per device for a whole batch: the newest of each field."""
+    """One row per device for a whole batch: the newest of each field (a field's latest non-null value; the
+    first of equal times wins over a null only). Merged in place into one copy per device: this runs for every
+    message of a batch, mostly from a few devices."""
     merged: dict[str, Liveness] = {}
     for u in updates:
-        old = merged.get(u.device_id)
-        if old is None:
-            merged[u.device_id] = u
+        m = merged.get(u.device_id)
+        if m is None:
+            merged[u.device_id] = Liveness(u.device_id, u.seen, u.last_reading, u.online, u.battery, u.signal)
             continue
-        newer = u.seen >= old.seen
-        merged[u.device_id] = Liveness(
-            u.device_id,
-            max(u.seen, old.seen),
-            max((t for t in (u.last_reading, old.last_reading) if t is not None), default=None),
-            _pick(u.online, old.online, newer),
-            _pick(u.battery, old.battery, newer),
-            _pick(u.signal, old.signal, newer),
-        )
+        newer = u.seen >= m.seen
+        if newer:
+            m.seen = u.seen
+        if u.last_reading is not None and (m.last_reading is None or u.last_reading > m.last_reading):
+            m.last_reading = u.last_reading
+        if u.online is not None and (newer or m.online is None):
+            m.online = u.online
+        if u.battery is not None and (newer or m.battery is None):
+            m.battery = u.battery
+        if u.signal is not None and (newer or m.signal is None):
+            m.signal = u.signal
     return list(merged.values())
-
-
-def _pick(mine: _T | None, theirs: _T | None, mine_is_newer: bool) -> _T | None:
-    return mine if mine is not None and (mine_is_newer or theirs is None) else theirs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -12,9 +13,13 @@ from ingest.contract import Reading
 from ingest.pipeline import DeadLetter, Liveness
 from ingest.series_numbers import series_numbers
 
-# Readings go through a per-connection staging table filled by binary COPY: about twice as fast as
-# INSERT … unnest() for big batches, and the ON CONFLICT still makes redelivery harmless. Rows carry their series
-# number (ingest/series_numbers.py), not the device and metric texts.
+# A batch that is all new (every batch but a redelivery, or one repeating a reading) is copied straight into
+# series_readings by binary COPY, in a savepoint. A duplicate undoes that attempt alone, and the batch then goes
+# through a per-connection staging table (binary COPY too) and INSERT … ON CONFLICT DO NOTHING, which makes
+# redelivery harmless. Rows carry their series number (ingest/series_numbers.py), not the device and metric texts.
+_COPY_ALL_NEW = "COPY series_readings (time, value, series_id, delay_cs) FROM STDIN (FORMAT BINARY)"
+_ALL_NEW_TYPES = ("timestamptz", "float8", "int4", "int4")
+_NOW = "SELECT now()"  # the receipt time reading_delay_cs() takes by default: the transaction's start
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_series_readings (
     time timestamptz NOT NULL, value float8 NOT NULL, series_id integer NOT NULL
@@ -23,11 +28,15 @@ CREATE TEMP TABLE IF NOT EXISTS staging_series_readings (
 _COPY_STAGING = "COPY staging_series_readings (time, value, series_id) FROM STDIN (FORMAT BINARY)"
 _STAGING_TYPES = ("timestamptz", "float8", "int4")
 
-_INSERT_ALL_NEW = """
+_INSERT_FROM_STAGING = """
 INSERT INTO series_readings (time, value, series_id, delay_cs)
 SELECT time, value, series_id, reading_delay_cs(time) FROM staging_series_readings
+ON CONFLICT (series_id, time) DO NOTHING
 """
-_INSERT_FROM_STAGING = _INSERT_ALL_NEW + "ON CONFLICT (series_id, time) DO NOTHING\n"
+# reading_delay_cs() (migration 0058) in Python: hundredths of a second, halves rounded away from zero as
+# PostgreSQL rounds a numeric, saturated to an integer. Timedelta arithmetic: one subtraction and one division a row.
+_CS, _HALF_CS, _NO_DELAY = timedelta(milliseconds=10), timedelta(milliseconds=5), timedelta(0)
+_DELAY_MIN, _DELAY_MAX = -2147483648, 2147483647
 
 # The newest reading of each device and metric in a batch, picked in Python (a few rows sent instead of a sort of
 # the whole batch in the database), in key order so that concurrent ingestors lock rows in the same order.
@@ -83,28 +92,12 @@ def insert_readings(
     if not readings:
         return 0, []
     numbers = series_numbers(conn, {(r.device_id, r.metric) for r in readings})
-    conn.execute(_CREATE_STAGING)
-    with conn.cursor() as cur:
-        with cur.copy(_COPY_STAGING) as copy:
-            copy.set_types(_STAGING_TYPES)
-            for r in readings:
-                copy.write_row((r.time, r.value, numbers[r.device_id, r.metric]))
-        new: list[Reading] = []
-        all_new = _insert_all_new(conn, cur)
-        if all_new is not None:  # the common case: nothing of the batch was stored before
-            inserted = all_new
-            new = readings if return_new else []
-        elif return_new:
-            # Only here when something was stored already or repeated: the rows inserted now are sent back. (Not
-            # found by xmin afterwards: TimescaleDB cannot read xmin through a compressed chunk.)
-            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, series_id, value")
-            pairs = {n: pair for pair, n in numbers.items()}
-            new = [Reading(t, *pairs[n], v) for t, n, v in cur.fetchall()]
-            inserted = len(new)
-        else:
-            cur.execute(_INSERT_FROM_STAGING)
-            inserted = cur.rowcount
-        cur.execute("TRUNCATE staging_series_readings")  # a later statement in this transaction must not see them
+    inserted = _copy_all_new(conn, readings, numbers)
+    if inserted is not None:  # the common case: nothing of the batch was stored before
+        new = readings if return_new else []
+    else:
+        rows = [(r.time, r.value, numbers[r.device_id, r.metric]) for r in readings]
+        inserted, new = _insert_from_staging(conn, rows, numbers, return_new=return_new)
     conn.execute(_UPSERT_LATEST, _columns(newest_readings(readings), "device_id", "metric", "time", "value"))
     return inserted, new
 
@@ -121,20 +114,60 @@ def newest_readings(readings: list[Reading]) -> list[Reading]:
     return [newest[k] for k in sorted(newest)]
 
 
-def _insert_all_new(conn: psycopg.Connection, cur: psycopg.Cursor[tuple[object, ...]]) -> int | None:
-    """Store the staged readings with a plain INSERT when none of them is stored yet; None when one is.
+def _copy_all_new(conn: psycopg.Connection, readings: list[Reading], numbers: dict[tuple[str, str], int]) -> int | None:
+    """Copy the readings straight into series_readings when none of them is stored yet; None when one is.
 
-    ON CONFLICT inserts each row speculatively, which costs a third of the statement; a batch that is all new
-    (every batch but a redelivery, or one repeating a reading) does without it. A duplicate undoes this attempt
-    alone (a savepoint), and the caller stores the batch with ON CONFLICT instead. A concurrent ingestor storing
-    the same reading makes this one wait for its commit and then fail the same way.
+    ON CONFLICT inserts each row speculatively, and a staging table costs a write, a read and a truncation of
+    every row: a batch that is all new does without both. A duplicate undoes this attempt alone (a savepoint),
+    and the caller stores the batch with ON CONFLICT instead. A concurrent ingestor storing the same reading makes
+    this one wait for its commit and then fail the same way. The delay is reading_delay_cs()'s of the
+    transaction's own now(), computed here (inline: this loop runs for every reading).
     """
+    found = conn.execute(_NOW).fetchone()
+    received: datetime = found[0] if found else datetime.now(UTC)
     try:
-        with conn.transaction():
-            cur.execute(_INSERT_ALL_NEW)
-            return cur.rowcount
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_ALL_NEW) as copy:
+            copy.set_types(_ALL_NEW_TYPES)
+            write = copy.write_row
+            for r in readings:
+                t = r.time
+                d = received - t
+                cs = (d + _HALF_CS) // _CS if d >= _NO_DELAY else -((_HALF_CS - d) // _CS)
+                if not _DELAY_MIN <= cs <= _DELAY_MAX:
+                    cs = _DELAY_MIN if cs < 0 else _DELAY_MAX
+                write((t, r.value, numbers[r.device_id, r.metric], cs))
     except psycopg.errors.UniqueViolation:
         return None
+    return len(readings)
+
+
+def _insert_from_staging(
+    conn: psycopg.Connection,
+    rows: list[tuple[datetime, float, int]],
+    numbers: dict[tuple[str, str], int],
+    *,
+    return_new: bool,
+) -> tuple[int, list[Reading]]:
+    """Store the readings through the staging table with ON CONFLICT DO NOTHING: how many were new, and — when
+    ``return_new`` — which. Only here when something was stored already or repeated. (The new ones are not found
+    by xmin afterwards: TimescaleDB cannot read xmin through a compressed chunk.)"""
+    conn.execute(_CREATE_STAGING)
+    with conn.cursor() as cur:
+        with cur.copy(_COPY_STAGING) as copy:
+            copy.set_types(_STAGING_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        new: list[Reading] = []
+        if return_new:
+            cur.execute(_INSERT_FROM_STAGING + " RETURNING time, series_id, value")
+            pairs = {n: pair for pair, n in numbers.items()}
+            new = [Reading(t, *pairs[n], v) for t, n, v in cur.fetchall()]
+            inserted = len(new)
+        else:
+            cur.execute(_INSERT_FROM_STAGING)
+            inserted = cur.rowcount
+        cur.execute("TRUNCATE staging_series_readings")  # a later statement in this transaction must not see them
+    return inserted, new
 
 
 def insert_dead_letters(conn: psycopg.Connection, dead: list[DeadLetter]) -> None:

@@ -92,3 +92,18 @@ def test_the_newest_reading_of_each_device_and_metric_is_picked_the_first_of_equ
     batch = [reading(3), reading(1), rain, reading(3, value=7.0), reading(2)]
     assert newest_readings(batch) == [reading(3), rain]  # in key order: gauge-1 before rain-1
     assert newest_readings([]) == []
+
+
+def test_the_delay_copied_with_a_new_batch_is_reading_delay_cs_of_the_transaction_start(db, city):
+    # Halves of a hundredth round away from zero, as PostgreSQL rounds; beyond ±248 days the delay saturates.
+    offsets = [timedelta(0), timedelta(milliseconds=5), timedelta(milliseconds=-5), timedelta(microseconds=4_999)]
+    offsets += [timedelta(days=-3, milliseconds=125), timedelta(days=300), timedelta(days=-300)]
+    with db.transaction():
+        now = db.execute("SELECT now()").fetchone()[0]
+        batch = [Reading(now - o, "gauge-1", "water_level", float(i)) for i, o in enumerate(offsets)]
+        write_batch(db, [Outcome(readings=batch)])
+        rows = db.execute(
+            "SELECT r.delay_cs, reading_delay_cs(r.time, %s) FROM series_readings r ORDER BY r.value", (now,)
+        ).fetchall()
+    assert [stored for stored, _ in rows] == [expected for _, expected in rows]
+    assert len(rows) == len(offsets) and rows[1][0] == 1 and rows[2][0] == -1 and rows[5][0] == 2147483647
