@@ -16,7 +16,9 @@ from devices.sta.queries import (
     fetch_related,
     read,
     series_number,
+    tenant_datastreams,
 )
+from devices.sta.render import entity, entity_key, json_value, pairs, self_link
 
 __all__ = [
     "ENTITY_SETS",
@@ -36,14 +38,20 @@ __all__ = [
     "datastream_target",
     "decode_cursor",
     "encode_cursor",
+    "entity",
+    "entity_key",
     "fetch_entity",
     "fetch_page",
     "fetch_related",
     "format_key",
+    "json_value",
     "options_query",
+    "pairs",
     "parse_key",
     "parse_options",
     "parse_path",
     "read",
+    "self_link",
     "series_number",
+    "tenant_datastreams",
 ]
