@@ -187,7 +187,7 @@ def add_sta_reader(
         audit(conn, f"cli:{getpass.getuser()}", "broker.sta_reader.create", username, {"tenant": tenant})
         conn.commit()
     out.print(
-        f"STA reader {username} of {tenant} ({len(streams)} Datastreams) as client id {client_id or username}; password:"
+        f"STA reader {username} of {tenant} ({len(streams)} Datastreams), client id {client_id or username}; password:"
     )
     print(password)
 
@@ -198,12 +198,13 @@ def sync_sta_readers(
 ) -> None:
     """Bring each tenant's STA reader role in line with its Datastreams (run after devices or series appear)."""
     from devices.broker import BrokerAdmin
+    from devices.queries import tenant_ids
     from devices.sta import tenant_datastreams
     from mimamori.db import connect
 
     settings = load_settings()
     with connect(settings.dsn) as conn:
-        tenants = tenant or [r[0] for r in conn.execute("SELECT id FROM tenants ORDER BY id").fetchall()]
+        tenants = tenant or sorted(tenant_ids(conn))
         streams = {t: tenant_datastreams(conn, t) for t in tenants}
     with BrokerAdmin(settings) as admin:
         for name, pairs in streams.items():
