@@ -21,12 +21,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 from psycopg_pool import ConnectionPool
 
-from devices import dynsec
-from devices.sta import ENTITY_SETS, ObservationId, Options, entity, fetch_entity, series_number
+from devices import BrokerAdmin, dynsec
+from devices.sta import (
+    ENTITY_SETS,
+    ObservationId,
+    Options,
+    datastream_tenant,
+    entity,
+    fetch_entity,
+    series_number,
+    tenant_datastreams,
+)
 from mimamori import metrics
 from mimamori.committed import CommittedReading
+from mimamori.errors import MimamoriError
 from mimamori.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,10 @@ class StaObservationPublisher:
         self.published = 0
         self.base = settings.public_url.rstrip("/") + STA_PATH
         self._client = client
+        # Datastreams whose tenant's reader role is known to grant them (kept in step when the hub may manage the
+        # broker: MIMAMORI_MQTT_ADMIN_PASSWORD set); otherwise `mimamori broker sync-sta-readers` does it.
+        self._granted: set[int] = set()
+        self.role_syncs = 0
 
     def on_readings(self, readings: Iterable[CommittedReading]) -> None:
         """The committed-readings listener: never blocks."""
@@ -91,6 +106,8 @@ class StaObservationPublisher:
                 series_id = series[(device_id, metric)]
                 if series_id is None:
                     continue
+                if series_id not in self._granted:
+                    self._grant(conn, series_id)
                 key = str(ObservationId(series_id, when))
                 found = fetch_entity(conn, ENTITY_SETS["Observations"], key, Options(), tenant=None, now=now)
                 if found is None:
@@ -106,3 +123,21 @@ class StaObservationPublisher:
         self.published += done
         metrics.STA_MQTT_PUBLISHED.inc(done)
         return done
+
+    def _grant(self, conn: psycopg.Connection, series_id: int) -> None:
+        """A Datastream not seen yet: bring its tenant's reader role in line (a new series, or a restart)."""
+        if not self.settings.mqtt_admin_password:
+            self._granted.add(series_id)
+            return
+        tenant = datastream_tenant(conn, series_id)
+        if tenant is None:
+            return
+        streams = tenant_datastreams(conn, tenant)
+        try:
+            with BrokerAdmin(self.settings) as admin:
+                admin.sync_sta_reader_role(tenant, streams)
+        except MimamoriError as exc:  # the broker's admin away: publish anyway, try again with the next reading
+            log.warning("STA reader role of %s not synced: %s", tenant, str(exc)[:200])
+            return
+        self.role_syncs += 1
+        self._granted.update(s for _, s in streams)

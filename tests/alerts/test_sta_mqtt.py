@@ -129,3 +129,35 @@ def test_sync_follows_new_datastreams(settings, db, city, broker):
     topics = {a["topic"] for a in role["acls"]}
     assert dynsec.sta_datastream_topic(series["acme-soil-1/soil_moisture"]) in topics
     assert not any("gauge-1" in t or f"({series['gauge-1/water_level']})" in t for t in topics)
+
+
+def test_a_new_datastream_becomes_subscribable_once_its_first_observation_is_committed(
+    hub_settings, pool, db, city, broker
+):
+    """The publisher keeps the tenant's reader role in step: a reader made before the series existed may subscribe
+    to it once the hub has committed its first Observation, and receives the next."""
+    clean_alert_tables(db)
+    series = seed(db)
+    ds = series["acme-soil-1/soil_moisture"]
+    keys = role_keys(db)
+    name = f"sta-acme-{uuid.uuid4().hex[:8]}"
+    with BrokerAdmin(hub_settings) as admin:
+        password = admin.create_sta_reader(name, "acme", [])  # as if acme had no Datastream yet
+    acme = connect(broker.port, name, password, name)
+    try:
+        assert subscribe(acme, dynsec.sta_datastream_topic(ds)) == NOT_AUTHORIZED
+        with in_process_hub(hub_settings, pool, alerts=True, webhooks=False) as hub:
+            wait_until(lambda: hub.alerts.publisher.client.is_connected(), timeout=10, what="the alert publisher")
+            from fastapi.testclient import TestClient
+
+            with TestClient(hub.app()) as api:
+                body = {"phenomenonTime": iso(RECENT), "result": 0.3, "Datastream": {"@iot.id": ds}}
+                assert api.post(STA + "/Observations", json=body, headers=keys["partner"]).status_code == 201
+                wait_until(lambda: hub.alerts.sta.role_syncs, timeout=15, what="the reader role synced")
+                assert subscribe(acme, dynsec.sta_datastream_topic(ds)) < 0x80
+                body["phenomenonTime"] = iso(RECENT + timedelta(minutes=1))
+                assert api.post(STA + "/Observations", json=body, headers=keys["partner"]).status_code == 201
+                wait_until(lambda: acme.messages, timeout=15, what="the second Observation")
+        assert json.loads(acme.messages[0])["phenomenonTime"] == body["phenomenonTime"]
+    finally:
+        acme.close()
