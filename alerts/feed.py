@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from alerts.engine import AlertEngine
 from alerts.evaluate import Observation
-from mimamori.committed import CommittedFeed, CommittedReading
+from mimamori.committed import CommittedFeed, CommittedListener, CommittedReading
 from mimamori.db import connect
 from mimamori.settings import Settings
 
@@ -110,9 +110,11 @@ def start_forwarding(pool: ConnectionPool, committed: CommittedFeed, stop: threa
 class ReadingListener:
     """LISTENs for forwarded readings and hands them to the engine; asks for a rebuild after any gap."""
 
-    def __init__(self, settings: Settings, engine: AlertEngine) -> None:
+    def __init__(self, settings: Settings, engine: AlertEngine, also: Sequence[CommittedListener] = ()) -> None:
+        """``also``: further listeners of the readings (the STA MQTT publisher); the engine alone rebuilds."""
         self.settings = settings
         self.engine = engine
+        self._also = tuple(also)
 
     def run(self, stop: threading.Event) -> None:
         delay = 0.5
@@ -127,7 +129,10 @@ class ReadingListener:
                             if note.payload == RESYNC:
                                 self.engine.request_resync()
                             else:
-                                self.engine.on_readings(decode(note.payload))
+                                readings = decode(note.payload)
+                                self.engine.on_readings(readings)
+                                for listener in self._also:
+                                    listener(readings)
             except (psycopg.Error, OSError) as exc:
                 log.warning("alert feed connection lost, reconnecting: %s", str(exc)[:200])
             except Exception as exc:  # an unreadable payload: rebuild rather than guess

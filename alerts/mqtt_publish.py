@@ -52,6 +52,11 @@ class MqttAlertPublisher:
             self._client.tls_set(ca_certs=settings.mqtt_ca_file)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
 
+    @property
+    def client(self) -> mqtt.Client:
+        """The connection, shared with the STA Observation publisher (alerts/sta_mqtt.py)."""
+        return self._client
+
     def run(self, stop: threading.Event) -> None:
         addr = self.settings.mqtt
         self._client.connect_async(addr.host, addr.port, keepalive=30)

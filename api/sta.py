@@ -3,12 +3,12 @@ with ``@iot.count`` and ``@iot.nextLink``, the service root, and STA's error bod
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from devices.sta import ENTITY_SETS, EntitySet, Many, ObservationId, One, Options, Page, StaError, format_key
-from devices.sta import options_query as _options_query
+from devices.sta import ENTITY_SETS, Many, One, Options, entity, entity_key, json_value, pairs, self_link
+
+__all__ = ["collection", "entity", "entity_key", "error", "json_value", "one", "self_link", "service_root"]
 
 VERSION_PATH = "/sta/v1.1"
 CONFORMANCE = [
@@ -24,69 +24,6 @@ def error(status: int, message: str) -> dict[str, Any]:
     return {"code": status, "type": "error", "message": message}
 
 
-def json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value
-
-
-def entity_key(es: EntitySet, row: dict[str, Any]) -> int | str:
-    if es.name == "Observations":
-        return str(ObservationId(row["_series"], row["phenomenonTime"]))
-    return row["id"]  # type: ignore[no-any-return]
-
-
-def self_link(base: str, es: EntitySet, row: dict[str, Any]) -> str:
-    return f"{base}/{es.name}({format_key(entity_key(es, row))})"
-
-
-def _check_select(es: EntitySet, select: tuple[str, ...] | None) -> None:
-    for name in select or ():
-        if name not in es.properties and name not in es.navs and name not in ("@iot.id", "@iot.selfLink"):
-            raise StaError(f"$select: {es.singular} has no property {name[:60]!r}")
-
-
-def entity(base: str, es: EntitySet, row: dict[str, Any], expanded: dict[str, Any], options: Options) -> dict[str, Any]:
-    select = options.select
-    _check_select(es, select)
-    wanted = None if select is None else set(select)
-    link = self_link(base, es, row)
-    doc: dict[str, Any] = {}
-    if wanted is None or wanted & {"id", "@iot.id"}:
-        doc["@iot.id"] = entity_key(es, row)
-    if wanted is None or wanted & {"id", "@iot.selfLink"}:
-        doc["@iot.selfLink"] = link
-    for name in es.properties:
-        if name != "id" and (wanted is None or name in wanted):
-            doc[name] = json_value(row[name])
-    for name in es.navs:
-        if wanted is None or name in wanted:
-            doc[f"{name}@iot.navigationLink"] = f"{link}/{name}"
-    by_nav = {e.nav: e.options for e in options.expand}
-    for name, child in expanded.items():
-        nav = es.navs[name]
-        target = ENTITY_SETS[nav.target]
-        child_options = by_nav[name]
-        if nav.to_one:
-            doc[name] = None if child is None else entity(base, target, child[0], child[1], child_options)
-            continue
-        assert isinstance(child, Page)
-        doc[name] = [entity(base, target, r, x, child_options) for r, x in _pairs(child)]
-        if child.count is not None:
-            doc[f"{name}@iot.count"] = child.count
-        if child.next_query is not None:
-            query = _options_query(child_options) | child.next_query
-            if "$skiptoken" in child.next_query:
-                query.pop("$skip", None)
-            doc[f"{name}@iot.nextLink"] = f"{link}/{name}?{urlencode(query)}"
-    return doc
-
-
-def _pairs(page: Page) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    expanded = page.expanded or [{} for _ in page.rows]
-    return list(zip(page.rows, expanded, strict=True))
-
-
 def one(base: str, found: One, options: Options) -> dict[str, Any]:
     return entity(base, found.es, found.row, found.expanded, options)
 
@@ -100,7 +37,7 @@ def collection(base: str, found: Many, options: Options, url: str, query: dict[s
     if page.next_query is not None:
         nxt = {k: v for k, v in query.items() if k not in ("$skip", "$skiptoken")} | page.next_query
         doc["@iot.nextLink"] = f"{url}?{urlencode(nxt)}"
-    doc["value"] = [entity(base, found.es, r, x, options) for r, x in _pairs(page)]
+    doc["value"] = [entity(base, found.es, r, x, options) for r, x in pairs(page)]
     return doc
 
 

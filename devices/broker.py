@@ -235,6 +235,35 @@ class BrokerAdmin:
         self.execute([dynsec.create_client(username, password, [role], text, client_id=client_id)])
         return password
 
+    def sync_sta_reader_role(self, tenant_id: str, streams: list[tuple[str, int]]) -> int:
+        """Bring the tenant's STA reader role in line with its (device, Datastream) pairs; how many ACL changes."""
+        role = dynsec.sta_reader_role(tenant_id)
+        wanted = dynsec.sta_reader_acls(streams)
+        answer = self.execute([dynsec.get_role(role)], tolerate=("not found",))[0]
+        if "error" in answer:
+            self.execute([dynsec.create_role(role, wanted)])
+            return len(wanted)
+        current = answer.get("data", {}).get("role", {}).get("acls", [])
+        commands = dynsec.role_acl_changes(role, current, wanted)
+        if commands:
+            self.execute(commands)
+        return len(commands)
+
+    def create_sta_reader(
+        self, username: str, tenant_id: str, streams: list[tuple[str, int]], client_id: str | None = None
+    ) -> str:
+        """An account that may subscribe to the tenant's SensorThings MQTT topics and nothing else, bound to one
+        client id (its username when not given). Returns its password, once."""
+        password = new_device_password()
+        client_id = client_id or username
+        self._refuse_hub_id(client_id)
+        self.sync_sta_reader_role(tenant_id, streams)
+        role = dynsec.sta_reader_role(tenant_id)
+        text = f"STA reader of {tenant_id}"
+        self.execute([dynsec.create_client(username, password, [role], text, client_id=client_id)])
+        log.info("STA reader account %s created for %s", username, tenant_id)
+        return password
+
     def list_clients(self) -> list[dict[str, Any]]:
         """Every account on the broker: username, client id (when bound), roles."""
         answer = self.execute([dynsec.list_clients()])[0]

@@ -105,7 +105,78 @@ def alerts_acls(prefix: str) -> tuple[Acl, ...]:
         Acl("publishClientSend", f"{prefix}/alerts/+/status", allow=False, priority=1),
         Acl("publishClientSend", f"{prefix}/alerts/+/+"),
         Acl("publishClientSend", f"{prefix}/alerts/+/+/events"),
+        # SensorThings' MQTT extension (alerts/sta_mqtt.py): a Datastream's new Observations, and a Thing's
+        Acl("publishClientSend", f"{STA_VERSION}/+/Observations"),
+        Acl("publishClientSend", f"{STA_VERSION}/+/+/Observations"),
     )
+
+
+# -- SensorThings MQTT extension ---------------------------------------------------------------------
+# STA 1.1 (OGC 18-088, 14.2) fixes the topics: ``v1.1/Datastreams(<id>)/Observations`` names a Datastream's new
+# Observations, with no room for a tenant level. Tenants are kept apart by ACL instead: each tenant's reader role
+# may subscribe to exactly its own Datastreams' and Things' topics (literal ones; a wildcard filter such as
+# ``v1.1/#`` or ``v1.1/+/Observations`` matches no literal entry and is refused in the SUBACK).
+
+STA_VERSION = "v1.1"
+STA_READER_ROLE_PREFIX = "sta-reader:"
+
+
+def sta_datastream_topic(series_id: int) -> str:
+    return f"{STA_VERSION}/Datastreams({int(series_id)})/Observations"
+
+
+def sta_thing_topic(device_id: str, series_id: int) -> str:
+    return f"{STA_VERSION}/Things({_quoted(device_id)})/Datastreams({int(series_id)})/Observations"
+
+
+def sta_thing_filter(device_id: str) -> str:
+    """Every Observation of one Thing: ``v1.1/Things('<id>')/+/Observations``."""
+    return f"{STA_VERSION}/Things({_quoted(device_id)})/+/Observations"
+
+
+def _quoted(device_id: str) -> str:
+    if any(c in device_id for c in "+#/'") or not device_id:
+        raise ValueError("device ids in STA topics may not contain MQTT wildcards, slashes or quotes")
+    return f"'{device_id}'"
+
+
+def sta_reader_role(tenant_id: str) -> str:
+    return STA_READER_ROLE_PREFIX + tenant_id
+
+
+def sta_reader_acls(streams: list[tuple[str, int]]) -> tuple[Acl, ...]:
+    """What a tenant's STA reader may subscribe to, given the tenant's (device id, Datastream id) pairs: each
+    Datastream's topic, each Thing's topic per Datastream, and each Thing's ``+`` filter; nothing else."""
+    acls: dict[tuple[str, str], Acl] = {}
+    for device_id, series_id in sorted(streams):
+        for acl in (
+            Acl("subscribeLiteral", sta_datastream_topic(series_id)),
+            Acl("subscribeLiteral", sta_thing_topic(device_id, series_id)),
+            Acl("subscribeLiteral", sta_thing_filter(device_id)),
+        ):
+            acls[(acl.acltype, acl.topic)] = acl
+    return tuple(acls.values())
+
+
+def role_acl_changes(rolename: str, current: list[dict[str, Any]], wanted: tuple[Acl, ...]) -> list[dict[str, Any]]:
+    """The commands that turn a role's ``current`` ACLs (as getRole answers them) into ``wanted``."""
+    have = {(a["acltype"], a["topic"]): a for a in current}
+    want = {(a.acltype, a.topic): a for a in wanted}
+    commands: list[dict[str, Any]] = []
+    for key, acl in want.items():
+        old = have.get(key)
+        if old is not None and old.get("allow") == acl.allow and old.get("priority", 0) == acl.priority:
+            continue
+        if old is not None:
+            commands.append({"command": "removeRoleACL", "rolename": rolename, "acltype": key[0], "topic": key[1]})
+        commands.append({"command": "addRoleACL", "rolename": rolename, **acl.as_json()})
+    for key in have.keys() - want.keys():
+        commands.append({"command": "removeRoleACL", "rolename": rolename, "acltype": key[0], "topic": key[1]})
+    return commands
+
+
+def get_role(name: str) -> dict[str, Any]:
+    return {"command": "getRole", "rolename": name}
 
 
 def device_topics(prefix: str, tenant_id: str, device_id: str) -> tuple[str, str]:

@@ -64,7 +64,7 @@ def in_process_hub(
         services = start_alert_services(
             settings, pool, stop, webhooks=webhooks, clock=clock, notification_formats=NOTIFICATION_FORMATS
         )
-        committed.subscribe(services.engine.on_readings)
+        committed.subscribe(services.on_readings)
     ingestor = make_ingestor(settings, pool, committed=committed)
     worker = None
     try:

@@ -120,6 +120,10 @@ ALERT_READINGS = Counter("mimamori_alerts_readings_evaluated", "Readings judged 
 ALERT_TRANSITIONS = Counter("mimamori_alerts_transitions", "Alert changes stored (raised, escalated, resolved …).")
 WEBHOOK_DELIVERIES = Counter("mimamori_alerts_webhook_deliveries", "Webhook delivery attempts by outcome.", ["outcome"])
 ALERT_MQTT_PUBLISHED = Counter("mimamori_alerts_mqtt_published", "Alert events published on MQTT.")
+STA_MQTT_PUBLISHED = Counter("mimamori_sta_mqtt_published", "Observations published on SensorThings MQTT topics.")
+STA_MQTT_DROPPED = Counter(
+    "mimamori_sta_mqtt_dropped", "Committed readings not published on SensorThings MQTT (queue full, broker away)."
+)
 
 # -- API ------------------------------------------------------------------------------------------------------
 

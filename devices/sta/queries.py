@@ -463,6 +463,23 @@ def datastream_target(conn: psycopg.Connection, series_id: int, tenant: str | No
     return (row[0], row[1]) if row else None
 
 
+def tenant_datastreams(conn: psycopg.Connection, tenant: str) -> list[tuple[str, int]]:
+    """Every (Thing, Datastream id) of ``tenant``: what its STA MQTT reader may subscribe to."""
+    rows = conn.execute(
+        "SELECT s.device_id, s.series_id FROM series s JOIN devices d ON d.id = s.device_id"
+        " WHERE d.tenant_id = %s ORDER BY s.series_id",
+        (tenant,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def datastream_tenant(conn: psycopg.Connection, series_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT d.tenant_id FROM series s JOIN devices d ON d.id = s.device_id WHERE s.series_id = %s", (series_id,)
+    ).fetchone()
+    return row[0] if row else None
+
+
 def series_number(conn: psycopg.Connection, device_id: str, metric: str) -> int | None:
     row = conn.execute(
         "SELECT series_id FROM series WHERE device_id = %s AND metric = %s", (device_id, metric)

@@ -45,7 +45,12 @@ def run() -> None:
         try:
             services = start_alert_services(settings, pool, stop, notification_formats=NOTIFICATION_FORMATS)
             listener = threading.Thread(
-                target=ReadingListener(settings, services.engine).run, args=(stop,), name="alerts-feed", daemon=True
+                target=ReadingListener(
+                    settings, services.engine, also=[services.sta.on_readings] if services.sta else []
+                ).run,
+                args=(stop,),
+                name="alerts-feed",
+                daemon=True,
             )
             listener.start()
             out.print(f"evaluating alert rules; MQTT {settings.mqtt}, topics {settings.mqtt_topic_prefix}/alerts/#")

@@ -235,3 +235,52 @@ def nats_callout() -> None:
         signal.signal(sig, lambda *_: stop.set())
     out.print(f"answering NATS authorisation requests from {settings.nats_urls}")
     service.run(stop)
+
+
+@app.command("add-sta-reader")
+def add_sta_reader(
+    username: str,
+    tenant: Annotated[str, typer.Option(help="The tenant whose Datastreams and Things it may follow.")],
+    client_id: Annotated[
+        str | None, typer.Option(help="The one MQTT client id it may connect with (its username if omitted).")
+    ] = None,
+) -> None:
+    """An account for a partner's (or viewer's) SensorThings MQTT client: it may subscribe to its tenant's
+    v1.1/Datastreams(id)/Observations and v1.1/Things('id')/… topics and nothing else. Prints its password once."""
+    from devices.broker import BrokerAdmin
+    from devices.keys import audit
+    from devices.sta import tenant_datastreams
+    from mimamori.db import connect
+
+    settings = load_settings()
+    with connect(settings.dsn) as conn:
+        streams = tenant_datastreams(conn, tenant)
+    with BrokerAdmin(settings) as admin:
+        password = admin.create_sta_reader(username, tenant, streams, client_id=client_id)
+    with connect(settings.dsn) as conn:
+        audit(conn, f"cli:{getpass.getuser()}", "broker.sta_reader.create", username, {"tenant": tenant})
+        conn.commit()
+    out.print(
+        f"STA reader {username} of {tenant} ({len(streams)} Datastreams), client id {client_id or username}; password:"
+    )
+    print(password)
+
+
+@app.command("sync-sta-readers")
+def sync_sta_readers(
+    tenant: Annotated[list[str] | None, typer.Option(help="Only these tenants (every tenant if omitted).")] = None,
+) -> None:
+    """Bring each tenant's STA reader role in line with its Datastreams (run after devices or series appear)."""
+    from devices.broker import BrokerAdmin
+    from devices.queries import tenant_ids
+    from devices.sta import tenant_datastreams
+    from mimamori.db import connect
+
+    settings = load_settings()
+    with connect(settings.dsn) as conn:
+        tenants = tenant or sorted(tenant_ids(conn))
+        streams = {t: tenant_datastreams(conn, t) for t in tenants}
+    with BrokerAdmin(settings) as admin:
+        for name, pairs in streams.items():
+            changed = admin.sync_sta_reader_role(name, pairs)
+            out.print(f"{name}: {len(pairs)} Datastreams, {changed} ACL changes", highlight=False, markup=False)

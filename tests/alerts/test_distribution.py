@@ -305,9 +305,10 @@ def test_forwarded_readings_reach_the_single_evaluator(settings, pool, db, city,
 
         t = threading.Thread(target=second, daemon=True)
         t.start()
+        heard: list = []  # a further listener of the feed, as the STA MQTT publisher is
         threads = [
             threading.Thread(target=engine.run, args=(stop,), daemon=True),
-            threading.Thread(target=ReadingListener(s, engine).run, args=(stop,), daemon=True),
+            threading.Thread(target=ReadingListener(s, engine, also=[heard.extend]).run, args=(stop,), daemon=True),
         ]
         forwarder = NotifyForwarder(pool)
         threads.append(threading.Thread(target=forwarder.run, args=(stop,), daemon=True))
@@ -323,6 +324,10 @@ def test_forwarded_readings_reach_the_single_evaluator(settings, pool, db, city,
                 lambda: db.execute("SELECT level FROM alerts WHERE subject = 'g1'").fetchall() == [(2,)],
                 what="the alert raised from a forwarded reading",
             )
+            wait_until(lambda: heard, what="the forwarded reading at the further listener")
+            assert [(r.device_id, r.metric, r.value) for r in heard] == [
+                (r.device_id, r.metric, r.value) for r in batch
+            ]
             assert standby == []
         finally:
             other_stop.set()
