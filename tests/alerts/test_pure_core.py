@@ -39,6 +39,7 @@ IO_MODULES = {
     "alerts.outbox",
     "alerts.queries",  # gone (split into store and outbox): it must not come back under a pure module
     "alerts.runtime",
+    "alerts.sta_mqtt",  # publishes committed readings as SensorThings Observations over MQTT
     "alerts.store",
     "alerts.stream",
     "alerts.webhooks",
