@@ -38,6 +38,9 @@ NOT_BESIDE_A_RUNNING_HUB = {
     "mimamori alerts run": "the evaluator of a split layout; `make up` evaluates in-process",
     "mimamori broker init --dir /var/lib/mosquitto --port 1883": "a server's broker (docs/deployment.md)",
     "mimamori grafana sync": "needs a Grafana server (docs/grafana.md); tests/dashboards/test_grafana_sync.py runs it",
+    "mimamori broker add-sta-reader acme-dashboard --tenant acme": "a partner's SensorThings MQTT reader, made in the"
+    " broker with the admin account; tests/hub/test_sta_reader_cli.py runs it against the test broker",
+    "mimamori broker sync-sta-readers": "tests/hub/test_sta_reader_cli.py runs it against the test broker",
     "mimamori simulate -n 10000 --mode load --connections 4": "load mode logs in with one account for many devices, "
     "which a broker binding accounts to client ids refuses (docs/simulators.md)",
 }
