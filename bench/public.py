@@ -10,7 +10,7 @@ scenario publishing to the local Mosquitto (``--mqtt``), then drives with wrk at
 * ``public_page`` — ``/public``, the citizens' page,
 * ``baseline`` — ``/ogc/conformance`` on the same server, no database: each figure is also given as a ratio to it.
 
-``mimamori api`` lowers its CPU priority by ``MIMAMORI_API_NICE`` (5) so that readings win the cores from readers;
+``mimamori api`` lowers its CPU priority by ``MIMAMORI_API_NICE`` (19) so that readings win the cores from readers;
 wrk, which in a real stampede would be the phones elsewhere, runs at that same lowered priority here.
 
 The open-data rate limit is per client address and all the load comes from 127.0.0.1, so the run raises

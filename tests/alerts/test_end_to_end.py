@@ -171,9 +171,11 @@ def test_mqtt_readings_raise_escalate_and_resolve_one_alert_everywhere(hub, brok
     newcomer = broker.client(username=s.mqtt_username, password=s.mqtt_password.get_secret_value())
     newcomer.on_message = lambda _c, _u, m: late.append((m.topic, m.payload, m.retain))
     newcomer.subscribe(f"{s.mqtt_topic_prefix}/alerts/toyota-city/+", qos=1)
-    wait_until(lambda: late, what="the retained alert state")
+    # other tests' alerts on the same broker and prefix may be retained there too: this alert's is the one read
+    mine = f"{s.mqtt_topic_prefix}/alerts/toyota-city/{alert_id}"
+    wait_until(lambda: any(t == mine for t, _p, _r in late), what="the retained alert state")
     newcomer.loop_stop()
-    topic, payload, retained = late[0]
+    topic, payload, retained = next(m for m in late if m[0] == mine)
     assert retained and topic.endswith(f"/{alert_id}")
     assert json.loads(payload)["state"] == "resolved"
 
