@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cachetools import TTLCache, cached
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 
 def strong_etag(body: bytes) -> str:
@@ -37,6 +38,25 @@ class Built:
     @classmethod
     def of(cls, body: bytes, media_type: str, status: int = 200, headers: dict[str, str] | None = None) -> Built:
         return cls(body, media_type, status, headers or {}, strong_etag(body))
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): any listed tag, W/ or not, or *."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def send(built: Built, if_none_match: str | None, max_age_s: int) -> Response:
+    """A built answer as a cacheable response: strong ETag (304 when the client has it), Cache-Control public for
+    ``max_age_s``. Errors are sent as they are, without a validator."""
+    if built.status != 200:
+        return Response(built.body, status_code=built.status, media_type=built.media_type, headers=built.headers)
+    headers = {"ETag": built.etag, "Cache-Control": f"public, max-age={max_age_s}", **built.headers}
+    if _matches(if_none_match, built.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(built.body, media_type=built.media_type, headers=headers)
 
 
 def _size(built: Built) -> int:

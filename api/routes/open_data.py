@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 import alerts
-from api.answer_cache import AnswerCache, Built
+from api.answer_cache import AnswerCache, Built, send
 from api.auth import require
 from api.bodies import StrictJSONRoute
 from api.deps import get_pool
@@ -67,14 +67,6 @@ def _not_found(detail: str) -> JSONResponse:
     return JSONResponse({"error": "not_found", "detail": detail}, status_code=404)
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """If-None-Match's weak comparison (RFC 9110 13.1.2): any listed tag, W/ or not, or *."""
-    if not if_none_match:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or etag in tags
-
-
 def _headers(licences: Iterable[str], filename: str | None = None) -> dict[str, str]:
     """An anonymous answer's own headers: the licences as Link rel="license", readable from any origin."""
     headers = {
@@ -98,21 +90,10 @@ def _missing(detail: str) -> Built:
     return Built.of(orjson.dumps({"error": "not_found", "detail": detail}), "application/json", status=404)
 
 
-def _send(request: Request, built: Built) -> Response:
-    """A cacheable anonymous answer: strong ETag (304 when the client has it), Cache-Control public. Errors are
-    sent as they are, without a validator."""
-    if built.status != 200:
-        return Response(built.body, status_code=built.status, media_type=built.media_type, headers=built.headers)
-    max_age = request.app.state.settings.open_cache_max_age_s
-    headers = {"ETag": built.etag, "Cache-Control": f"public, max-age={max_age}", **built.headers}
-    if _matches(request.headers.get("if-none-match"), built.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(built.body, media_type=built.media_type, headers=headers)
-
-
 async def _cached(request: Request, key: Hashable, build: Callable[[], Built]) -> Response:
     answers: AnswerCache = request.app.state.answers
-    return _send(request, await answers.get(key, build))
+    max_age = request.app.state.settings.open_cache_max_age_s
+    return send(await answers.get(key, build), request.headers.get("if-none-match"), max_age)
 
 
 def _json(value: Any) -> bytes:

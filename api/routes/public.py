@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from psycopg_pool import ConnectionPool
 
-from api.answer_cache import AnswerCache, Built
+from api.answer_cache import AnswerCache, Built, send
 from api.bodies import StrictJSONRoute
 from api.public import PUBLIC_DIR
 from api.public.page import Translations, load_translations, negotiate, render
@@ -32,21 +32,9 @@ def check_translations(settings: Settings) -> None:
     load_translations(settings.public_translations)
 
 
-def _fresh(request: Request, etag: str) -> bool:
-    """If-None-Match names this body (weak comparison, RFC 9110 13.1.2)."""
-    header = request.headers.get("if-none-match") or ""
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
 def _send(request: Request, built: Built) -> Response:
-    if built.status != 200:
-        return Response(built.body, status_code=built.status, media_type=built.media_type, headers=built.headers)
     settings: Settings = request.app.state.settings
-    out = {"ETag": built.etag, "Cache-Control": f"public, max-age={settings.public_cache_max_age_s}", **built.headers}
-    if _fresh(request, built.etag):
-        return Response(status_code=304, headers=out)
-    return Response(built.body, media_type=built.media_type, headers=out)
+    return send(built, request.headers.get("if-none-match"), settings.public_cache_max_age_s)
 
 
 def _build_page(pool: ConnectionPool, tr: Translations, chosen: str, gauge_id: str | None) -> Built:
